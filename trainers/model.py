@@ -1,0 +1,212 @@
+"""Build the CIFAR residual networks of the paper from a RunConfig.
+
+`unit_specs(cfg)` lays the network out as plain data (one UnitSpec per residual unit, each a list
+of ops); `build_model` turns that data into modules, and the UI's unit diagrams and `describe`
+read the very same specs, so a diagram can never disagree with the model it depicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from .config import RunConfig
+from .layers import Head, ZeroPadShortcut, bn, conv, projection, relu
+from .registry import BLOCKS, ORDERINGS, SHORTCUTS
+
+STAGE_WIDTHS = (16, 32, 64)  # 32x32 → 16x16 → 8x8 (first ResNet paper, CIFAR)
+
+
+@dataclass(frozen=True)
+class Op:
+    kind: str  # "conv" | "bn" | "relu"
+    channels: int  # output channels (= input channels for bn / relu)
+    cin: int = 0  # conv only
+    kernel: int = 0
+    stride: int = 1
+
+    def label(self) -> str:
+        if self.kind == "conv":
+            s = f", /{self.stride}" if self.stride > 1 else ""
+            return f"{self.kernel}x{self.kernel} conv, {self.channels}{s}"
+        return {"bn": "BN", "relu": "ReLU"}[self.kind]
+
+
+@dataclass(frozen=True)
+class UnitSpec:
+    stage: int
+    index: int  # within the stage
+    cin: int
+    cout: int
+    stride: int
+    preact: tuple[Op, ...]  # shared by both branches (first unit of stages 2, 3 in pre-act nets)
+    residual: tuple[Op, ...]  # F
+    downsample: str  # "identity" | "zeropad" | "conv" | "none" (the shortcut type brings its own)
+    shortcut: str  # the shortcut type's registry name
+    after_add: tuple[Op, ...]  # f
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _ops(names, channels: int) -> list[Op]:
+    return [Op(n, channels) for n in names]
+
+
+def unit_specs(cfg: RunConfig) -> list[UnitSpec]:
+    block, ordering = BLOCKS[cfg.block], ORDERINGS[cfg.ordering]
+    n = cfg.units_per_stage
+    specs: list[UnitSpec] = []
+    cin = STAGE_WIDTHS[0]
+    for stage, width in enumerate(STAGE_WIDTHS):
+        cout = width * block.expansion
+        for i in range(n):
+            stride = 2 if (stage > 0 and i == 0) else 1
+            first = i == 0
+            # Pre-act nets: the stem's BN→ReLU already activated stage 1's input, and the first
+            # unit of stages 2, 3 activates once for both branches (authors' code, paper Sec. 4.1).
+            shared = ordering.preact_net and first
+            preact = _ops(ordering.before_conv, cin) if (shared and stage > 0) else []
+            residual: list[Op] = []
+            c = cin
+            names = ordering.residual_ops(len(block.kernels))
+            k = 0  # index of the next conv
+            skip_before = len(ordering.before_conv) if shared else 0
+            for name in names:
+                if skip_before:
+                    skip_before -= 1
+                    continue
+                if name == "conv":
+                    last = k == len(block.kernels) - 1
+                    out = cout if last else width
+                    # stride on the first conv of the branch, as in the authors' resnet-pre-act.lua
+                    # (torchvision strides a bottleneck's 3x3 instead; same parameter count)
+                    s = stride if k == 0 else 1
+                    residual.append(Op("conv", out, c, block.kernels[k], s))
+                    c, k = out, k + 1
+                else:
+                    residual.append(Op(name, c))
+            if SHORTCUTS[cfg.shortcut].replaces_downsample:
+                down = "none"
+            elif cin == cout and stride == 1:
+                down = "identity"
+            else:
+                down = cfg.downsample
+            specs.append(UnitSpec(stage, i, cin, cout, stride, tuple(preact), tuple(residual), down,
+                                  cfg.shortcut, tuple(_ops(ordering.after_add, cout))))
+            cin = cout
+    return specs
+
+
+def _sequential(ops, packs: int) -> nn.Sequential:
+    layers = []
+    for op in ops:
+        if op.kind == "conv":
+            layers.append(conv(op.cin, op.channels, op.kernel, op.stride, packs))
+        elif op.kind == "bn":
+            layers.append(bn(op.channels, packs))
+        else:
+            layers.append(relu())
+    return nn.Sequential(*layers)
+
+
+class ResidualUnit(nn.Module):
+    """y = h(x) + F(x), x_next = f(y), with h, F, f chosen by the config (paper Eq. 1-2)."""
+
+    def __init__(self, spec: UnitSpec, cfg: RunConfig, packs: int = 1):
+        super().__init__()
+        self.spec = spec
+        self.preact = _sequential(spec.preact, packs)
+        self.residual = _sequential(spec.residual, packs)
+        if spec.downsample == "zeropad":
+            self.downsample = ZeroPadShortcut(spec.cin, spec.cout, spec.stride, packs)
+        elif spec.downsample == "conv":
+            self.downsample = projection(spec.cin, spec.cout, spec.stride, packs, cfg.shortcut_bn)
+        else:
+            self.downsample = nn.Identity()
+        self.merge = SHORTCUTS[spec.shortcut].build(cfg, spec.cin, spec.cout, spec.stride, packs)
+        self.after_add = _sequential(spec.after_add, packs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.preact(x)  # shared pre-activation (first unit of a stage, pre-act nets) or nothing
+        residual = self.residual(x)  # residual branch F(x)
+        shortcut = self.downsample(x)  # shortcut branch: identity, zero-padded identity, projection
+        y = self.merge(x, shortcut, residual)  # h(x) + F(x), by shortcut type (Fig. 2)
+        return self.after_add(y)  # f(y): ReLU, BN→ReLU or identity (Fig. 4)
+
+
+class ResNet(nn.Module):
+    def __init__(self, cfg: RunConfig, num_classes: int | None = None, packs: int = 1):
+        super().__init__()
+        self.packs = packs
+        num_classes = num_classes or cfg.num_classes
+        self.specs = unit_specs(cfg)
+        # stem: 3x3 conv then BN→ReLU; in pre-act nets this is "the first activation right after
+        # the stem conv, before the first split" (paper Sec. 4.1)
+        self.stem = nn.Sequential(conv(3, STAGE_WIDTHS[0], 3, 1, packs), bn(STAGE_WIDTHS[0], packs), relu())
+        self.units = nn.Sequential(*(ResidualUnit(s, cfg, packs) for s in self.specs))
+        features = self.specs[-1].cout
+        # pre-act nets: one extra BN→ReLU after the last addition, before pooling (paper Sec. 4.1)
+        self.final = nn.Sequential(bn(features, packs), relu()) if cfg.is_preact else nn.Identity()
+        self.head = Head(features, num_classes, packs)
+        self.reset_parameters(cfg)
+
+    def reset_parameters(self, cfg: RunConfig) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                # He ("MSRA") init, fan_out as in fb.resnet.torch and torchvision
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                if m.bias is not None:  # only gate convs have a bias: b_g
+                    nn.init.constant_(m.bias, cfg.gate_bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.final(self.units(self.stem(x))))
+
+
+def build_model(cfg: RunConfig, num_classes: int | None = None, packs: int = 1) -> ResNet:
+    """The network of `cfg`, freshly initialised from the global torch RNG."""
+    return ResNet(cfg, num_classes, packs)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def describe(cfg: RunConfig) -> dict:
+    """What `python -m trainers describe` prints: a summary built without allocating weights."""
+    with torch.device("meta"):
+        model = build_model(cfg)
+    specs = model.specs
+    return {
+        "key": cfg.key,
+        "label": cfg.label(),
+        "parameters": count_parameters(model),
+        "units": len(specs),
+        "block": cfg.block,
+        "depth": cfg.depth,
+        "ordering": cfg.ordering,
+        "shortcut": cfg.shortcut,
+        "downsample": cfg.downsample,
+        "structure": [
+            {
+                "stage": s.stage + 1,
+                "units": sum(1 for t in specs if t.stage == s.stage),
+                "first_unit": _unit_text(s),
+                "other_units": _unit_text(next((t for t in specs if t.stage == s.stage and t.index == 1), s)),
+            }
+            for s in specs
+            if s.index == 0
+        ],
+        "config": cfg.to_dict(),
+    }
+
+
+def _unit_text(s: UnitSpec) -> str:
+    parts = [o.label() for o in s.preact] + ["split"] + [o.label() for o in s.residual]
+    parts += [f"(+ {s.shortcut} shortcut, {s.downsample})"] + [o.label() for o in s.after_add]
+    return " → ".join(parts)

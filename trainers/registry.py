@@ -1,0 +1,125 @@
+"""The paper's variants as data: unit orderings (Fig. 4), shortcut types (Fig. 2) and unit blocks.
+
+The model builder, the CLI, the sweep presets, the UI's widgets and diagrams, and the tests all
+enumerate these three dicts; adding a variant is one entry here (plus its merge module in
+`trainers/shortcuts.py` for a new shortcut type).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from . import shortcuts as sc
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """Where BN and ReLU sit around the convolutions of one residual unit.
+
+    The residual branch of a unit with k convs is, for each conv i:
+        before_conv, conv_i, (after_conv if i < k else after_last_conv)
+    and after the addition comes `after_add`.
+    """
+
+    name: str
+    title: str
+    figure: str
+    before_conv: tuple[str, ...]
+    after_conv: tuple[str, ...]
+    after_last_conv: tuple[str, ...]
+    after_add: tuple[str, ...]
+    # Pre-activation nets: BN→ReLU right after the stem conv (and the first unit of stage 1 skips
+    # its own pre-activation), the first unit of stages 2 and 3 shares its pre-activation between
+    # both branches, and one extra BN→ReLU follows the last addition (paper Sec. 4.1, authors' code).
+    preact_net: bool
+    paper_text: str
+
+    def residual_ops(self, n_convs: int) -> list[str]:
+        ops: list[str] = []
+        for i in range(n_convs):
+            ops += [*self.before_conv, "conv", *(self.after_conv if i < n_convs - 1 else self.after_last_conv)]
+        return ops
+
+
+ORDERINGS: dict[str, Ordering] = {
+    o.name: o
+    for o in [
+        Ordering("original", "original", "4(a)", (), ("bn", "relu"), ("bn",), ("relu",), False,
+                 "conv→BN→ReLU→conv→BN→(+)→ReLU"),
+        Ordering("bn_after_add", "BN after addition", "4(b)", (), ("bn", "relu"), (), ("bn", "relu"), False,
+                 "conv→BN→ReLU→conv→(+)→BN→ReLU"),
+        Ordering("relu_before_add", "ReLU before addition", "4(c)", (), ("bn", "relu"), ("bn", "relu"), (), False,
+                 "conv→BN→ReLU→conv→BN→ReLU→(+)"),
+        Ordering("relu_only_preact", "ReLU-only pre-activation", "4(d)", ("relu",), ("bn",), ("bn",), (), True,
+                 "ReLU→conv→BN→ReLU→conv→BN→(+)"),
+        Ordering("full_preact", "full pre-activation", "4(e)", ("bn", "relu"), (), (), (), True,
+                 "BN→ReLU→conv→BN→ReLU→conv→(+)"),
+    ]
+}
+
+
+@dataclass(frozen=True)
+class Block:
+    name: str
+    title: str
+    kernels: tuple[int, ...]  # kernel size of each conv in the residual branch
+    expansion: int  # unit output channels = expansion × stage width (16/32/64)
+    default_downsample: str  # paper-faithful handling of dimension-changing units
+    note: str
+
+    @property
+    def layers_per_unit(self) -> int:
+        return len(self.kernels)
+
+
+BLOCKS: dict[str, Block] = {
+    b.name: b
+    for b in [
+        Block("basic", "basic (3x3, 3x3)", (3, 3), 1, "zeropad",
+              "depth 6n+2; first ResNet paper's CIFAR nets use zero-padded identity ('option A')"),
+        Block("bottleneck", "bottleneck (1x1, 3x3, 1x1)", (1, 3, 1), 4, "conv",
+              "depth 9n+2; 1x1 projection where dimensions grow (authors' resnet-pre-act.lua)"),
+        Block("single", "1-layer skip (3x3)", (3,), 1, "zeropad",
+              "depth 3n+2; each shortcut skips one conv (paper Table 3, first row)"),
+    ]
+}
+
+
+@dataclass(frozen=True)
+class Shortcut:
+    name: str
+    title: str
+    figure: str
+    on_shortcut: str  # the factor on the shortcut, as in Table 1
+    on_residual: str  # the factor on F
+    params: tuple[str, ...]  # RunConfig fields this type reads
+    # True: the type brings its own 1x1 conv, which also handles dimension changes.
+    replaces_downsample: bool
+    describe: Callable[..., str]  # describe(cfg) -> short label
+    build: Callable[..., object]  # build(cfg, cin, cout, stride, packs) -> merge module
+
+
+SHORTCUTS: dict[str, Shortcut] = {
+    s.name: s
+    for s in [
+        Shortcut("identity", "identity", "2(a)", "1", "1", (), False,
+                 describe=lambda c: "identity",
+                 build=lambda c, cin, cout, stride, packs: sc.IdentityMerge()),
+        Shortcut("constant", "constant scaling", "2(b)", "λ", "μ", ("shortcut_scale", "residual_scale"), False,
+                 describe=lambda c: f"constant λ={c.shortcut_scale:g}, F×{c.residual_scale:g}",
+                 build=lambda c, cin, cout, stride, packs: sc.ConstantScaling(c.shortcut_scale, c.residual_scale)),
+        Shortcut("exclusive_gate", "exclusive gating", "2(c)", "1−g(x)", "g(x)", ("gate_bias", "gate_width"), False,
+                 describe=lambda c: f"exclusive gate b_g={c.gate_bias:g}",
+                 build=sc.gated(sc.ExclusiveGating)),
+        Shortcut("shortcut_gate", "shortcut-only gating", "2(d)", "1−g(x)", "1", ("gate_bias", "gate_width"), False,
+                 describe=lambda c: f"shortcut-only gate b_g={c.gate_bias:g}",
+                 build=sc.gated(sc.ShortcutOnlyGating)),
+        Shortcut("conv1x1", "1x1 conv shortcut", "2(e)", "1x1 conv", "1", ("shortcut_bn",), True,
+                 describe=lambda c: "1x1 conv shortcut",
+                 build=lambda c, cin, cout, stride, packs: sc.Conv1x1Shortcut(cin, cout, stride, packs, c.shortcut_bn)),
+        Shortcut("dropout", "dropout shortcut", "2(f)", "dropout p", "1", ("dropout_p", "dropout_rescale"), False,
+                 describe=lambda c: f"dropout p={c.dropout_p:g}" + (" (rescaled)" if c.dropout_rescale else ""),
+                 build=lambda c, cin, cout, stride, packs: sc.DropoutShortcut(c.dropout_p, c.dropout_rescale)),
+    ]
+}
