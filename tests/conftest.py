@@ -1,0 +1,30 @@
+"""Shared fixtures. Tests must pass on a fresh clone with no ../shared beside it: anything that
+needs the shared CIFAR-10 JPEG copy asks for `shared_cifar_tarball` and is skipped without it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_TARBALL = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+
+# Two cores: keep torch from oversubscribing them when pytest and workers run side by side.
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "cache"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture(scope="session")
+def shared_cifar_tarball() -> Path:
+    if not SHARED_TARBALL.exists():
+        pytest.skip("../shared/data/cifar10-jpeg.tar.gz is not beside this checkout")
+    return SHARED_TARBALL
