@@ -1,0 +1,97 @@
+import json
+import math
+
+import pytest
+
+from trainers.config import ConfigError, RunConfig
+from trainers.registry import BLOCKS, ORDERINGS, SHORTCUTS
+
+
+def test_defaults_are_the_paper_protocol():
+    c = RunConfig()
+    assert (c.batch_size, c.lr, c.momentum, c.weight_decay) == (128, 0.1, 0.9, 1e-4)
+    assert (c.warmup_iterations, c.warmup_lr, c.iterations) == (400, 0.01, 64_000)
+    assert c.milestone_iterations() == (32_000, 48_000)
+    assert c.eval_every == 2000 and c.log_every == 320
+
+
+def test_auto_downsample_resolves_per_block():
+    assert RunConfig(block="basic", depth=110).downsample == "zeropad"
+    assert RunConfig(block="bottleneck", depth=164).downsample == "conv"
+    assert RunConfig(block="single", depth=110).downsample == "zeropad"
+    # resolved values are part of the identity: "auto" and its resolution are the same run
+    assert RunConfig(block="bottleneck", depth=164, downsample="conv").key == RunConfig(block="bottleneck", depth=164).key
+
+
+def test_key_is_canonical_and_changes_with_any_field():
+    a = RunConfig(depth=20, seed=1)
+    assert a.key == RunConfig.from_json(a.canonical_json()).key
+    assert a.key == RunConfig.from_dict(json.loads(json.dumps(a.to_dict()))).key
+    assert a.key != a.replace(seed=2).key
+    assert a.key != a.replace(ordering="full_preact").key
+    assert json.loads(a.canonical_json())["schema"] >= 1
+
+
+def test_replace_re_resolves_automatic_values():
+    a = RunConfig(block="basic", depth=20)
+    b = a.replace(block="bottleneck", depth=29)
+    assert b.downsample == "conv"
+    assert a.replace(iterations=640).eval_every == 20
+
+
+def test_json_ints_are_accepted_for_floats():
+    c = RunConfig.from_dict({"lr": 1, "milestones": [0.5, 0.75]})
+    assert c.lr == 1.0 and isinstance(c.lr, float)
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"ordering": "postact"}, "unknown ordering"),
+        ({"shortcut": "highway"}, "unknown shortcut"),
+        ({"block": "wide"}, "unknown block"),
+        ({"depth": 21}, r"6n\+2"),
+        ({"block": "bottleneck", "depth": 110}, r"9n\+2"),
+        ({"block": "single", "depth": 3}, r"3n\+2"),
+        ({"lr": 0}, "lr must be > 0"),
+        ({"lr": -0.1}, "lr must be > 0"),
+        ({"lr": math.nan}, "finite"),
+        ({"lr": "0.1"}, "must be a number"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"batch_size": 1.5}, "integer"),
+        ({"iterations": 0}, "iterations"),
+        ({"momentum": 1.0}, "momentum"),
+        ({"weight_decay": -1e-4}, "weight_decay"),
+        ({"milestones": (0.75, 0.5)}, "milestones"),
+        ({"milestones": (0.5, 1.5)}, "milestones"),
+        ({"dropout_p": 1.0}, "dropout_p"),
+        ({"dataset": "imagenet"}, "unknown dataset"),
+        ({"dataset": "folder:"}, "unknown dataset"),
+        ({"precision": "fp16"}, "unknown precision"),
+        ({"augment": "yes"}, "true or false"),
+        ({"seed": -1}, "seed"),
+    ],
+)
+def test_bad_values_get_a_clear_message(change, words):
+    with pytest.raises(ConfigError, match=words):
+        RunConfig(**change)
+
+
+def test_unknown_field_and_schema_are_refused():
+    with pytest.raises(ConfigError, match="unknown config field"):
+        RunConfig.from_dict({"learning_rate": 0.1})
+    with pytest.raises(ConfigError, match="schema"):
+        RunConfig.from_dict({"schema": 999})
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        RunConfig.from_json("{nope")
+
+
+def test_frozen():
+    with pytest.raises(Exception):
+        RunConfig().lr = 1.0  # type: ignore[misc]
+
+
+def test_registries_have_stable_names():
+    assert list(ORDERINGS) == ["original", "bn_after_add", "relu_before_add", "relu_only_preact", "full_preact"]
+    assert set(SHORTCUTS) == {"identity", "constant", "exclusive_gate", "shortcut_gate", "conv1x1", "dropout"}
+    assert set(BLOCKS) == {"basic", "bottleneck", "single"}

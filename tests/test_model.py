@@ -1,0 +1,141 @@
+"""Every ordering × shortcut × unit builds, runs forward and backward, and trains every parameter
+(parametrised over the registries themselves, like timm's model tests)."""
+
+import itertools
+
+import pytest
+import torch
+from torch import nn
+
+from trainers import RunConfig, build_model, count_parameters, describe, unit_specs
+from trainers.layers import ZeroPadShortcut
+from trainers.registry import BLOCKS, ORDERINGS, SHORTCUTS
+
+SMALLEST_DEPTH = {"basic": 8, "bottleneck": 11, "single": 5}
+
+
+@pytest.mark.parametrize(
+    "ordering, shortcut, block", list(itertools.product(ORDERINGS, SHORTCUTS, BLOCKS))
+)
+def test_every_combination_trains_every_parameter(ordering, shortcut, block):
+    # gate_bias 0: with the paper's -6 the gates start almost closed and gradients are tiny but
+    # must still be nonzero; 0 makes "every parameter gets a gradient" a sharp check.
+    cfg = RunConfig(ordering=ordering, shortcut=shortcut, block=block, depth=SMALLEST_DEPTH[block],
+                    gate_bias=0.0, shortcut_scale=0.5, residual_scale=0.5)
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    x = torch.randn(4, 3, 32, 32)
+    out = model(x)
+    assert out.shape == (4, 10)
+    assert torch.isfinite(out).all()
+    out.logsumexp(1).sum().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, f"{name} got no gradient"
+        assert torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, f"{name} got a zero gradient"
+    model.eval()
+    assert torch.isfinite(model(x)).all()
+
+
+@pytest.mark.parametrize(
+    "block, depth, expected_millions",
+    [("basic", 110, 1.7), ("bottleneck", 164, 1.7), ("bottleneck", 1001, 10.2), ("single", 110, 1.7)],
+)
+@pytest.mark.parametrize("ordering", ["original", "full_preact"])
+def test_parameter_counts_match_the_paper(block, depth, expected_millions, ordering):
+    n = describe(RunConfig(block=block, depth=depth, ordering=ordering))["parameters"]
+    assert abs(n / 1e6 - expected_millions) / expected_millions < 0.02, n
+
+
+@pytest.mark.parametrize("ordering", list(ORDERINGS))
+def test_unit_layout_follows_the_ordering(ordering):
+    o = ORDERINGS[ordering]
+    specs = unit_specs(RunConfig(depth=20, ordering=ordering))
+    assert len(specs) == 9
+    middle = specs[1]  # a plain unit: no dimension change, no shared pre-activation
+    assert [op.kind for op in middle.residual] == o.residual_ops(2)
+    assert [op.kind for op in middle.after_add] == list(o.after_add)
+    if o.preact_net:
+        assert specs[0].residual[0].kind == "conv", "stage 1's first unit reuses the stem's activation"
+        assert [op.kind for op in specs[3].preact] == list(o.before_conv), "shared pre-activation"
+        assert specs[3].residual[0].kind == "conv"
+    else:
+        assert all(not s.preact for s in specs)
+
+
+def test_preact_nets_end_with_bn_relu_and_original_does_not():
+    pre = build_model(RunConfig(depth=8, ordering="full_preact"))
+    post = build_model(RunConfig(depth=8, ordering="original"))
+    assert isinstance(pre.final[0], nn.BatchNorm2d) and isinstance(pre.final[1], nn.ReLU)
+    assert isinstance(post.final, nn.Identity)
+
+
+def test_he_init_and_no_conv_bias():
+    model = build_model(RunConfig(depth=20))
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            assert m.bias is None
+            fan_out = m.out_channels * m.kernel_size[0] * m.kernel_size[1]
+            std = m.weight.std().item()
+            assert abs(std - (2 / fan_out) ** 0.5) / (2 / fan_out) ** 0.5 < 0.15
+
+
+def test_gate_bias_initialised_from_config():
+    model = build_model(RunConfig(depth=8, shortcut="exclusive_gate", gate_bias=-6.0))
+    biases = [m.bias for m in model.modules() if isinstance(m, nn.Conv2d) and m.bias is not None]
+    assert biases and all(torch.all(b == -6.0) for b in biases)
+
+
+def test_single_gate_width_has_one_gate_map():
+    model = build_model(RunConfig(depth=8, shortcut="shortcut_gate", gate_width="single"))
+    gate_convs = [m for n, m in model.named_modules() if n.endswith("gate.conv")]
+    assert gate_convs and all(c.out_channels == 1 for c in gate_convs)
+
+
+def test_zero_pad_shortcut_is_subsampled_identity_with_zero_channels():
+    x = torch.randn(2, 4, 8, 8)
+    y = ZeroPadShortcut(4, 8, 2)(x)
+    assert y.shape == (2, 8, 4, 4)
+    assert torch.equal(y[:, :4], x[:, :, ::2, ::2]) and torch.all(y[:, 4:] == 0)
+
+
+def test_downsample_option_changes_dimension_changing_units_only():
+    zp = unit_specs(RunConfig(depth=20, downsample="zeropad"))
+    cv = unit_specs(RunConfig(depth=20, downsample="conv"))
+    assert [s.downsample for s in zp] == ["identity"] * 3 + ["zeropad", "identity", "identity"] * 2
+    assert [s.downsample for s in cv] == ["identity"] * 3 + ["conv", "identity", "identity"] * 2
+    assert count_parameters(build_model(RunConfig(depth=20, downsample="conv"))) > count_parameters(
+        build_model(RunConfig(depth=20))
+    )
+
+
+def test_constant_scaling_zero_is_a_plain_net():
+    """λ = 0: the shortcut contributes nothing, the unit output equals its residual branch."""
+    cfg = RunConfig(depth=8, shortcut="constant", shortcut_scale=0.0, residual_scale=1.0, ordering="full_preact")
+    model = build_model(cfg).eval()
+    unit = model.units[1]
+    x = torch.randn(2, 16, 32, 32)
+    assert torch.allclose(unit(x), unit.residual(unit.preact(x)))
+
+
+def test_dropout_shortcut_expectation_without_rescaling():
+    from trainers.shortcuts import DropoutShortcut
+
+    d = DropoutShortcut(0.5, rescale=False)
+    s = torch.ones(200_000)
+    zero = torch.zeros_like(s)
+    d.train()
+    assert abs(d(None, s, zero).mean().item() - 0.5) < 0.01  # kept with prob 0.5, not rescaled
+    d.eval()
+    assert torch.allclose(d(None, s, zero), torch.full_like(s, 0.5))  # the expectation at test time
+    r = DropoutShortcut(0.5, rescale=True).eval()
+    assert torch.equal(r(None, s, zero), s)
+
+
+def test_describe_is_json_ready():
+    import json
+
+    d = describe(RunConfig(block="bottleneck", depth=164, ordering="full_preact"))
+    json.dumps(d)
+    assert d["units"] == 54 and len(d["structure"]) == 3
+    assert d["structure"][1]["first_unit"].startswith("BN → ReLU → split")
