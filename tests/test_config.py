@@ -51,7 +51,7 @@ def test_json_ints_are_accepted_for_floats():
         ({"shortcut": "highway"}, "unknown shortcut"),
         ({"block": "wide"}, "unknown block"),
         ({"depth": 21}, r"6n\+2"),
-        ({"block": "bottleneck", "depth": 110}, r"9n\+2"),
+        ({"block": "bottleneck", "depth": 50}, r"9n\+2"),
         ({"block": "single", "depth": 3}, r"3n\+2"),
         ({"lr": 0}, "lr must be > 0"),
         ({"lr": -0.1}, "lr must be > 0"),
