@@ -1,0 +1,361 @@
+"""Figures and tables as pure functions: plain data (events, records, dicts) -> DataFrame / go.Figure.
+
+Nothing here touches Streamlit, the store or tensors, so every figure is tested without a browser.
+Training curves follow the paper's figures (Fig. 1, 3, 6): iterations on x, dashed training loss
+on the left axis, solid test error (%) on the right axis; here lr drops are dotted vertical lines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from typing import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+PALETTE = ("#1F77B4", "#D62728", "#2CA02C", "#FF7F0E", "#9467BD", "#8C564B", "#E377C2",
+           "#7F7F7F", "#BCBD22", "#17BECF")
+CURVE_COLUMNS = ("iteration", "train_loss", "train_error", "lr", "test_error", "test_loss")
+FAIL_ABOVE = 20.0  # the paper's "fail": test error > 20% (Table 1)
+FINISHED = ("done", "fail", "diverged")
+
+
+def color(i: int) -> str:
+    return PALETTE[i % len(PALETTE)]
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    h = hex_color.lstrip("#")
+    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+# --- curves --------------------------------------------------------------------------------------
+
+def curve_frame(events: Iterable[Mapping]) -> pd.DataFrame:
+    """One run's metrics and eval events -> one row per logged iteration (NaN where not measured)."""
+    rows: dict[int, dict] = {}
+    for ev in events:
+        kind = ev.get("type")
+        if kind not in ("metrics", "eval") or ev.get("iteration") is None:
+            continue
+        row = rows.setdefault(int(ev["iteration"]), {"iteration": int(ev["iteration"])})
+        keys = ("train_loss", "train_error", "lr") if kind == "metrics" else ("test_error", "test_loss")
+        for k in keys:
+            v = ev.get(k)
+            row[k] = float(v) if isinstance(v, (int, float)) and v is not None else math.nan
+    df = pd.DataFrame(sorted(rows.values(), key=lambda r: r["iteration"]), columns=list(CURVE_COLUMNS))
+    return df.astype({c: float for c in CURVE_COLUMNS[1:]})
+
+
+def ema(values: Sequence[float] | pd.Series, weight: float) -> np.ndarray:
+    """Debiased exponential moving average (TensorBoard's smoothing); NaNs are skipped, kept NaN.
+
+    weight 0 = no smoothing, 0.99 = very smooth."""
+    v = np.asarray(values, dtype=float)
+    if not 0 < weight < 1:
+        return v.copy()
+    out = np.full_like(v, np.nan)
+    acc, norm = 0.0, 0.0
+    for i, x in enumerate(v):
+        if not math.isfinite(x):
+            continue
+        acc = weight * acc + (1 - weight) * x
+        norm = weight * norm + (1 - weight)
+        out[i] = acc / norm
+    return out
+
+
+def seed_band(frames: Sequence[pd.DataFrame], column: str) -> pd.DataFrame:
+    """Median and min-max over runs (seeds) of one column, aligned on iteration.
+
+    Returns columns iteration, median, lo, hi, n (how many runs had a value there)."""
+    parts = [f[["iteration", column]].dropna().assign(run=i) for i, f in enumerate(frames) if column in f]
+    if not parts:
+        return pd.DataFrame(columns=["iteration", "median", "lo", "hi", "n"])
+    g = pd.concat(parts).groupby("iteration")[column]
+    out = pd.DataFrame({"median": g.median(), "lo": g.min(), "hi": g.max(), "n": g.count()})
+    return out.reset_index()
+
+
+def group_curves(groups: Mapping[str, Sequence[pd.DataFrame]], smoothing: float = 0.0) -> pd.DataFrame:
+    """Series name -> its runs' curve frames  ->  one long frame for `curve_figure`.
+
+    Each run is smoothed first (EMA, `smoothing` in [0, 1)), then the seeds of a series are
+    reduced to their median with a min-max band. Columns: series, iteration, and for
+    train_loss and test_error: the median, `<col>_lo`, `<col>_hi`, plus `n` (runs in the series).
+    """
+    out = []
+    for name, frames in groups.items():
+        frames = [f for f in frames if len(f)]
+        if not frames:
+            continue
+        smoothed = []
+        for f in frames:
+            f = f.copy()
+            for col in ("train_loss", "test_error"):
+                mask = f[col].notna()
+                f.loc[mask, col] = ema(f.loc[mask, col], smoothing)
+            smoothed.append(f)
+        merged = None
+        for col in ("train_loss", "test_error"):
+            b = seed_band(smoothed, col).rename(
+                columns={"median": col, "lo": f"{col}_lo", "hi": f"{col}_hi", "n": f"{col}_n"})
+            merged = b if merged is None else merged.merge(b, on="iteration", how="outer")
+        merged = merged.sort_values("iteration").assign(series=name, n=len(frames))
+        out.append(merged.drop(columns=["train_loss_n", "test_error_n"]))
+    cols = ["series", "iteration", "train_loss", "train_loss_lo", "train_loss_hi",
+            "test_error", "test_error_lo", "test_error_hi", "n"]
+    if not out:
+        return pd.DataFrame(columns=cols)
+    return pd.concat(out, ignore_index=True)[cols]
+
+
+def _band(fig: go.Figure, d: pd.DataFrame, col: str, c: str, yaxis: str, name: str) -> None:
+    d = d.dropna(subset=[f"{col}_lo", f"{col}_hi"])
+    if d.empty:
+        return
+    x = list(d["iteration"]) + list(d["iteration"][::-1])
+    y = list(d[f"{col}_hi"]) + list(d[f"{col}_lo"][::-1])
+    fig.add_trace(go.Scatter(x=x, y=y, fill="toself", fillcolor=_rgba(c, 0.15), line={"width": 0},
+                             hoverinfo="skip", showlegend=False, yaxis=yaxis, legendgroup=name,
+                             name=f"{name} {col} min-max"))
+
+
+def curve_figure(
+    curves: pd.DataFrame,
+    *,
+    lr_drops: Sequence[int] = (),
+    references: Mapping[str, float] | None = None,
+    log_loss: bool = False,
+    log_error: bool = False,
+    title: str = "",
+    height: int = 440,
+) -> go.Figure:
+    """Training curves in the paper's style (Fig. 1, 3, 6).
+
+    `curves` comes from `group_curves` (or has at least series, iteration, train_loss,
+    test_error). Dashed: training loss, left axis. Solid: test error %, right axis. A min-max band
+    is drawn where a series has more than one run. `lr_drops`: iterations of the lr /10 steps
+    (dotted vertical lines). `references`: series name -> the paper's error %, drawn as a
+    dash-dot horizontal line in the series' colour on the error axis.
+    """
+    fig = go.Figure()
+    references = dict(references or {})
+    names = list(dict.fromkeys(curves["series"])) if len(curves) else []
+    x_max = float(curves["iteration"].max()) if len(curves) else 1.0
+    for i, name in enumerate(names):
+        c = color(i)
+        d = curves[curves["series"] == name].sort_values("iteration")
+        many = "n" in d and int(d["n"].max()) > 1
+        label = f"{name} (median of {int(d['n'].max())})" if many else name
+        loss = d.dropna(subset=["train_loss"])
+        err = d.dropna(subset=["test_error"])
+        if many:
+            _band(fig, d, "train_loss", c, "y", name)
+            _band(fig, d, "test_error", c, "y2", name)
+        fig.add_trace(go.Scatter(x=loss["iteration"], y=loss["train_loss"], mode="lines", yaxis="y",
+                                 line={"color": c, "dash": "dash", "width": 1.5}, legendgroup=name,
+                                 name=f"{label}: train loss",
+                                 hovertemplate="it %{x}<br>train loss %{y:.3f}<extra>" + name + "</extra>"))
+        fig.add_trace(go.Scatter(x=err["iteration"], y=err["test_error"], mode="lines+markers",
+                                 yaxis="y2", marker={"size": 4}, line={"color": c, "width": 2},
+                                 legendgroup=name, name=f"{label}: test error",
+                                 hovertemplate="it %{x}<br>test error %{y:.2f}%<extra>" + name + "</extra>"))
+        if name in references and references[name] is not None:
+            ref = float(references[name])
+            fig.add_trace(go.Scatter(x=[0, x_max], y=[ref, ref], mode="lines", yaxis="y2",
+                                     line={"color": c, "dash": "dashdot", "width": 1}, legendgroup=name,
+                                     name=f"paper: {ref:.2f}% ({name})",
+                                     hovertemplate=f"paper: {ref:.2f}%<extra>{name}</extra>"))
+    for it in lr_drops:
+        fig.add_vline(x=it, line={"dash": "dot", "color": "#888", "width": 1},
+                      annotation_text="lr ÷10", annotation_position="top",
+                      annotation_font={"size": 10, "color": "#666"})
+    fig.update_layout(
+        title={"text": title} if title else None,
+        height=height,
+        margin={"l": 60, "r": 60, "t": 50 if title else 30, "b": 40},
+        hovermode="x unified",
+        legend={"orientation": "h", "yanchor": "top", "y": -0.15, "x": 0},
+        xaxis={"title": {"text": "iterations"}, "rangemode": "tozero"},
+        yaxis={"title": {"text": "training loss (dashed)"}, "type": "log" if log_loss else "linear",
+               "rangemode": "tozero" if not log_loss else "normal"},
+        yaxis2={"title": {"text": "test error % (solid)"}, "overlaying": "y", "side": "right",
+                "type": "log" if log_error else "linear", "showgrid": False,
+                "rangemode": "tozero" if not log_error else "normal"},
+    )
+    if not names:
+        fig.add_annotation(text="no curve points yet", showarrow=False, xref="paper", yref="paper",
+                           x=0.5, y=0.5, font={"size": 14, "color": "#888"})
+    return fig
+
+
+# --- results table -------------------------------------------------------------------------------
+
+def group_key(config: Mapping) -> str:
+    """Runs that differ only in their seed form one group (the paper's "median of 5 runs")."""
+    d = {k: v for k, v in config.items() if k != "seed"}
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def group_label(record: Mapping) -> str:
+    cfg = record.get("config") or {}
+    label = record.get("label") or record.get("key", "?")
+    extras = []
+    ds = str(cfg.get("dataset", ""))
+    if ds and ds != "cifar10":
+        extras.append(dataset_short(ds))
+    if cfg.get("iterations") and int(cfg["iterations"]) != 64_000:
+        extras.append(f"{int(cfg['iterations']):,} it")
+    return f"{label} [{', '.join(extras)}]" if extras else label
+
+
+def dataset_short(spec: str) -> str:
+    if spec.startswith("folder:"):
+        tail = spec[7:].rstrip("/").split("/")[-1]
+        return "CIFAR-10 (JPEG copy)" if "cifar10-jpeg" in tail else f"folder {tail}"
+    return {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "synthetic": "synthetic"}.get(spec, spec)
+
+
+def _error(record: Mapping) -> float | None:
+    res = record.get("result") or {}
+    v = res.get("test_error")
+    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+
+def results_table(records: Iterable[Mapping],
+                  reference: Callable[[Mapping], object] | None = None) -> pd.DataFrame:
+    """Finished runs grouped by config-without-seed, beside the paper's number for the same row.
+
+    `reference(config_dict)` returns an object with `.reported` (float | None), `.fails` (bool) and
+    `.label`, or None (see `trainers.presets.paper_reference`). Errors are percentages. The
+    paper's convention: a run "fails" when its test error is above 20%. Columns: group, run,
+    dataset, iterations, n, median, min, max, ours, paper, paper_error, difference, note.
+    """
+    groups: dict[str, list[Mapping]] = {}
+    for r in records:
+        if r.get("status") in FINISHED and r.get("config"):
+            groups.setdefault(group_key(r["config"]), []).append(r)
+    rows = []
+    for gk, rs in groups.items():
+        cfg = rs[0]["config"]
+        errors = [e for e in map(_error, rs) if e is not None]
+        diverged = sum(1 for r in rs if r.get("status") == "diverged")
+        med = float(np.median(errors)) if errors else math.nan
+        ours = "—" if not errors else f"{med:.2f}"
+        if diverged == len(rs):
+            ours = "fail (diverged)"
+        elif errors and med > FAIL_ABOVE:
+            ours = f"fail ({med:.1f})"
+        ref = reference(cfg) if reference else None
+        paper_error = getattr(ref, "reported", None) if ref is not None else None
+        paper_fails = bool(getattr(ref, "fails", False)) if ref is not None else False
+        paper = "fail" if paper_fails else (f"{paper_error:.2f}" if paper_error is not None else "—")
+        diff = med - paper_error if (paper_error is not None and errors) else math.nan
+        notes = []
+        if diverged and diverged < len(rs):
+            notes.append(f"{diverged} of {len(rs)} diverged")
+        if ref is not None:
+            if paper_fails:
+                notes.append("paper: fail (> 20%)")
+            if int(cfg.get("iterations", 64_000)) != 64_000:
+                notes.append(f"{int(cfg['iterations']):,} iterations; paper: 64k")
+            ds = str(cfg.get("dataset", ""))
+            if ds.startswith("folder:"):
+                notes.append(f"{dataset_short(ds)}: not the paper's data")
+            elif ds == "synthetic":
+                notes.append("synthetic data: not comparable")
+        rows.append({
+            "group": gk, "run": group_label(rs[0]), "dataset": dataset_short(str(cfg.get("dataset", ""))),
+            "iterations": int(cfg.get("iterations", 0)), "n": len(rs),
+            "median": med, "min": min(errors) if errors else math.nan,
+            "max": max(errors) if errors else math.nan, "ours": ours, "paper": paper,
+            "paper_error": paper_error if paper_error is not None else math.nan,
+            "difference": diff, "note": "; ".join(notes),
+        })
+    cols = ["group", "run", "dataset", "iterations", "n", "median", "min", "max", "ours", "paper",
+            "paper_error", "difference", "note"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+# --- signal propagation (Learn page) -------------------------------------------------------------
+
+def signal_figure(results: Sequence[Mapping], *, height: int = 420) -> go.Figure:
+    """Forward activation RMS and backward gradient (relative to the top) through depth, per variant.
+
+    `results` are `trainers.signal.signal_propagation` dicts."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=(
+        "forward: activation RMS at each unit's input",
+        "backward: gradient RMS ÷ gradient at the top"))
+    for i, r in enumerate(results):
+        c = color(i)
+        x = list(range(len(r["activation_rms"])))
+        fig.add_trace(go.Scatter(x=x, y=r["activation_rms"], mode="lines", line={"color": c, "width": 2},
+                                 name=r["label"], legendgroup=r["label"]), row=1, col=1)
+        fig.add_trace(go.Scatter(x=x, y=r["gradient_ratio"], mode="lines", line={"color": c, "width": 2},
+                                 name=r["label"], legendgroup=r["label"], showlegend=False), row=1, col=2)
+    fig.add_hline(y=1.0, line={"dash": "dot", "color": "#888", "width": 1}, row=1, col=2)
+    fig.update_xaxes(title_text="unit (input side → output)")
+    fig.update_yaxes(type="log", row=1, col=1, title_text="RMS")
+    fig.update_yaxes(type="log", row=1, col=2, title_text="ratio (log)")
+    fig.update_layout(height=height, margin={"l": 50, "r": 20, "t": 50, "b": 40},
+                      legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0})
+    return fig
+
+
+def product_figure(products: Sequence[Mapping], *, height: int = 360) -> go.Figure:
+    """Π λ of the pure shortcut path from unit l to the output (`trainers.signal.shortcut_product`).
+
+    A zero product (λ = 0, a plain network) cannot sit on a log axis: it is left out and named in
+    the legend."""
+    fig = go.Figure()
+    for i, p in enumerate(products):
+        if p.get("to_output") is None:
+            fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line={"color": color(i)},
+                                     name=f"{p['label']}: {p.get('note') or 'no scalar λ'}"))
+            continue
+        y = [v if v > 0 else None for v in p["to_output"]]
+        name = f"{p['label']}: Π λ = {p['product']:.3g}"
+        if p["product"] == 0:
+            name = f"{p['label']}: Π λ = 0 (no shortcut signal at all)"
+        fig.add_trace(go.Scatter(x=list(range(len(y))), y=y, mode="lines", name=name,
+                                 line={"color": color(i), "width": 2}))
+    fig.update_layout(height=height, margin={"l": 50, "r": 20, "t": 30, "b": 40},
+                      xaxis={"title": {"text": "unit l"}},
+                      yaxis={"title": {"text": "Π λ from unit l to the output"}, "type": "log",
+                             "exponentformat": "power"},
+                      legend={"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0})
+    return fig
+
+
+def progress_text(record: Mapping) -> str:
+    """'1,234 / 64,000 it · 812 img/s · ETA 3 min · cpu' for a run record."""
+    it, total = record.get("iteration") or 0, record.get("total") or 0
+    parts = [f"{int(it):,} / {int(total):,} it" if total else f"{int(it):,} it"]
+    ips = record.get("images_per_s")
+    if ips:
+        parts.append(f"{float(ips):,.0f} img/s")
+    if record.get("eta_s") is not None and record.get("status") == "running":
+        parts.append(f"ETA {format_duration(record['eta_s'])}")
+    if record.get("device"):
+        parts.append(str(record["device"]))
+    return " · ".join(parts)
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(float(seconds)):
+        return "—"
+    s = float(seconds)
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.0f} min"
+    if s < 48 * 3600:
+        return f"{s / 3600:.1f} h"
+    return f"{s / 86400:.1f} days"
