@@ -63,7 +63,7 @@ class RunConfig:
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 1e-4
-    warmup_iterations: int = 400  # at warmup_lr (paper: all CIFAR runs); capped at 1st milestone
+    warmup_iterations: int = 400  # at warmup_lr (paper: all CIFAR runs); capped at 1st milestone / 2
     warmup_lr: float = 0.01
     # lr /10 at these fractions of `iterations`: 32k/64k and 48k/64k, so short runs scale them.
     milestones: tuple[float, ...] = (0.5, 0.75)

@@ -1,0 +1,156 @@
+"""The train loop: the paper's schedule, events, divergence, bad input, bit-exact resume, learning."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from trainers import RunConfig
+from trainers.train import lr_at, train
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(dataset="synthetic", depth=8, batch_size=32, train_size=512, test_size=256)
+
+
+def test_paper_schedule_warmup_and_milestones():
+    c = RunConfig()
+    assert lr_at(c, 0) == lr_at(c, 399) == 0.01  # warm-up at 0.01 for 400 iterations
+    assert lr_at(c, 400) == lr_at(c, 31_999) == 0.1
+    assert lr_at(c, 32_000) == pytest.approx(0.01) and lr_at(c, 47_999) == pytest.approx(0.01)
+    assert lr_at(c, 48_000) == pytest.approx(0.001) and lr_at(c, 63_999) == pytest.approx(0.001)
+
+
+def test_short_schedules_scale_the_milestones_and_cap_the_warmup():
+    c = RunConfig(iterations=640)
+    assert c.milestone_iterations() == (320, 480)
+    assert lr_at(c, 0) == 0.01 and lr_at(c, 160) == 0.1 and lr_at(c, 319) == 0.1
+    assert lr_at(c, 320) == pytest.approx(0.01) and lr_at(c, 480) == pytest.approx(0.001)
+    short = RunConfig(iterations=100)  # first milestone at 50: warm-up capped at 25
+    assert lr_at(short, 24) == 0.01 and lr_at(short, 25) == 0.1 and lr_at(short, 50) == pytest.approx(0.01)
+    assert lr_at(RunConfig(iterations=100, warmup_iterations=10), 10) == 0.1
+
+
+def test_events_and_result(cache_dir):
+    cfg = RunConfig(**TINY, iterations=12, log_every=4, eval_every=6)
+    events = []
+    result = train(cfg, device="cpu", cache_dir=cache_dir, on_event=events.append)
+    types = [e["type"] for e in events]
+    assert types[0] == "start" and types[-1] == "end"
+    metrics = [e for e in events if e["type"] == "metrics"]
+    evals = [e for e in events if e["type"] == "eval"]
+    assert [m["iteration"] for m in metrics] == [4, 8, 12]
+    assert [e["iteration"] for e in evals] == [6, 12]
+    # 12 iterations: milestones scale to 6 and 9, the warm-up is capped at 3
+    assert [m["lr"] for m in metrics] == pytest.approx([0.1, 0.01, 0.001])
+    for m in metrics:
+        assert m["images_per_s"] > 0 and 0 <= m["train_error"] <= 100 and m["epoch"] == m["iteration"] / 16
+    json.dumps(events)  # every event is JSON
+    assert result["key"] == cfg.key and result["iterations"] == 12
+    assert result["test_error"] == evals[-1]["test_error"]
+    assert result["status"] in ("done", "fail")
+    prov = result["provenance"]
+    assert prov["device"] == "cpu" and prov["precision"] == "fp32" and prov["torch"] == torch.__version__
+    assert prov["code_version"] and prov["dataset"].startswith("synthetic")
+    saved = json.loads((cache_dir / "runs" / cfg.key / "result.json").read_text())
+    assert saved["curve"] == [e for e in events if e["type"] in ("metrics", "eval")]
+
+
+def test_a_diverging_run_stops_cleanly_and_keeps_its_curve(cache_dir):
+    cfg = RunConfig(**TINY, iterations=200, log_every=2, eval_every=100, lr=1e8, warmup_lr=1e8)
+    events = []
+    result = train(cfg, device="cpu", cache_dir=cache_dir, on_event=events.append)
+    assert result["status"] == "diverged"
+    assert result["iterations"] < 200
+    metrics = [e for e in events if e["type"] == "metrics"]
+    assert metrics and metrics[-1]["iteration"] == result["iterations"]
+
+
+def test_a_missing_dataset_fails_before_training(cache_dir, tmp_path):
+    from trainers.data import DataError
+
+    cfg = RunConfig(**{**TINY, "dataset": f"folder:{tmp_path / 'nowhere'}"}, iterations=5)
+    with pytest.raises(DataError):
+        train(cfg, device="cpu", cache_dir=cache_dir)
+    assert not (cache_dir / "runs" / cfg.key).exists()
+
+
+def _final_params(cache_dir, cfg):
+    state = torch.load(cache_dir / "runs" / cfg.key / "checkpoint.pt", weights_only=True)
+    return state["model"], state["optimizer"]
+
+
+@pytest.mark.parametrize("shortcut", ["identity", "dropout"])  # dropout: the global RNG resumes too
+def test_interrupted_and_resumed_run_is_bit_identical(tmp_path, shortcut):
+    cfg = RunConfig(**TINY, shortcut=shortcut, iterations=24, log_every=4, eval_every=12)
+    straight = tmp_path / "straight"
+    train(cfg, device="cpu", cache_dir=straight)
+
+    interrupted = tmp_path / "interrupted"
+    seen = []
+
+    def crash_after_checkpoint(ev):
+        seen.append(ev)
+        if ev["type"] == "checkpoint" and ev["iteration"] == 8:
+            raise KeyboardInterrupt  # the process dies right after a checkpoint
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, device="cpu", cache_dir=interrupted, on_event=crash_after_checkpoint, checkpoint_every_s=0)
+    events = []
+    result = train(cfg, device="cpu", cache_dir=interrupted, on_event=events.append)
+    assert events[0]["resumed"] and events[0]["iteration"] == 8
+    assert result["iterations"] == 24
+
+    (m1, o1), (m2, o2) = _final_params(straight, cfg), _final_params(interrupted, cfg)
+    assert m1.keys() == m2.keys()
+    for k in m1:
+        assert torch.equal(m1[k], m2[k]), k
+    for s1, s2 in zip(o1["state"].values(), o2["state"].values()):
+        assert torch.equal(s1["momentum_buffer"], s2["momentum_buffer"])
+    curve = json.loads((interrupted / "runs" / cfg.key / "result.json").read_text())["curve"]
+    assert [e["iteration"] for e in curve if e["type"] == "metrics"] == [4, 8, 12, 16, 20, 24]
+
+
+def test_should_stop_cancels_with_a_checkpoint_then_resumes(cache_dir):
+    cfg = RunConfig(**TINY, iterations=16, log_every=4, eval_every=8)
+    result = train(cfg, device="cpu", cache_dir=cache_dir, should_stop=lambda: True)
+    assert result["status"] == "cancelled" and result["iterations"] == 4
+    result = train(cfg, device="cpu", cache_dir=cache_dir)
+    assert result["iterations"] == 16 and result["status"] in ("done", "fail")
+
+
+def test_cli_train_ends_with_one_json_line(cache_dir):
+    out = subprocess.run(
+        [sys.executable, "-m", "trainers", "train", "--dataset", "synthetic", "--depth", "8", "--iterations", "6",
+         "--batch-size", "16", "--train-size", "128", "--test-size", "64", "--device", "cpu",
+         "--cache-dir", str(cache_dir), "--threads", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    line = json.loads(out.stdout.strip().splitlines()[-1])
+    assert line["iterations"] == 6 and line["status"] in ("done", "fail") and len(line["key"]) == 16
+    assert "test error" in out.stderr  # progress is shown
+
+
+def test_cli_bad_value_is_a_message_not_a_traceback():
+    out = subprocess.run([sys.executable, "-m", "trainers", "describe", "--depth", "21"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "6n+2" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_cli_describe(cache_dir):
+    out = subprocess.run([sys.executable, "-m", "trainers", "describe", "--block", "bottleneck", "--depth", "164",
+                          "--ordering", "full_preact"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    d = json.loads(out.stdout)
+    assert d["units"] == 54 and d["block"] == "bottleneck" and 1.6e6 < d["parameters"] < 1.8e6
+
+
+def test_short_run_on_the_shared_jpeg_copy_learns(shared_cifar_tarball, shared_cifar_cache):
+    """ResNet-8 for 300 iterations on CIFAR-10 (JPEG copy): well below chance (90% error)."""
+    cfg = RunConfig(dataset=f"folder:{shared_cifar_tarball}", depth=8, iterations=300, batch_size=64,
+                    test_size=2000, eval_every=300, log_every=50, ordering="full_preact")
+    result = train(cfg, device="cpu", cache_dir=shared_cifar_cache)
+    assert result["provenance"]["dataset"] == "CIFAR-10 (JPEG copy)"
+    assert result["test_error"] < 65.0, result["test_error"]
