@@ -1,0 +1,177 @@
+"""Local backend: one detached worker process per run, GPU slots from CUDA_VISIBLE_DEVICES.
+
+Workers run in their own session (start_new_session=True), so they outlive the app and the
+supervisor; a later supervisor adopts them from the store (pid, host, heartbeat). Death is decided
+by the lease (no heartbeat for `lease_s`) or, quicker, by the exit of a process we can see.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..settings import Settings
+from ..store import Store, hostname, now, private_dir
+
+log = logging.getLogger("trainers.supervisor")
+
+
+@dataclass(frozen=True)
+class Slot:
+    name: str  # "gpu0", "gpu0.1" (second job on GPU 0), "cpu0"
+    visible: str  # CUDA_VISIBLE_DEVICES for the worker ("" hides every GPU)
+    device: str  # what the worker passes to train(): "cuda" (its only visible GPU) or "cpu"
+
+
+def detect_gpus(spec: str) -> list[str]:
+    """GPU indices to use: "auto" asks torch (guarded: no torch or no driver means none)."""
+    if spec.strip().lower() != "auto":
+        return [g.strip() for g in spec.split(",") if g.strip()]
+    try:
+        import torch
+
+        return [str(i) for i in range(torch.cuda.device_count())]
+    except Exception:  # no CUDA build, no driver, a broken driver: run on the CPU
+        return []
+
+
+def make_slots(settings: Settings) -> list[Slot]:
+    gpus = detect_gpus(settings.gpus)
+    if gpus:
+        per = max(1, settings.jobs_per_gpu)
+        return [Slot(f"gpu{g}" + (f".{j}" if j else ""), g, "cuda") for j in range(per) for g in gpus]
+    return [Slot(f"cpu{j}", "", "cpu") for j in range(max(1, settings.cpu_jobs))]
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[3]
+
+
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a detached child: ours, plus the repo on PYTHONPATH so `-m trainers`
+    imports this checkout whatever the working directory."""
+    env = dict(os.environ)
+    root = str(repo_root())
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.update(extra or {})
+    return env
+
+
+def spawn_detached(args: list[str], log_path: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+    private_dir(log_path.parent)
+    with open(log_path, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "trainers.runs", *args],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,  # own session and process group: survives the app, killpg-able
+            env=child_env(extra_env), cwd=str(repo_root()), close_fds=True,
+        )
+
+
+def is_our_worker(pid: int, key: str) -> bool:
+    """True if `pid` is alive and is a worker of `key` (guards kill against pid reuse)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        try:
+            os.kill(pid, 0)  # no /proc (macOS): alive is the best we can know
+            return True
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return False
+    return b"worker" in cmdline and key.encode() in cmdline
+
+
+def kill_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)  # the worker leads its own group: this reaches anything it started
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(self, store: Store, settings: Settings):
+        self.store, self.settings = store, settings
+        self.slots = make_slots(settings)
+        self.procs: dict[str, tuple[int, subprocess.Popen]] = {}  # key -> (attempt, process)
+        self._signalled: dict[tuple[str, int], int] = {}  # (key, attempt) -> last signal sent
+        log.info("local slots: %s", ", ".join(f"{s.name}({s.device})" for s in self.slots))
+
+    def free_slots(self, running: list[dict]) -> list[Slot]:
+        taken = {r["slot"] for r in running if r["backend"] == self.name}
+        return [s for s in self.slots if s.name not in taken]
+
+    def start(self, rec: dict, attempt: int, slot: Slot) -> None:
+        key = rec["key"]
+        log_path = self.store.cache_dir / "logs" / f"{key}.{attempt}.log"
+        proc = spawn_detached(
+            ["worker", key, "--cache-dir", str(self.store.cache_dir), "--attempt", str(attempt),
+             "--device", slot.device],
+            log_path, {"CUDA_VISIBLE_DEVICES": slot.visible},
+        )
+        self.procs[key] = (attempt, proc)
+        self.store.set_worker(key, attempt, pid=proc.pid, host=hostname(), log=str(log_path))
+        log.info("started %s attempt %d on %s (pid %d)", key, attempt, slot.name, proc.pid)
+
+    def busy(self) -> bool:
+        return any(p.poll() is None for _, p in self.procs.values())
+
+    def poll(self, running: list[dict]) -> None:
+        """Detect dead workers and carry out cancel requests, for every local running run."""
+        s = self.settings
+        for rec in running:
+            key, attempt = rec["key"], rec["attempt"]
+            mine = self.procs.get(key)
+            proc = mine[1] if mine and mine[0] == attempt else None
+            if proc is not None:
+                alive = proc.poll() is None
+            elif rec.get("pid") and rec.get("host") == hostname():
+                alive = is_our_worker(rec["pid"], key)  # adopted from an earlier supervisor
+            else:
+                alive = None  # not started yet, or elsewhere: the lease decides
+            age = now() - (rec.get("heartbeat_at") or rec["started_at"] or now())
+            if alive is False:
+                code = proc.returncode if proc is not None else "unknown"
+                self._lost(rec, f"worker exited (code {code}) before finishing")
+            elif age > s.lease_s:
+                if alive:
+                    kill_group(rec["pid"], signal.SIGKILL)  # hung: make sure it writes nothing more
+                self._lost(rec, f"no heartbeat for {age:.0f} s (lease {s.lease_s:g} s)")
+            elif rec.get("cancel_requested") and alive:
+                self._enforce_cancel(rec)
+        # reap finished children and forget them
+        for key, (attempt, proc) in list(self.procs.items()):
+            if proc.poll() is not None:
+                del self.procs[key]
+
+    def _lost(self, rec: dict, reason: str) -> None:
+        status = self.store.worker_lost(rec["key"], rec["attempt"], reason, self.settings.max_restarts)
+        if status:
+            log.warning("run %s attempt %d: %s -> %s", rec["key"], rec["attempt"], reason, status)
+
+    def _enforce_cancel(self, rec: dict) -> None:
+        """The worker polls the cancel flag; if it has not stopped after the grace period it gets
+        SIGTERM (it checkpoints and stops), then SIGKILL."""
+        waited = now() - rec["cancel_requested_at"]
+        grace = self.settings.cancel_grace_s
+        ident = (rec["key"], rec["attempt"])
+        if waited > 2 * grace and self._signalled.get(ident) != signal.SIGKILL:
+            kill_group(rec["pid"], signal.SIGKILL)
+            self._signalled[ident] = signal.SIGKILL
+            self.store.mark_cancelled(rec["key"], rec["attempt"])
+            log.info("cancel %s: killed", rec["key"])
+        elif waited > grace and ident not in self._signalled:
+            kill_group(rec["pid"], signal.SIGTERM)
+            self._signalled[ident] = signal.SIGTERM
+            log.info("cancel %s: SIGTERM", rec["key"])
+
+    def close(self) -> None:
+        pass  # workers are detached on purpose: they keep running; the next supervisor adopts them

@@ -1,0 +1,200 @@
+"""The supervisor: one process per cache directory (held by an flock on `supervisor.lock`) that
+turns queued runs into workers and keeps them honest.
+
+Every tick (`poll_s`) it
+  1. asks each backend to check its running runs: dead or silent workers are restarted from their
+     checkpoint (attempt+1, at most `max_restarts` times, then error), cancel requests enforced;
+  2. claims queued runs (oldest first) for free slots and starts their workers.
+It exits by itself after `idle_exit_s` with nothing queued or running; `ensure_supervisor()` starts
+a new one when work arrives. Workers are detached, so stopping the supervisor stops no training.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from typing import IO
+
+from .backends.local import LocalBackend, spawn_detached
+from .settings import Settings, load_settings
+from .store import Store, now, private_dir
+
+log = logging.getLogger("trainers.supervisor")
+
+
+def lock_path(cache_dir: str | Path) -> Path:
+    return Path(cache_dir).expanduser().resolve() / "supervisor.lock"
+
+
+def try_lock(cache_dir: str | Path) -> IO | None:
+    """The supervisor lock, or None if another process holds it. The lock dies with its process,
+    so a killed supervisor never blocks the next one (unlike a pid file)."""
+    path = lock_path(cache_dir)
+    private_dir(path.parent)
+    f = open(path, "a+")  # not inheritable: workers started by the holder do not keep it
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        return None
+    return f
+
+
+def supervisor_alive(cache_dir: str | Path) -> bool:
+    f = try_lock(cache_dir)
+    if f is None:
+        return True
+    f.close()  # closing releases the probe's lock
+    return False
+
+
+def supervisor_pid(cache_dir: str | Path) -> int | None:
+    """The pid of the live supervisor (written into the lock file), or None."""
+    if not supervisor_alive(cache_dir):
+        return None
+    try:
+        return int(lock_path(cache_dir).read_text().strip() or 0) or None
+    except (OSError, ValueError):
+        return None
+
+
+def _claim_lock_file(lock: IO) -> None:
+    lock.seek(0)
+    lock.truncate()
+    lock.write(str(os.getpid()))
+    lock.flush()
+
+
+def ensure_supervisor(cache_dir: str | Path = "cache", *, only_if_needed: bool = False) -> bool:
+    """Start a detached supervisor for `cache_dir` unless one is alive. True if one was started.
+
+    only_if_needed: start it only when runs are queued or running (e.g. when the app starts)."""
+    cache_dir = Path(cache_dir).expanduser().resolve()
+    if supervisor_alive(cache_dir):
+        return False
+    if only_if_needed:
+        with Store(cache_dir) as store:
+            if not store.active():
+                return False
+    spawn_detached(["supervise", "--cache-dir", str(cache_dir)], cache_dir / "logs" / "supervisor.log")
+    return True
+
+
+class Supervisor:
+    def __init__(self, cache_dir: str | Path, settings: Settings | None = None):
+        self.cache_dir = Path(cache_dir).expanduser().resolve()
+        self.settings = settings or load_settings(self.cache_dir)
+        self.store = Store(self.cache_dir)
+        self.local = LocalBackend(self.store, self.settings)
+        self._ray = None  # created on the first Ray run: ray stays an optional install
+        self._stopping = False
+
+    # --- backends ----------------------------------------------------------------------------
+    def ray(self):
+        if self._ray is None:
+            from .backends.ray_backend import RayBackend
+
+            self._ray = RayBackend(self.store, self.settings)
+        return self._ray
+
+    def tick(self) -> None:
+        active = self.store.active()
+        running = [r for r in active if r["status"] == "running"]
+        self.local.poll([r for r in running if r["backend"] == "local"])
+        ray_running = [r for r in running if r["backend"] == "ray"]
+        if ray_running or self._ray is not None:
+            self._ray_step(lambda b: b.poll(ray_running), ray_running)
+
+        active = self.store.active()  # polling may have queued runs again
+        running = [r for r in active if r["status"] == "running"]
+        free = self.local.free_slots(running)
+        for rec in active:
+            if rec["status"] != "queued":
+                continue
+            if rec["backend"] == "ray":
+                self._ray_step(lambda b: b.start_queued(rec), [rec])
+            elif free:
+                self._start_local(rec, free.pop(0))
+
+    def _start_local(self, rec: dict, slot) -> None:
+        attempt = self.store.claim(rec["key"], "local", slot.name)
+        if attempt is None:
+            return  # cancelled (or claimed) since we read it
+        try:
+            self.local.start(rec, attempt, slot)
+        except OSError as e:
+            self.store.worker_lost(rec["key"], attempt, f"could not start the worker: {e}",
+                                   self.settings.max_restarts)
+
+    def _ray_step(self, action, recs: list[dict]) -> None:
+        """Run a Ray action; if Ray is missing or the cluster unreachable, fail those runs with a
+        message instead of taking the supervisor (and every local run) down."""
+        try:
+            action(self.ray())
+        except Exception as e:
+            msg = f"Ray backend unavailable: {type(e).__name__}: {e}"
+            log.error(msg)
+            self._ray = None
+            for rec in recs:
+                if rec["status"] == "queued":
+                    attempt = self.store.claim(rec["key"], "ray", None)
+                    if attempt is not None:
+                        self.store.fail(rec["key"], attempt, msg)
+
+    def busy(self) -> bool:
+        return bool(self.store.active()) or self.local.busy() or (self._ray is not None and self._ray.busy())
+
+    # --- main loop ---------------------------------------------------------------------------
+    def serve(self, idle_exit_s: float | None = None) -> int:
+        lock = try_lock(self.cache_dir)
+        if lock is None:
+            log.info("another supervisor holds %s; exiting", lock_path(self.cache_dir))
+            return 0
+        _claim_lock_file(lock)
+        idle_exit_s = self.settings.idle_exit_s if idle_exit_s is None else idle_exit_s
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+        log.info("supervisor %d for %s (idle exit after %g s)", os.getpid(), self.cache_dir, idle_exit_s)
+        idle_since: float | None = None
+        try:
+            while not self._stopping:
+                try:
+                    self.tick()
+                except Exception:  # one bad record must not stop the scheduling of the rest
+                    log.exception("tick failed")
+                if self.busy():
+                    idle_since = None
+                else:
+                    idle_since = idle_since or now()
+                    if now() - idle_since >= idle_exit_s:
+                        # Release, then look once more: a submit that found the lock held just
+                        # before we released it has written its run first, so we see it here.
+                        lock.close()
+                        lock = None
+                        if not self.store.active():
+                            break
+                        lock = try_lock(self.cache_dir)
+                        if lock is None:
+                            break  # a new supervisor took over
+                        _claim_lock_file(lock)
+                        idle_since = None
+                time.sleep(self.settings.poll_s)
+        finally:
+            if self._ray is not None:
+                self._ray.close(idle=not self.store.active())
+            if lock is not None:
+                lock.close()
+            log.info("supervisor %d exits", os.getpid())
+        return 0
+
+    def _on_sigterm(self, *_) -> None:
+        self._stopping = True  # workers keep running; the next supervisor adopts them
+
+
+def main(args) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = load_settings(args.cache_dir)
+    return Supervisor(args.cache_dir, settings).serve(idle_exit_s=args.idle_exit_s)
