@@ -154,3 +154,16 @@ def test_short_run_on_the_shared_jpeg_copy_learns(shared_cifar_tarball, shared_c
     result = train(cfg, device="cpu", cache_dir=shared_cifar_cache)
     assert result["provenance"]["dataset"] == "CIFAR-10 (JPEG copy)"
     assert result["test_error"] < 65.0, result["test_error"]
+
+
+def test_an_unreadable_checkpoint_is_kept_aside_and_the_run_starts_over(cache_dir):
+    cfg = RunConfig(**TINY, iterations=4, log_every=2, eval_every=4)
+    run_dir = cache_dir / "runs" / cfg.key
+    run_dir.mkdir(parents=True)
+    (run_dir / "checkpoint.pt").write_bytes(b"truncated by a full disk")
+    events = []
+    result = train(cfg, device="cpu", cache_dir=cache_dir, on_event=events.append)
+    assert result["iterations"] == 4 and not events[0]["resumed"]
+    assert "cannot be read" in events[0]["notes"][0]
+    aside = list(run_dir.glob("checkpoint.unreadable-*.pt"))
+    assert len(aside) == 1 and aside[0].read_bytes() == b"truncated by a full disk"

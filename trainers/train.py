@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from . import checkpoint as ckpt
-from .augment import BatchSampler, augment_batch, normalize
+from . import fast
+from .augment import BatchSampler, normalize
 from .config import RunConfig
 from .data import load_dataset
 from .model import build_model, count_parameters
@@ -95,8 +96,12 @@ def train(
     should_stop: Callable[[], bool] | None = None,
     progress: bool = False,
     channels_last: bool | None = None,
+    compile: bool | str | None = None,
 ) -> dict[str, Any]:
-    """Train `cfg` and return its result (see docs/interfaces.md for events and the result)."""
+    """Train `cfg` and return its result (see docs/interfaces.md for events and the result).
+
+    `compile`: how the iteration is launched (trainers/fast.py); None = auto: the whole iteration
+    as one CUDA graph on CUDA, eager on the CPU. The math is the same in every mode."""
     started_wall = time.time()
     started_at = _now()
     dev = resolve_device(device)
@@ -117,15 +122,20 @@ def train(
     model = build_model(cfg, num_classes=len(data.classes))
     model = model.to(dev, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     # SGD with momentum 0.9 and weight decay 1e-4 on every parameter (fb.resnet.torch)
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-        foreach=True,
-    )
+    optimizer = fast.make_optimizer(model, cfg, dev)
     data_gen = torch.Generator().manual_seed(cfg.seed)  # batch order and augmentation
     sampler = BatchSampler(len(train_y), cfg.batch_size, data_gen)
 
     start_iter, history, resumed = 0, [], False
-    state = ckpt.load(ckpt_path, cfg.key) if resume else None
+    notes: list[str] = []
+    try:
+        state = ckpt.load(ckpt_path, cfg.key) if resume else None
+    except ckpt.CheckpointError as e:
+        # keep the unreadable file for inspection and train from scratch: nothing is deleted
+        aside = ckpt_path.with_name(f"checkpoint.unreadable-{int(time.time())}.pt")
+        ckpt_path.rename(aside)
+        notes.append(f"{e}; moved aside to {aside.name}, starting from iteration 0")
+        state = None
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -134,6 +144,10 @@ def train(
         start_iter, history, resumed = state["iteration"], list(state["history"]), True
     else:
         torch.manual_seed(cfg.seed)  # the global RNG drives the dropout shortcut
+
+    mode = fast.resolve_mode(compile, dev)
+    step = fast.TrainStep(model, optimizer, train_x, train_y, mean, std, augment=cfg.augment,
+                          precision=cfg.precision, channels_last=channels_last, mode=mode)
 
     def emit(ev: Event) -> None:
         if ev["type"] in ("metrics", "eval"):
@@ -147,7 +161,8 @@ def train(
     epoch_len = max(1, len(train_y) // cfg.batch_size)
     emit({"type": "start", "iteration": start_iter, "total": cfg.iterations, "device": str(dev),
           "device_name": device_name(dev), "precision": cfg.precision, "parameters": n_params,
-          "dataset": data.label, "resumed": resumed, "channels_last": channels_last})
+          "dataset": data.label, "resumed": resumed, "channels_last": channels_last, "step_mode": mode,
+          "notes": notes})
 
     def save_checkpoint(iteration: int) -> None:
         ckpt.save(ckpt_path, {
@@ -159,8 +174,6 @@ def train(
 
     model.train()
     status = "done"
-    loss_sum = torch.zeros((), device=dev)
-    wrong_sum = torch.zeros((), device=dev)
     seen = 0
     last_ckpt = time.time()
     window_t, window_images = time.perf_counter(), 0
@@ -170,34 +183,19 @@ def train(
     train_loss = float("nan")
     while it < cfg.iterations:
         lr = lr_at(cfg, it)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        idx = sampler.next().to(dev)
-        xb, yb = train_x[idx], train_y[idx]
-        if cfg.augment:
-            xb = augment_batch(xb, data_gen)
-        xb = normalize(xb, mean, std)
-        if channels_last:
-            xb = xb.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-            out = model(xb)
-            loss = F.cross_entropy(out.float(), yb)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        step.set_lr(lr)
+        step(fast.draw_batch(sampler, data_gen, cfg.augment))  # gather, augment, SGD: on the device
         it += 1
-        loss_sum += loss.detach() * len(yb)
-        wrong_sum += (out.detach().argmax(1) != yb).sum()
-        seen += len(yb)
-        window_images += len(yb)
+        seen += cfg.batch_size
+        window_images += cfg.batch_size
 
         if it % cfg.log_every == 0 or it == cfg.iterations:
-            train_loss = (loss_sum / seen).item()  # the one host sync per log interval
-            train_error = 100.0 * wrong_sum.item() / seen
+            loss_sums, wrong_sums = step.take_metrics()  # the one host sync per log interval
+            train_loss = loss_sums[0] / seen
+            train_error = 100.0 * wrong_sums[0] / seen
             now = time.perf_counter()
             images_per_s = window_images / max(now - window_t, 1e-9)
             window_t, window_images = now, 0
-            loss_sum.zero_(), wrong_sum.zero_()
             seen = 0
             emit({"type": "metrics", "iteration": it, "epoch": it / epoch_len, "train_loss": train_loss,
                   "train_error": train_error, "lr": lr, "images_per_s": images_per_s,
@@ -235,7 +233,7 @@ def train(
         "provenance": {
             "code_version": code_version(), "torch": torch.__version__, "python": sys.version.split()[0],
             "device": str(dev), "device_name": device_name(dev), "precision": cfg.precision,
-            "channels_last": channels_last, "dataset": data.label, "hostname": socket.gethostname(),
+            "channels_last": channels_last, "step_mode": mode, "dataset": data.label, "hostname": socket.gethostname(),
             "started_at": started_at, "finished_at": _now(), "resumed": resumed, "pid": os.getpid(),
         },
     }
@@ -254,7 +252,8 @@ def _print_progress(ev: Event, cfg: RunConfig) -> None:
     t = ev["type"]
     if t == "start":
         msg = (f"{cfg.label()} [{cfg.key}] on {ev['device_name']}, {ev['parameters']:,} parameters, "
-               f"{ev['dataset']}" + (f", resumed at iteration {ev['iteration']}" if ev["resumed"] else ""))
+               f"{ev['dataset']}" + (f", resumed at iteration {ev['iteration']}" if ev["resumed"] else "")
+               + "".join(f"\nnote: {n}" for n in ev["notes"]))
     elif t == "metrics":
         msg = (f"it {ev['iteration']:>6}/{cfg.iterations}  loss {ev['train_loss']:.4f}  "
                f"train err {ev['train_error']:5.2f}%  lr {ev['lr']:.4g}  "
