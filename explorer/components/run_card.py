@@ -1,0 +1,41 @@
+"""One job as a card: name, state, progress bar with iterations, speed, ETA and device, cancel."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from explorer import runs_api
+from explorer.figures import progress_text
+
+ICONS = {"queued": ":material/schedule:", "running": ":material/play_circle:", "done": ":material/check_circle:",
+         "fail": ":material/cancel:", "diverged": ":material/warning:", "error": ":material/error:",
+         "cancelled": ":material/block:"}
+
+
+def run_card(rec: dict) -> None:
+    status = rec.get("status", "?")
+    with st.container(border=True):
+        c1, c2 = st.columns([5, 1], vertical_alignment="center")
+        with c1:
+            st.markdown(f"{ICONS.get(status, '')} **{rec.get('label') or rec['key']}** · `{status}` · "
+                        f"seed {(rec.get('config') or {}).get('seed', '?')} · key `{rec['key']}`")
+            if status in ("queued", "running"):
+                text = progress_text(rec) if status == "running" else "waiting for a free device"
+                if rec.get("cancel_requested"):
+                    text += " · cancelling…"
+                st.progress(min(1.0, max(0.0, float(rec.get("progress") or 0.0))), text=text)
+            else:
+                result = rec.get("result") or {}
+                err = result.get("test_error")
+                if isinstance(err, (int, float)):
+                    st.caption(f"final test error {err:.2f}% after {int(result.get('iterations') or 0):,} "
+                               f"iterations · {progress_text(rec)}")
+                if rec.get("error"):
+                    st.error(f"{rec['error']} — fix the cause, then launch it again from Design "
+                             "(it resumes from its last checkpoint).")
+        with c2:
+            if status in ("queued", "running") and not rec.get("cancel_requested"):
+                if st.button("Cancel", key=f"cancel_{rec['key']}", icon=":material/stop_circle:"):
+                    runs_api.cancel(rec["key"])
+                    st.toast(f"Cancelling {rec.get('label')}: it checkpoints first, so launching it "
+                             "again resumes it.")

@@ -1,0 +1,88 @@
+"""Honest time estimates: images per second measured on this machine, and the arithmetic.
+
+Two bases, best first: the speed that finished runs of the same network reached here (their
+records carry images/s and device), or a tiny benchmark of the network (one warm-up step and two
+timed forward+backward steps on random images). Either way the page shows which one it used.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Iterable, Mapping
+
+from trainers.config import RunConfig
+
+ARCH_FIELDS = ("ordering", "shortcut", "block", "depth", "downsample", "gate_width", "shortcut_bn",
+               "batch_size", "precision")
+EVAL_COST = 1 / 3  # a test image costs about a third of a training image (forward only)
+DEFAULT_TEST = {"cifar10": 10_000, "cifar100": 10_000, "synthetic": 1_000}
+
+
+def arch_key(config: Mapping) -> tuple:
+    """What decides a run's speed: the network, the batch and the precision (not data or seed)."""
+    return tuple(config.get(f) for f in ARCH_FIELDS)
+
+
+def speed_from_history(records: Iterable[Mapping], cfg: RunConfig) -> dict | None:
+    """Median images/s of finished runs with the same network here, or None."""
+    key = arch_key(cfg.to_dict())
+    seen = [r for r in records
+            if r.get("status") in ("done", "fail") and r.get("images_per_s")
+            and arch_key(r.get("config") or {}) == key]
+    if not seen:
+        return None
+    devices = sorted({str(r.get("device") or "?") for r in seen})
+    return {"images_per_s": statistics.median(float(r["images_per_s"]) for r in seen),
+            "basis": f"median speed of {len(seen)} finished run(s) of this network on {', '.join(devices)}",
+            "device": devices[0]}
+
+
+def benchmark(cfg: RunConfig, batch: int = 32, steps: int = 2, device: str = "auto") -> dict:
+    """Images/s of forward+backward+SGD step of `cfg`'s network on random images."""
+    import torch
+    import torch.nn.functional as F
+
+    from trainers.model import build_model
+
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                       ("cpu" if device == "auto" else device))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = build_model(cfg).to(dev).train()
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        x = torch.randn(batch, 3, 32, 32, device=dev)
+        y = torch.randint(0, cfg.num_classes, (batch,), device=dev)
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+                loss = F.cross_entropy(model(x).float(), y)
+            loss.backward()
+            opt.step()
+
+        step()  # warm-up: allocations, kernel selection
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        seconds = time.perf_counter() - t0
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+    return {"images_per_s": batch * steps / seconds, "device": name, "batch": batch, "steps": steps,
+            "basis": f"benchmark here: {steps} steps of batch {batch} on {name}"}
+
+
+def bench_batch(cfg: RunConfig) -> int:
+    """A batch that measures in about a second on a laptop CPU: smaller for deeper nets."""
+    return max(4, min(cfg.batch_size, 16 if cfg.depth <= 110 else 8))
+
+
+def run_seconds(cfg: RunConfig, images_per_s: float, test_size: int | None = None) -> float:
+    """Training images / speed, plus the periodic evaluations (forward only, ~1/3 the cost)."""
+    train_images = cfg.iterations * cfg.batch_size
+    n_test = cfg.test_size or test_size or DEFAULT_TEST.get(cfg.dataset, 10_000)
+    evals = cfg.iterations // cfg.eval_every + 1
+    return (train_images + EVAL_COST * evals * n_test) / max(images_per_s, 1e-9)

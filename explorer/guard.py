@@ -1,0 +1,57 @@
+"""No traceback ever reaches the browser: page bodies run inside `page_guard`, which turns any
+error into a message that says what to do. Streamlit's own control flow (st.rerun, st.stop,
+st.switch_page) derives from BaseException and passes through untouched."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from contextlib import contextmanager
+
+import streamlit as st
+
+from .settings import CACHE_ENV
+
+log = logging.getLogger("explorer")
+
+
+def advice(err: BaseException) -> str:
+    """A one-paragraph message for the user: what went wrong and what to do about it."""
+    name = type(err).__name__
+    text = str(err) or name
+    if name == "DataError":
+        low = text.lower()
+        hint = ""
+        if any(w in low for w in ("download", "internet", "network", "url", "connect", "resolve")):
+            hint = (" Without internet, point the run at a local copy instead: choose "
+                    "**Local folder / tarball** as the dataset and give the path of a folder or "
+                    ".tar.gz with `train/<class>/*.jpg` and `test/<class>/*.jpg` (for example "
+                    "`../shared/data/cifar10-jpeg.tar.gz`), or use **synthetic** for a smoke test.")
+        return f"The dataset could not be loaded: {text}.{hint}"
+    if name == "ConfigError":
+        return f"That configuration cannot describe a run: {text}. Change the field named above."
+    if isinstance(err, ImportError) and ("trainers.runs" in text or "presets" in text):
+        return (f"The runs layer is not available ({text}). Designing and the Learn page still work; "
+                "launching, watching and comparing runs need `trainers/runs` and `trainers/presets.py`.")
+    if isinstance(err, PermissionError):
+        return (f"No permission: {text}. Set {CACHE_ENV} to a folder you can write "
+                "(e.g. `RESNET_EXPLORER_CACHE=~/resnet-cache streamlit run app.py`).")
+    if isinstance(err, OSError):
+        return (f"A file or disk operation failed: {text}. Check that the cache folder exists, is "
+                f"writable and has free space (set {CACHE_ENV} to move it).")
+    return (f"Something went wrong: {name}: {text}. The details are in the terminal that runs "
+            "`streamlit run`; reload the page to try again.")
+
+
+def show_error(err: BaseException, context: str = "") -> None:
+    log.error("explorer error%s:\n%s", f" ({context})" if context else "",
+              "".join(traceback.format_exception(err)))
+    st.error(advice(err), icon=":material/error:")
+
+
+@contextmanager
+def page_guard(context: str = ""):
+    try:
+        yield
+    except Exception as err:  # noqa: BLE001 - the point: nothing escapes to the browser
+        show_error(err, context)
