@@ -20,6 +20,7 @@ class Settings:
     gpus: str = "auto"  # "auto" = every GPU torch sees; or "0,1"; "" = none (CPU only)
     jobs_per_gpu: int = 1  # >1 packs small runs on one GPU (each worker still gets the whole card)
     cpu_jobs: int = 1  # concurrent CPU jobs when there is no GPU: one, or they fight for the cores
+    cpu_threads: int = 0  # torch threads of a CPU worker; 0 = the cores divided by cpu_jobs
     # --- the life of a worker ----------------------------------------------------------------
     heartbeat_s: float = 2.0  # a worker writes a heartbeat this often, from a background thread
     lease_s: float = 30.0  # no heartbeat for this long = the worker is dead (hung GPU, kill -9, ...)

@@ -196,7 +196,7 @@ class Store:
                     "eta_s": None, "images_per_s": None, "device": None, "device_name": None,
                     "attempt": 0, "restarts": 0, "created_at": t, "updated_at": t,
                     "queued_at": t, "started_at": None, "finished_at": None, "heartbeat_at": None,
-                    "error": None, "last_failure": None, "result": None, "backend": backend,
+                    "error": None, "last_failure": None, "worker_error": None, "result": None, "backend": backend,
                     "slot": None, "pid": None, "host": None, "log": None, "cancel_requested": False,
                     "cancel_requested_at": None, "test_error": None, "train_loss": None,
                     "checkpoint_iteration": None, "curve_len": 0,
@@ -262,7 +262,8 @@ class Store:
         after `max_restarts` restarts end it as error with the reason. Returns the new status."""
 
         def change(rec: dict) -> str:
-            detail = reason + (f"; last error: {rec['last_failure']}" if rec.get("last_failure") else "")
+            detail = reason + (f"; the worker said: {rec['worker_error']}" if rec.get("worker_error") else "")
+            rec["worker_error"] = None
             if rec["cancel_requested"]:
                 rec.update(status="cancelled", finished_at=now(), error=None)
             elif rec["restarts"] >= max_restarts:
@@ -328,7 +329,7 @@ class Store:
 
     def note_failure(self, key: str, attempt: int, message: str) -> bool:
         """A retryable fault (CUDA out of memory, ...) the supervisor will report if it gives up."""
-        return bool(self._update(key, attempt, lambda rec: rec.update(last_failure=message)))
+        return bool(self._update(key, attempt, lambda rec: rec.update(worker_error=message)))
 
     def finish(self, key: str, attempt: int, result: dict) -> bool:
         """The final result, written once and durably; its status becomes the run's."""

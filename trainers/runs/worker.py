@@ -97,7 +97,12 @@ def run_worker(key: str, cache_dir: str | Path, attempt: int, device: str = "aut
         return lease.cancel or lease.lost or terminated.is_set()
 
     try:
+        import torch
+
         from trainers.train import train
+
+        if device == "cpu":  # oversubscribed cores make every job slower, not faster
+            torch.set_num_threads(settings.cpu_threads or max(1, (os.cpu_count() or 1) // max(1, settings.cpu_jobs)))
 
         log.info("attempt %d of %s (%s) on %s", attempt, key, cfg.label(), device)
         result = train(cfg, device=device, cache_dir=store.cache_dir, on_event=on_event, resume=True,
