@@ -157,7 +157,8 @@ def curve_figure(
         if many:
             _band(fig, d, "train_loss", c, "y", name)
             _band(fig, d, "test_error", c, "y2", name)
-        fig.add_trace(go.Scatter(x=loss["iteration"], y=loss["train_loss"], mode="lines", yaxis="y",
+        fig.add_trace(go.Scatter(x=loss["iteration"], y=loss["train_loss"], yaxis="y",
+                                 mode="lines" if len(loss) > 2 else "lines+markers",  # a first point shows
                                  line={"color": c, "dash": "dash", "width": 1.5}, legendgroup=name,
                                  name=f"{label}: train loss",
                                  hovertemplate="it %{x}<br>train loss %{y:.3f}<extra>" + name + "</extra>"))
@@ -185,7 +186,7 @@ def curve_figure(
         yaxis={"title": {"text": "training loss (dashed)"}, "type": "log" if log_loss else "linear",
                "rangemode": "tozero" if not log_loss else "normal"},
         yaxis2={"title": {"text": "test error % (solid)"}, "overlaying": "y", "side": "right",
-                "type": "log" if log_error else "linear", "showgrid": False,
+                "type": "log" if log_error else "linear", "showgrid": False, "tickmode": "auto",
                 "rangemode": "tozero" if not log_error else "normal"},
     )
     if not names:

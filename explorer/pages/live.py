@@ -24,7 +24,7 @@ def focus_curve(records: list[dict]) -> None:
         st.session_state["live_focus"] = keys[0]
     key = st.selectbox("Curve of", keys, key="live_focus",
                        format_func=lambda k: f"{by_key[k].get('label')} · seed "
-                                             f"{(by_key[k].get('config') or {}).get('seed', '?')} · {by_key[k]['status']}")
+                                             f"{(by_key[k].get('config') or {}).get('seed', '?')} · key {k}")
     rec = by_key[key]
     frame = curve_frame(runs_api.curve(rec))
     curves = group_curves({rec.get("label") or key: [frame]})
