@@ -101,7 +101,7 @@ def unit_dot(cfg: RunConfig, spec: UnitSpec | None = None, *, title: str | None 
         lines.append(f"  {prev_h} -> hs;")
         prev_h = "hs"
     if "gate_bias" in entry.params:
-        gate = f"g(x) = sigmoid(1x1 conv(x) + b_g)\\nb_g starts at {cfg.gate_bias:g}"
+        gate = f"gate g(x) =\\nsigmoid(1x1 conv(x)\\n+ b_g), b_g from {cfg.gate_bias:g}"
         lines.append(f'  gate [label="{gate}", shape=box, style="dotted,rounded", fontsize=10];')
         lines.append('  split -> gate [style=dotted];')
         lines.append('  gate -> hs [style=dotted];')

@@ -31,7 +31,7 @@ def orderings_tab() -> None:
     cols = st.columns(len(dots))
     for col, (name, dot) in zip(cols, dots.items()):
         with col:
-            st.graphviz_chart(dot, width="stretch")
+            st.graphviz_chart(dot, width="content")
             st.caption(ORDERINGS[name].paper_text)
     with st.expander("The first unit of a stage (it halves the map and widens the channels)"):
         order = st.selectbox("Ordering", list(ORDERINGS), index=len(ORDERINGS) - 1,
@@ -54,7 +54,7 @@ def shortcuts_tab() -> None:
         cols = st.columns(3)
         for col, name in zip(cols, names[row : row + 3]):
             with col:
-                st.graphviz_chart(dots[name], width="stretch")
+                st.graphviz_chart(dots[name], width="content")
                 s = SHORTCUTS[name]
                 st.caption(f"shortcut × {s.on_shortcut}, F × {s.on_residual}")
 

@@ -27,6 +27,10 @@ def folder_size(path: str) -> tuple[int, int]:
     return total, files
 
 
+def _count(n) -> str:
+    return f"{n:,}" if isinstance(n, int) else "— (counted when decoded)"
+
+
 def dataset_specs() -> list[str]:
     specs = ["cifar10", "cifar100"]
     if jpeg_copy_spec():
@@ -65,13 +69,14 @@ def datasets_section() -> None:
         state = ("decoded, ready" if info.get("decoded") else "present" if info.get("present")
                  else "downloadable (needs internet)" if info.get("downloadable") else "not found")
         rows.append({"dataset": info.get("label", spec), "spec": spec, "state": state,
-                     "train images": info.get("num_train"), "test images": info.get("num_test"),
+                     "train images": _count(info.get("num_train")), "test images": _count(info.get("num_test")),
                      "size": format_bytes(info.get("size_bytes")), "path": info.get("path") or ""})
     st.dataframe(rows, hide_index=True, width="stretch")
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     specs = dataset_specs()
+    names = {r["spec"]: r["dataset"] for r in rows if "spec" in r}
     spec = c1.selectbox("Prepare a dataset now (download / extract / decode into the cache)", specs,
-                        key="system_prepare_spec")
+                        key="system_prepare_spec", format_func=lambda s: names.get(s, s))
     if c2.button("Prepare", key="system_prepare", icon=":material/download:"):
         prepare(spec)
     with st.expander("Check a local folder or tarball"):
