@@ -15,24 +15,33 @@ from .settings import CACHE_ENV
 log = logging.getLogger("explorer")
 
 
+_MARKDOWN = "\\`*_{}[]<>()#+-.!|~$"
+
+
+def md_escape(text: str) -> str:
+    """Show a message literally: no italics from `*.jpg`, no LaTeX from a `$`, no links."""
+    return "".join("\\" + ch if ch in _MARKDOWN else ch for ch in str(text))
+
+
 def advice(err: BaseException) -> str:
     """A one-paragraph message for the user: what went wrong and what to do about it."""
     name = type(err).__name__
-    text = str(err) or name
+    raw = str(err) or name
+    text = md_escape(raw)
     if name == "DataError":
-        low = text.lower()
+        low = raw.lower()
         hint = ""
         if any(w in low for w in ("download", "internet", "network", "url", "connect", "resolve")):
             hint = (" Without internet, point the run at a local copy instead: choose "
                     "**Local folder / tarball** as the dataset and give the path of a folder or "
                     ".tar.gz with `train/<class>/*.jpg` and `test/<class>/*.jpg` (for example "
                     "`../shared/data/cifar10-jpeg.tar.gz`), or use **synthetic** for a smoke test.")
-        return f"The dataset could not be loaded: {text}.{hint}"
+        return f"The dataset could not be loaded: {text.rstrip('.')}.{hint}"
     if name == "ConfigError":
-        return f"That configuration cannot describe a run: {text}. Change the field named above."
-    if isinstance(err, ImportError) and ("trainers.runs" in text or "presets" in text):
-        return (f"The runs layer is not available ({text}). Designing and the Learn page still work; "
-                "launching, watching and comparing runs need `trainers/runs` and `trainers/presets.py`.")
+        return f"That configuration cannot describe a run: {text.rstrip('.')}. Change the field it names."
+    if isinstance(err, ImportError) and ("trainers.runs" in raw or "presets" in raw):
+        return (f"The runs layer is not available ({text}). The Learn page still works; "
+                "designing, launching, watching and comparing runs need `trainers/runs` and `trainers/presets.py`.")
     if isinstance(err, PermissionError):
         return (f"No permission: {text}. Set {CACHE_ENV} to a folder you can write "
                 "(e.g. `RESNET_EXPLORER_CACHE=~/resnet-cache streamlit run app.py`).")

@@ -267,3 +267,24 @@ def test_grid_templates_and_configs():
         plan.parse_values("a", "λ")
     assert plan.depth_choices("bottleneck")[:2] == [11, 20] and 164 in plan.depth_choices("bottleneck")
     assert plan.plan_state(None) == "new" and plan.plan_state({"status": "cancelled"}) == "resume"
+
+
+def test_design_missing_folder_blocks_launch_with_a_message(app_cache, tmp_path):
+    at = open_page("design")
+    at.selectbox(key="design_dataset").set_value("folder").run()
+    at.text_input(key="design_folder").input(str(tmp_path / "no-such-images")).run()
+    assert not at.exception
+    assert any("was not found" in e.value and "train/" in e.value for e in at.error)
+    assert at.button(key="design_launch").disabled
+
+
+def test_error_messages_are_literal_and_say_what_to_do():
+    from explorer.guard import advice, md_escape
+
+    class DataError(Exception):
+        pass
+
+    msg = advice(DataError("could not download CIFAR-10 (no internet); use folder:PATH/*.jpg"))
+    assert "Local folder / tarball" in msg and r"\*\.jpg" in msg
+    assert md_escape("costs $5") == r"costs \$5"  # no LaTeX in the browser
+    assert "RESNET_EXPLORER_CACHE" in advice(PermissionError("cache/store"))

@@ -116,3 +116,28 @@ def test_progress_text_and_durations():
                              "status": "running", "device": "cpu"}) == "1,234 / 64,000 it · 812 img/s · ETA 3 min · cpu"
     assert fg.format_duration(30) == "30 s" and fg.format_duration(7200) == "2.0 h"
     assert fg.format_duration(None) == "—"
+
+
+def test_unit_diagrams_are_the_specs_that_build_the_model():
+    import re
+
+    from explorer import diagrams
+    from trainers.model import unit_specs
+    from trainers.registry import ORDERINGS, SHORTCUTS
+
+    dots = diagrams.ordering_diagrams("basic")
+    assert set(dots) == set(ORDERINGS)
+    for name, dot in dots.items():
+        spec = diagrams.typical_unit(diagrams.representative_config(ordering=name))
+        drawn = re.findall(r'^\s*f\d+ \[label="([^"]+)"', dot, flags=re.M)
+        assert drawn == [op.label() for op in spec.residual], name
+        after = re.findall(r'^\s*a\d+ \[label="([^"]+)"', dot, flags=re.M)
+        assert after == [op.label() for op in spec.after_add], name
+    shortcut_dots = diagrams.shortcut_diagrams(shortcut_scale=0.5)
+    assert set(shortcut_dots) == set(SHORTCUTS)
+    assert "× λ=0.5" in shortcut_dots["constant"] and "sigmoid" in shortcut_dots["exclusive_gate"]
+    # the first unit of stage 2 draws its dimension change (zero-padded identity, option A)
+    cfg = diagrams.representative_config()
+    first = diagrams.typical_unit(cfg, first_of_stage=True)
+    assert first.stride == 2 and "zero-pad" in diagrams.unit_dot(cfg, first)
+    assert len(unit_specs(cfg)) == 6

@@ -6,6 +6,7 @@ import streamlit as st
 
 from explorer import runs_api
 from explorer.figures import progress_text
+from explorer.guard import md_escape
 
 ICONS = {"queued": ":material/schedule:", "running": ":material/play_circle:", "done": ":material/check_circle:",
          "fail": ":material/cancel:", "diverged": ":material/warning:", "error": ":material/error:",
@@ -31,7 +32,7 @@ def run_card(rec: dict) -> None:
                     st.caption(f"final test error {err:.2f}% after {int(result.get('iterations') or 0):,} "
                                f"iterations · {progress_text(rec)}")
                 if rec.get("error"):
-                    st.error(f"{rec['error']} — fix the cause, then launch it again from Design "
+                    st.error(f"{md_escape(rec['error'])} — fix the cause, then launch it again from Design "
                              "(it resumes from its last checkpoint).")
         with c2:
             if status in ("queued", "running") and not rec.get("cancel_requested"):

@@ -34,7 +34,8 @@ def focus_curve(records: list[dict]) -> None:
                        title=f"{rec.get('label')} — {rec['status']}")
     st.plotly_chart(fig, key="live_chart")
     if frame.empty:
-        st.caption("The first points appear after the first logging interval.")
+        st.caption("The first points appear after the first logging interval."
+                   if rec["status"] in ("queued", "running") else "This run recorded no curve points.")
 
 
 @st.fragment(run_every=REFRESH_S)
