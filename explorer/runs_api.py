@@ -47,7 +47,7 @@ def store():
 
 def list_runs() -> list[dict]:
     runs = store().list_runs()
-    return sorted(runs, key=lambda r: r.get("created_at") or "", reverse=True)
+    return sorted(runs, key=lambda r: float(r.get("created_at") or 0), reverse=True)
 
 
 def get(key: str) -> dict | None:
