@@ -88,7 +88,7 @@ def test_every_page_renders_on_an_empty_cache(app_cache, name):
 
 # --- Design & launch ------------------------------------------------------------------------------
 
-def test_design_plans_a_grid_shows_cached_runs_and_an_estimate(app_cache):
+def test_design_plans_a_grid_with_a_time_estimate(app_cache):
     at = open_page("design")
     at.selectbox(key="design_dataset").set_value("synthetic")
     at.radio(key="design_schedule").set_value("smoke")
