@@ -189,7 +189,8 @@ def preset_configs(name: str, seeds: int | Iterable[int] = 5, schedule: str = "p
 def _signature(cfg: RunConfig) -> dict[str, Any]:
     """What a run trains, without the seed, the schedule and parameters its shortcut ignores."""
     used = set(SHORTCUTS[cfg.shortcut].params)
-    unused = {p for s in SHORTCUTS.values() for p in s.params} - used
+    # shortcut_bn also touches projections and gate convs, so it always counts
+    unused = {p for s in SHORTCUTS.values() for p in s.params} - used - {"shortcut_bn"}
     return {k: v for k, v in cfg.to_dict().items() if k not in SCHEDULE_FIELDS and k not in unused}
 
 

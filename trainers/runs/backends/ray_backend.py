@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from pathlib import Path
 
 from ..settings import Settings
@@ -27,10 +28,21 @@ log = logging.getLogger("trainers.supervisor")
 NAMESPACE = "resnet-v2-explorer"
 
 
+def _token_auth_from_file() -> None:
+    """Clusters started with token auth (Ray's default for `ray.init()` since 2.5x) expect drivers
+    to send ~/.ray/auth_token, but a driver that only connects does not switch token mode on by
+    itself. Do it when a token is there, before ray is imported (it reads the mode at import);
+    an explicit RAY_AUTH_MODE wins."""
+    if "RAY_AUTH_MODE" not in os.environ and (
+            os.environ.get("RAY_AUTH_TOKEN") or (Path.home() / ".ray" / "auth_token").exists()):
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
 class RayBackend:
     name = "ray"
 
     def __init__(self, store: Store, settings: Settings):
+        _token_auth_from_file()
         import ray
 
         from .ray_task import Relay, train_remote

@@ -1,0 +1,63 @@
+"""The paper's tables as data: every row builds, is found again, and carries the paper's number."""
+
+from __future__ import annotations
+
+import pytest
+
+from trainers.config import RunConfig
+from trainers.presets import (PRESETS, SCHEDULES, paper_reference, preset_configs, schedule_name)
+
+
+def test_every_row_is_a_valid_config_found_by_paper_reference():
+    for preset in PRESETS.values():
+        for row in preset.rows:
+            cfg = row.config()
+            ref = paper_reference(cfg, preset.rows)
+            assert ref is row, (preset.name, row.label)
+            expected = "fail" if row.fails else row.reported
+            assert paper_reference(cfg).paper_text() == (expected if row.fails else f"{expected:.2f}")
+
+
+@pytest.mark.parametrize("preset, rows", [("table1", 11), ("table2", 10), ("table3", 8), ("table3_all", 12)])
+def test_preset_sizes(preset, rows):
+    assert len(PRESETS[preset].rows) == rows
+
+
+def test_paper_numbers_spot_check():
+    r164 = dict(depth=164, block="bottleneck")
+    assert paper_reference(RunConfig(ordering="full_preact", **r164)).reported == 5.46
+    assert paper_reference(RunConfig(ordering="bn_after_add")).reported == 8.17
+    assert paper_reference(RunConfig(block="single", ordering="full_preact")).reported == 8.91
+    assert paper_reference(RunConfig(dataset="cifar100", ordering="full_preact", **r164)).reported == 24.33
+    assert paper_reference(RunConfig(shortcut="constant", shortcut_scale=0.5, residual_scale=0.5)).reported == 12.35
+    assert paper_reference(RunConfig(shortcut="exclusive_gate", gate_bias=-3)).fails  # covered: 0 ... -5
+    assert paper_reference(RunConfig(shortcut="shortcut_gate", gate_bias=0)).reported == 12.86
+    assert paper_reference(RunConfig(depth=1001, block="bottleneck", ordering="full_preact",
+                                     batch_size=64)).reported == 4.62
+
+
+def test_matching_ignores_seed_and_schedule_but_not_the_method():
+    cfg = RunConfig(ordering="full_preact", seed=4, iterations=300, test_size=2000, precision="bf16")
+    assert paper_reference(cfg).reported == 6.37
+    assert paper_reference(RunConfig(gate_bias=-2.0)).reported == 6.61  # identity ignores b_g
+    assert paper_reference(RunConfig(shortcut_bn=True)) is None  # not the paper's network
+    assert paper_reference(RunConfig(depth=56)) is None
+    assert paper_reference(RunConfig(dataset="synthetic")) is None
+
+
+def test_folder_copies_match_but_are_flagged():
+    ref = paper_reference(RunConfig(dataset="folder:/data/cifar10-jpeg.tar.gz", ordering="full_preact"))
+    assert ref.reported == 6.37 and not ref.comparable
+    assert paper_reference(RunConfig(dataset="folder:/data/my-flowers")) is None
+
+
+def test_preset_configs_seed_major_with_schedule():
+    cfgs = preset_configs("table2", seeds=3, schedule="quick")
+    assert len(cfgs) == 30 and len({c.key for c in cfgs}) == 30
+    assert [c.seed for c in cfgs[:10]] == [0] * 10  # a whole table at n=1 first
+    assert all(c.iterations == SCHEDULES["quick"]["iterations"] for c in cfgs)
+    assert all(schedule_name(c) == "quick" for c in cfgs)
+    assert schedule_name(preset_configs("table1", 1)[0]) == "paper"
+    assert preset_configs("table3", seeds=[7])[0].seed == 7
+    with pytest.raises(KeyError):
+        preset_configs("table9", 1)
