@@ -211,7 +211,9 @@ def add_commands(sub) -> dict[str, Handler]:
     p = sub.add_parser("worker", help="(internal) train one claimed run; started by the supervisor")
     p.add_argument("key")
     _cache_arg(p)
-    p.add_argument("--attempt", type=int, required=True)
+    p.add_argument("--attempt", type=int, default=None,
+                   help="the attempt the supervisor claimed; without it a queued run is claimed and "
+                        "trained here in the foreground")
     p.add_argument("--device", default="auto")
 
     p = sub.add_parser("supervise", help="run the job supervisor in the foreground (normally automatic)")
@@ -231,7 +233,6 @@ def add_commands(sub) -> dict[str, Handler]:
 
     p = sub.add_parser("status", help="list runs with status and progress")
     p.add_argument("--sweep", help="only the runs of this sweep")
-    p.add_argument("--all", action="store_true", help="(default) every run")
     p.add_argument("--json", action="store_true")
     _cache_arg(p)
 

@@ -92,7 +92,7 @@ class Store:
 
     def __init__(self, cache_dir: str | Path = "cache", *, size_limit: int | None = None):
         self.cache_dir = Path(cache_dir).expanduser().resolve()
-        private_dir(self.cache_dir)
+        self.cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # an existing one keeps its mode
         self.path = private_dir(self.cache_dir / "store")
         opts: dict[str, Any] = {}
         if size_limit is not None:  # only tests set this: it shows that nothing is evicted anyway
@@ -281,8 +281,11 @@ class Store:
         again without counting a restart."""
 
         def change(rec: dict) -> None:
-            rec.update(status="queued", queued_at=now(), last_failure=reason, pid=None, slot=None,
-                       eta_s=None, images_per_s=None)
+            if rec["cancel_requested"]:  # the stop was the cancel's SIGTERM after all
+                rec.update(status="cancelled", finished_at=now())
+            else:
+                rec.update(status="queued", queued_at=now(), last_failure=reason, pid=None, slot=None,
+                           eta_s=None, images_per_s=None)
 
         return bool(self._update(key, attempt, change))
 

@@ -21,9 +21,14 @@ from typing import IO
 
 from .backends.local import LocalBackend, spawn_detached
 from .settings import Settings, load_settings
-from .store import Store, now, private_dir
+from .store import Store, now
 
 log = logging.getLogger("trainers.supervisor")
+RAY_RETRY_S = 60.0  # after a failed connection, Ray runs fail at once for this long
+
+
+class RayUnavailable(RuntimeError):
+    pass
 
 
 def lock_path(cache_dir: str | Path) -> Path:
@@ -34,7 +39,7 @@ def try_lock(cache_dir: str | Path) -> IO | None:
     """The supervisor lock, or None if another process holds it. The lock dies with its process,
     so a killed supervisor never blocks the next one (unlike a pid file)."""
     path = lock_path(cache_dir)
-    private_dir(path.parent)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     f = open(path, "a+")  # not inheritable: workers started by the holder do not keep it
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -45,6 +50,8 @@ def try_lock(cache_dir: str | Path) -> IO | None:
 
 
 def supervisor_alive(cache_dir: str | Path) -> bool:
+    if not lock_path(cache_dir).exists():
+        return False  # a status query creates nothing
     f = try_lock(cache_dir)
     if f is None:
         return True
@@ -91,11 +98,16 @@ class Supervisor:
         self.store = Store(self.cache_dir)
         self.local = LocalBackend(self.store, self.settings)
         self._ray = None  # created on the first Ray run: ray stays an optional install
+        self._ray_error: tuple[float, str] | None = None
         self._stopping = False
 
     # --- backends ----------------------------------------------------------------------------
     def ray(self):
         if self._ray is None:
+            # a cluster that just refused us is not asked again for a while: connecting takes
+            # ~20 s of retries, and local runs must not wait that long for their supervisor
+            if self._ray_error and now() - self._ray_error[0] < RAY_RETRY_S:
+                raise RayUnavailable(self._ray_error[1])
             from .backends.ray_backend import RayBackend
 
             self._ray = RayBackend(self.store, self.settings)
@@ -136,14 +148,19 @@ class Supervisor:
         try:
             action(self.ray())
         except Exception as e:
-            msg = f"Ray backend unavailable: {type(e).__name__}: {e}"
+            msg = str(e) if isinstance(e, RayUnavailable) else f"Ray backend unavailable: {type(e).__name__}: {e}"
+            if isinstance(e, ModuleNotFoundError):
+                msg += " (install it with: pip install -r requirements-ray.txt)"
             log.error(msg)
             self._ray = None
+            self._ray_error = (now(), msg)
             for rec in recs:
                 if rec["status"] == "queued":
                     attempt = self.store.claim(rec["key"], "ray", None)
                     if attempt is not None:
                         self.store.fail(rec["key"], attempt, msg)
+                elif now() - (rec.get("heartbeat_at") or rec["started_at"] or now()) > self.settings.lease_s:
+                    self.store.worker_lost(rec["key"], rec["attempt"], msg, self.settings.max_restarts)
 
     def busy(self) -> bool:
         return bool(self.store.active()) or self.local.busy() or (self._ray is not None and self._ray.busy())

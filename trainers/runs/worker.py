@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 import traceback
 from pathlib import Path
@@ -134,4 +135,13 @@ def run_worker(key: str, cache_dir: str | Path, attempt: int, device: str = "aut
 
 def main(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    return run_worker(args.key, args.cache_dir, args.attempt, device=args.device)
+    attempt = args.attempt
+    if attempt is None:  # by hand: claim the queued run and train it here, in the foreground
+        with Store(args.cache_dir) as store:
+            attempt = store.claim(args.key, "local", "manual")
+            if attempt is None:
+                rec = store.get(args.key)
+                print(f"run {args.key} is {'unknown' if rec is None else rec['status']}, not queued",
+                      file=sys.stderr)
+                return 1
+    return run_worker(args.key, args.cache_dir, attempt, device=args.device)
