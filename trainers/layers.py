@@ -34,6 +34,7 @@ class ZeroPadShortcut(nn.Module):
         self.cin, self.cout, self.stride, self.packs = cin, cout, stride, packs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
         if self.stride > 1:
             x = x[:, :, :: self.stride, :: self.stride]
         if self.cout == self.cin:
@@ -41,7 +42,10 @@ class ZeroPadShortcut(nn.Module):
         n, _, h, w = x.shape
         x = x.reshape(n, self.packs, self.cin, h, w)  # pad each packed network's own channels
         x = F.pad(x, (0, 0, 0, 0, 0, self.cout - self.cin))
-        return x.reshape(n, self.packs * self.cout, h, w)
+        x = x.reshape(n, self.packs * self.cout, h, w)
+        # Keep the network's layout: a channels_last residual stream that turned NCHW here would
+        # make every later unit mix layouts (a copy per op, slower convolutions).
+        return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
     def extra_repr(self) -> str:
         return f"{self.cin}->{self.cout}, stride={self.stride}"

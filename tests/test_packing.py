@@ -1,0 +1,171 @@
+"""Seed packing: K seeds as one grouped network must be K standalone runs, value by value."""
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from trainers import RunConfig
+from trainers.model import build_model
+from trainers.packing import (PackingError, pack_optimizer_states, pack_state_dicts, plan,
+                              train_packed, unpack_optimizer_state, unpack_state_dict, why_not_packable)
+from trainers.registry import ORDERINGS, SHORTCUTS
+from trainers.train import train
+
+TINY = dict(dataset="synthetic", depth=8, batch_size=32, train_size=512, test_size=256)
+K = 3
+
+
+def _seeded_models(cfg, seeds, dtype=torch.float32):
+    models = []
+    for s in seeds:
+        torch.manual_seed(s)
+        m = build_model(cfg).to(dtype)
+        with torch.no_grad():  # BN starts at 1/0 in every seed: make each network's BN its own
+            for mod in m.modules():
+                if isinstance(mod, torch.nn.BatchNorm2d):
+                    mod.weight.uniform_(0.5, 1.5), mod.bias.uniform_(-0.5, 0.5)
+                    mod.running_mean.uniform_(-0.5, 0.5), mod.running_var.uniform_(0.5, 2.0)
+        models.append(m)
+    return models
+
+
+def _packed(cfg, models, dtype=torch.float32):
+    packed = build_model(cfg, packs=len(models)).to(dtype)
+    packed.load_state_dict(pack_state_dicts([m.state_dict() for m in models]))
+    return packed
+
+
+def test_pack_unpack_round_trip():
+    cfg = RunConfig(**TINY, shortcut="exclusive_gate")
+    models = _seeded_models(cfg, range(K))
+    sds = [m.state_dict() for m in models]
+    back = unpack_state_dict(pack_state_dicts(sds), K)
+    for a, b in zip(sds, back):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), k
+    opt_states = []
+    for m in models:
+        opt = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
+        for p in m.parameters():
+            p.grad = torch.randn_like(p)
+        opt.step()
+        opt_states.append(opt.state_dict())
+    for a, b in zip(opt_states, unpack_optimizer_state(pack_optimizer_states(opt_states), K)):
+        for i in a["state"]:
+            assert torch.equal(a["state"][i]["momentum_buffer"], b["state"][i]["momentum_buffer"])
+
+
+VARIANTS = [dict(ordering=o, shortcut=s) for o, s in itertools.product(ORDERINGS, SHORTCUTS)] + [
+    dict(block="bottleneck", depth=11, ordering="full_preact"),
+    dict(block="single", depth=5, ordering="original"),
+    dict(downsample="conv", shortcut_bn=True),
+    dict(shortcut="shortcut_gate", gate_width="single", shortcut_bn=True, ordering="full_preact"),
+    dict(shortcut="constant", shortcut_scale=0.5, residual_scale=0.5),
+]
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(f"{x}" for x in v.values()))
+def test_packed_forward_is_each_networks_forward(variant):
+    cfg = RunConfig(**{**TINY, **variant})
+    models = _seeded_models(cfg, range(K))
+    packed = _packed(cfg, models)
+    xs = [torch.randn(4, 3, 32, 32) for _ in range(K)]
+    # train mode uses each network's batch statistics; the dropout shortcut is random in training,
+    # so it is compared in eval mode only (its eval is the deterministic scale 1-p)
+    modes = (False,) if cfg.shortcut == "dropout" else (True, False)
+    for training in modes:
+        for m in [*models, packed]:
+            m.train(training)
+        with torch.no_grad():
+            want = torch.stack([m(x) for m, x in zip(models, xs)], dim=1)  # (N, K, classes)
+            got = packed(torch.cat(xs, dim=1))
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shortcut", ["identity", "exclusive_gate", "conv1x1"])
+def test_packed_sgd_is_standalone_sgd_exactly_in_float64(shortcut):
+    """The math, free of float32 rounding: five SGD steps, packed vs standalone, to 1e-12."""
+    cfg = RunConfig(**TINY, shortcut=shortcut, ordering="full_preact")
+    models = _seeded_models(cfg, range(K), torch.float64)
+    packed = _packed(cfg, models, torch.float64)
+    sgd = dict(lr=0.1, momentum=0.9, weight_decay=1e-4)
+    opts = [torch.optim.SGD(m.parameters(), **sgd) for m in models]
+    popt = torch.optim.SGD(packed.parameters(), **sgd)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        xs = [torch.randn(8, 3, 32, 32, generator=g, dtype=torch.float64) for _ in range(K)]
+        ys = [torch.randint(0, 10, (8,), generator=g) for _ in range(K)]
+        for m, o, x, y in zip(models, opts, xs, ys):
+            o.zero_grad()
+            F.cross_entropy(m(x), y).backward()
+            o.step()
+        out = packed(torch.cat(xs, dim=1))
+        popt.zero_grad()
+        sum(F.cross_entropy(out[:, k], ys[k]) for k in range(K)).backward()  # loss summed over models
+        popt.step()
+    for m, sd in zip(models, unpack_state_dict(packed.state_dict(), K)):
+        for name, t in m.state_dict().items():
+            torch.testing.assert_close(sd[name], t, rtol=0, atol=1e-12, msg=name)
+
+
+def _checkpoint(cache_dir, cfg):
+    return torch.load(cache_dir / "runs" / cfg.key / "checkpoint.pt", weights_only=True)
+
+
+def test_train_packed_matches_standalone_runs_in_fp32(tmp_path):
+    """The real trainer, end to end: each seed's batches, crops, flips, init, schedule, events."""
+    cfgs = [RunConfig(**TINY, seed=s, iterations=4, log_every=2, eval_every=4) for s in (0, 1, 2)]
+    packed_dir, alone_dir = tmp_path / "packed", tmp_path / "alone"
+    events = [[] for _ in cfgs]
+    packed = train_packed(cfgs, device="cpu", cache_dir=packed_dir, on_event_per_run=[e.append for e in events],
+                          channels_last=False)
+    for cfg, res, evs in zip(cfgs, packed, events):
+        alone_events = []
+        alone = train(cfg, device="cpu", cache_dir=alone_dir, on_event=alone_events.append, channels_last=False)
+        assert res.keys() == alone.keys() and res["key"] == cfg.key and res["status"] == alone["status"]
+        assert [e["type"] for e in evs] == [e["type"] for e in alone_events]
+        assert res["provenance"]["packed"] == 3 and res["iterations"] == 4
+        for a, b in zip(evs, alone_events):
+            if a["type"] == "metrics":
+                assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+                assert a["train_error"] == pytest.approx(b["train_error"], abs=100 / 64 + 1e-9)  # ≤ 1 image
+        assert res["test_error"] == pytest.approx(alone["test_error"], abs=100 / 256 + 1e-9)
+        p, a = _checkpoint(packed_dir, cfg), _checkpoint(alone_dir, cfg)
+        assert p["iteration"] == a["iteration"] == 4
+        assert torch.equal(p["sampler"]["perm"], a["sampler"]["perm"])  # the same batches were drawn
+        assert torch.equal(p["sampler"]["generator"], a["sampler"]["generator"])  # ...and crops/flips
+        # float32: grouped and plain convolutions round differently (~1e-7), and now and then that
+        # flips a ReLU input lying within 1e-6 of zero, which moves that step's gradient by ~1e-3
+        # (relative). Weights after 4 steps measured within 1e-5; momentum buffers (raw gradients)
+        # within 1e-2. The exactness of the math itself is the float64 test above.
+        for name, t in a["model"].items():
+            torch.testing.assert_close(p["model"][name], t, rtol=1e-4, atol=5e-5, msg=name)
+        for i, st in a["optimizer"]["state"].items():
+            got, want = p["optimizer"]["state"][i]["momentum_buffer"], st["momentum_buffer"]
+            assert (got - want).norm() <= 3e-2 * want.norm(), i
+
+
+def test_a_cancelled_run_leaves_the_pack_and_resumes_alone(tmp_path):
+    cfgs = [RunConfig(**TINY, seed=s, iterations=6, log_every=2, eval_every=6) for s in (3, 4)]
+    stops = [lambda: True, None]  # the first run is cancelled at its first log interval
+    res = train_packed(cfgs, device="cpu", cache_dir=tmp_path, should_stop_per_run=stops, channels_last=False)
+    assert res[0]["status"] == "cancelled" and res[0]["iterations"] == 2
+    assert res[1]["status"] in ("done", "fail") and res[1]["iterations"] == 6  # repacked, went on alone
+    resumed = train(cfgs[0], device="cpu", cache_dir=tmp_path, channels_last=False)  # train() reads it
+    assert resumed["iterations"] == 6 and resumed["provenance"]["resumed"]
+
+
+def test_what_packs():
+    a = RunConfig(**TINY, seed=0)
+    assert why_not_packable([a, a.replace(seed=1)]) is None
+    assert "seed" in why_not_packable([a, a.replace(seed=1, depth=14)])
+    assert "repeat" in why_not_packable([a, a])
+    drop = RunConfig(**TINY, shortcut="dropout")
+    assert "dropout" in why_not_packable([drop, drop.replace(seed=1)])
+    with pytest.raises(PackingError):
+        train_packed([drop, drop.replace(seed=1)], device="cpu")
+    # the CPU never packs (measured slower, docs/benchmarks.md): every run is its own group
+    assert plan([a, a.replace(seed=1), a.replace(depth=14)], device="cpu") == [[0], [1], [2]]

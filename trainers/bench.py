@@ -1,0 +1,359 @@
+"""`python -m trainers bench`: training throughput of this trainer against the conventional
+pipeline, side by side, in one process, on the same machine and the same network.
+
+The conventional pipeline is what public CIFAR ResNet reproductions do (e.g. akamaster/
+pytorch_resnet_cifar10, hysts/pytorch_image_classification): a torchvision-style dataset that
+turns each HWC uint8 image into a PIL image and applies RandomCrop(32, padding=4),
+RandomHorizontalFlip, ToTensor, Normalize; a DataLoader with shuffling and worker processes;
+fp32 NCHW; eager; torch.optim.SGD with PyTorch's defaults; `loss.item()` every step for the log.
+
+This trainer is `trainers.fast.TrainStep`, the very step `train()` runs: uint8 data on the
+device, crops/flips batched there, channels_last, one CUDA graph per iteration on a GPU.
+
+Both train the same network with the same SGD recipe on the same synthetic CIFAR-shaped data
+(random uint8 images: speed does not depend on the pixels). Measurements alternate between the two
+pipelines for `--rounds` rounds, so a machine whose load changes (other users) slows both; each
+round drops its first steps (warm-up, and the batches the DataLoader prefetched meanwhile).
+Warm-up (compilation, CUDA-graph capture) is timed and reported separately from steady state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from . import fast
+from .augment import BatchSampler
+from .cli import add_config_arguments, config_from_args
+from .config import RunConfig
+from .model import build_model, count_parameters
+from .train import lr_at, resolve_device
+
+SYNTHETIC_TRAIN_IMAGES = 50_000  # CIFAR-10's training set size
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2470, 0.2435, 0.2616)
+
+
+# ----------------------------------------------------------------------------------------------
+# data
+# ----------------------------------------------------------------------------------------------
+
+
+def synthetic_cifar(n: int, num_classes: int = 10, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """n random uint8 (3, 32, 32) images and labels: CIFAR's shape and dtype, for speed only."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8)
+    y = torch.randint(0, num_classes, (n,), generator=g)
+    return x, y
+
+
+class TorchvisionStyleCIFAR(torch.utils.data.Dataset):
+    """torchvision.datasets.CIFAR10's storage and __getitem__: an (N, 32, 32, 3) uint8 array,
+    each item made a PIL image and passed through the transforms."""
+
+    def __init__(self, x_nchw: torch.Tensor, y: torch.Tensor, transform):
+        self.data = x_nchw.permute(0, 2, 3, 1).contiguous().numpy()  # HWC, as torchvision keeps it
+        self.targets = y.tolist()
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        img = Image.fromarray(self.data[i])
+        return self.transform(img), self.targets[i]
+
+
+def conventional_transform(mean=CIFAR_MEAN, std=CIFAR_STD):
+    import torchvision.transforms as T
+
+    return T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(mean, std)])
+
+
+# ----------------------------------------------------------------------------------------------
+# the two pipelines, each as "run n steps, return seconds"
+# ----------------------------------------------------------------------------------------------
+
+
+class Conventional:
+    """The usual recipe, step by step."""
+
+    def __init__(self, cfg: RunConfig, dev: torch.device, x: torch.Tensor, y: torch.Tensor, workers: int):
+        torch.manual_seed(cfg.seed)
+        self.cfg, self.dev = cfg, dev
+        self.model = build_model(cfg, num_classes=cfg.num_classes).to(dev)  # fp32, NCHW
+        self.model.train()
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                                         weight_decay=cfg.weight_decay)
+        dataset = TorchvisionStyleCIFAR(x, y, conventional_transform())
+        self.loader = torch.utils.data.DataLoader(
+            dataset, batch_size=cfg.batch_size, shuffle=True, num_workers=workers, drop_last=True,
+            pin_memory=dev.type == "cuda", persistent_workers=workers > 0)
+        self.workers = workers
+        self._it = iter(self.loader)
+        self.iteration = 0
+
+    def _next(self):
+        try:
+            return next(self._it)
+        except StopIteration:  # a new epoch
+            self._it = iter(self.loader)
+            return next(self._it)
+
+    def run(self, steps: int) -> float:
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            x, y = self._next()
+            x, y = x.to(self.dev, non_blocking=True), y.to(self.dev, non_blocking=True)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr_at(self.cfg, self.iteration)
+            out = self.model(x)
+            loss = F.cross_entropy(out, y)
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+            loss.item()  # the running-loss log of the usual loop (a host sync on a GPU)
+            self.iteration += 1
+        if self.dev.type == "cuda":
+            torch.cuda.synchronize(self.dev)
+        return time.perf_counter() - t0
+
+    def close(self) -> None:
+        del self._it, self.loader  # stops the persistent workers
+
+
+class Ours:
+    """This trainer's step (trainers.fast.TrainStep), fed as train() feeds it."""
+
+    def __init__(self, cfg: RunConfig, dev: torch.device, x: torch.Tensor, y: torch.Tensor, *, mode: str,
+                 channels_last: bool, packs: int = 1):
+        self.cfg, self.dev, self.packs = cfg, dev, packs
+        torch.manual_seed(cfg.seed)
+        model = build_model(cfg, num_classes=cfg.num_classes, packs=packs)
+        model = model.to(dev, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+        optimizer = fast.make_optimizer(model, cfg, dev)
+        train_x, train_y = x.to(dev), y.to(dev)
+        mean = torch.tensor(CIFAR_MEAN, device=dev)
+        std = torch.tensor(CIFAR_STD, device=dev)
+        self.step = fast.TrainStep(model, optimizer, train_x, train_y, mean, std, augment=cfg.augment,
+                                   precision=cfg.precision, channels_last=channels_last, packs=packs, mode=mode)
+        self.samplers = []
+        for k in range(packs):  # one sampler and generator per seed, as train()/train_packed() do
+            g = torch.Generator().manual_seed(cfg.seed + k)
+            self.samplers.append((BatchSampler(len(y), cfg.batch_size, g), g))
+        self.iteration = 0
+
+    def run(self, steps: int) -> float:
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            self.step.set_lr(lr_at(self.cfg, self.iteration))
+            draws = [fast.draw_batch(s, g, self.cfg.augment) for s, g in self.samplers]
+            self.step(draws[0] if self.packs == 1 else fast.stack_draws(draws))
+            self.iteration += 1
+        self.step.take_metrics()  # train() reads its metrics once per log interval: one sync
+        self.step.synchronize()
+        return time.perf_counter() - t0
+
+
+# ----------------------------------------------------------------------------------------------
+# measurement
+# ----------------------------------------------------------------------------------------------
+
+
+def _rate(images: int, seconds: float) -> float:
+    return images / max(seconds, 1e-9)
+
+
+def bench(cfg: RunConfig, *, device: str | torch.device = "auto", steps: int | None = None,
+          warmup_steps: int | None = None, rounds: int = 2, workers: int | None = None,
+          mode: str = "auto", channels_last: bool | None = None, packs: int = 1,
+          conventional: bool = True, train_images: int = SYNTHETIC_TRAIN_IMAGES,
+          log=None) -> dict[str, Any]:
+    """Measure and return the figures that `python -m trainers bench` prints (its JSON line)."""
+    dev = resolve_device(device)
+    gpu = dev.type == "cuda"
+    steps = steps or (200 if gpu else 20)
+    warmup_steps = warmup_steps if warmup_steps is not None else (10 if gpu else 2)
+    workers = min(4, os.cpu_count() or 1) if workers is None else workers
+    step_mode = fast.resolve_mode(None if mode == "auto" else mode, dev)
+    channels_last = fast.default_channels_last(dev) if channels_last is None else channels_last
+    log = log or (lambda msg: None)
+    x, y = synthetic_cifar(max(train_images, cfg.batch_size), cfg.num_classes)
+    b = cfg.batch_size
+
+    ours = Ours(cfg, dev, x, y, mode=step_mode, channels_last=channels_last)
+    conv = Conventional(cfg, dev, x, y, workers) if conventional else None
+    # First-time costs, reported apart from steady state: compile, graph capture, worker start.
+    # TrainStep warms up `warmup` eager calls, then captures: one more call reaches steady state.
+    ours_warm = ours.run(max(warmup_steps, ours.step.warmup + 1))
+    conv_warm = conv.run(warmup_steps) if conv else None
+    log(f"warm-up: this trainer {ours_warm:.1f} s" + (f", conventional {conv_warm:.1f} s" if conv else ""))
+
+    ours_rates, conv_rates = [], []
+    # after the other pipeline ran, drop the batches the DataLoader prefetched meanwhile
+    drain = max(2, 2 * workers)
+    for r in range(rounds):
+        if conv:
+            conv.run(drain)
+            conv_rates.append(_rate(steps * b, conv.run(steps)))
+        ours.run(2)
+        ours_rates.append(_rate(steps * b, ours.run(steps)))
+        log(f"round {r + 1}/{rounds}: this trainer {ours_rates[-1]:,.0f} img/s"
+            + (f", conventional {conv_rates[-1]:,.0f} img/s" if conv else ""))
+    if conv:
+        conv.close()
+    n_params = count_parameters(ours.step.model)
+    del ours
+
+    packed = None
+    if packs > 1:
+        pk = Ours(cfg, dev, x, y, mode=step_mode, channels_last=channels_last, packs=packs)
+        pk_warm = pk.run(max(warmup_steps, pk.step.warmup + 1))
+        pk_rates = []
+        for _ in range(rounds):
+            pk.run(2)
+            pk_rates.append(_rate(steps * b * packs, pk.run(steps)))
+        agg = statistics.median(pk_rates)
+        single = statistics.median(ours_rates)
+        packed = {"packs": packs, "aggregate_images_per_s": agg, "rounds": pk_rates, "warmup_s": pk_warm,
+                  "sequential_images_per_s": single, "speedup_vs_sequential": agg / single,
+                  "paper_runs_h": cfg.iterations * b * packs / agg / 3600}
+        log(f"{packs} seeds packed: {agg:,.0f} img/s aggregate vs {single:,.0f} one at a time "
+            f"({agg / single:.2f}x)")
+        del pk
+
+    ours_ips = statistics.median(ours_rates)
+    result: dict[str, Any] = {
+        "bench": "train-throughput",
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "network": cfg.label(), "depth": cfg.depth, "block": cfg.block, "ordering": cfg.ordering,
+        "shortcut": cfg.shortcut, "parameters": n_params, "batch_size": b,
+        "paper_iterations": cfg.iterations,
+        **environment(dev),
+        "ours": {
+            "images_per_s": ours_ips, "rounds": ours_rates, "warmup_s": ours_warm, "steps": steps,
+            "mode": step_mode, "channels_last": channels_last, "precision": cfg.precision,
+            "precision_note": fast.precision_note(cfg.precision, dev),
+            "paper_run_h": (cfg.iterations * b / ours_ips + ours_warm) / 3600,
+        },
+        "conventional": None,
+        "ratio": None,
+        "packed": packed,
+    }
+    if conv:
+        conv_ips = statistics.median(conv_rates)
+        result["conventional"] = {
+            "images_per_s": conv_ips, "rounds": conv_rates, "warmup_s": conv_warm, "steps": steps,
+            "workers": workers, "precision": "fp32", "precision_note": fast.precision_note("fp32", dev),
+            "paper_run_h": cfg.iterations * b / conv_ips / 3600,
+        }
+        result["ratio"] = ours_ips / conv_ips
+    return result
+
+
+def environment(dev: torch.device) -> dict[str, Any]:
+    import torchvision
+
+    env: dict[str, Any] = {
+        "device": str(dev), "torch": torch.__version__, "torchvision": torchvision.__version__,
+        "python": sys.version.split()[0], "threads": torch.get_num_threads(), "cpu": cpu_model(),
+        "cpu_cores": os.cpu_count(),
+    }
+    if dev.type == "cuda":
+        env.update(device_name=torch.cuda.get_device_name(dev), cuda=torch.version.cuda,
+                   cudnn=torch.backends.cudnn.version())
+    else:
+        env.update(device_name=f"CPU ({cpu_model()}, {torch.get_num_threads()} threads)")
+    return env
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+# ----------------------------------------------------------------------------------------------
+# CLI
+# ----------------------------------------------------------------------------------------------
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)  # the CPU path: every core, no data workers in ours
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    r = bench(cfg, device=args.device, steps=args.steps, warmup_steps=args.warmup_steps, rounds=args.rounds,
+              workers=args.workers, mode=args.mode, channels_last=args.channels_last, packs=args.packs,
+              conventional=not args.skip_conventional, train_images=args.train_images, log=log)
+    print(report_text(r))
+    line = json.dumps(r)
+    if args.json_out:
+        with open(args.json_out, "a") as f:
+            f.write(line + "\n")
+    print(line, flush=True)
+    return 0
+
+
+def report_text(r: dict[str, Any]) -> str:
+    o, c = r["ours"], r["conventional"]
+    lines = [
+        f"{r['network']} ({r['parameters']:,} parameters), batch {r['batch_size']}, on {r['device_name']}",
+        f"torch {r['torch']}, torchvision {r['torchvision']}, python {r['python']}"
+        + (f", CUDA {r['cuda']}, cuDNN {r['cudnn']}" if r.get("cuda") else ""),
+    ]
+    if c:
+        lines.append(f"  conventional  {c['images_per_s']:>10,.0f} img/s   paper run {c['paper_run_h']:6.2f} h   "
+                     f"(DataLoader {c['workers']} workers, PIL transforms, NCHW, eager, {c['precision_note']})")
+    lines.append(f"  this trainer  {o['images_per_s']:>10,.0f} img/s   paper run {o['paper_run_h']:6.2f} h   "
+                 f"({o['mode']}, {'channels_last' if o['channels_last'] else 'NCHW'}, {o['precision_note']}; "
+                 f"warm-up {o['warmup_s']:.1f} s)")
+    if r["ratio"] is not None:
+        lines.append(f"  ratio         {r['ratio']:.2f}x")
+    p = r.get("packed")
+    if p:
+        lines.append(f"  {p['packs']} seeds packed {p['aggregate_images_per_s']:,.0f} img/s aggregate, "
+                     f"{p['speedup_vs_sequential']:.2f}x one-at-a-time; {p['packs']} paper runs "
+                     f"{p['paper_runs_h']:.2f} h")
+    return "\n".join(lines)
+
+
+def add_commands(subparsers) -> dict:
+    p = subparsers.add_parser("bench", help="training throughput: this trainer vs the conventional pipeline",
+                              description=__doc__.split("\n\n")[0])
+    add_config_arguments(p)
+    p.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto (default)")
+    p.add_argument("--steps", type=int, default=None, help="timed iterations per round (default: 20 CPU, 200 GPU)")
+    p.add_argument("--warmup-steps", type=int, default=None, help="untimed first iterations (default: 2 CPU, 10 GPU)")
+    p.add_argument("--rounds", type=int, default=2, help="alternating measurement rounds; the median is reported")
+    p.add_argument("--workers", type=int, default=None,
+                   help="DataLoader workers of the conventional pipeline (default: min(4, cores))")
+    p.add_argument("--mode", default="auto", choices=["auto", *fast.STEP_MODES], help="this trainer's step mode")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="this trainer's memory layout (default: channels_last)")
+    p.add_argument("--packs", type=int, default=1, help="also measure K seeds packed vs one at a time")
+    p.add_argument("--skip-conventional", action="store_true")
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads (default: all cores)")
+    p.add_argument("--train-images", type=int, default=SYNTHETIC_TRAIN_IMAGES, help="synthetic training set size")
+    p.add_argument("--json-out", help="also append the JSON line to this file")
+    return {"bench": cmd_bench}
