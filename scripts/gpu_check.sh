@@ -19,6 +19,10 @@
 # wall-clock budget: steps that would not fit are skipped, the fidelity runs are cut at the budget
 # (their logs keep the curve so far; rerun on a warm machine and they resume from checkpoints,
 # kept under cache/gpu_check).
+# Dry run of the script's flow on a CPU (tiny sizes, figures meaningless):
+#   DEVICE=cpu BENCH_EXTRA="--depth 8 --batch-size 16 --steps 2 --rounds 1 --train-images 256" \
+#   TRAIN_EXTRA="--depth 8 --iterations 10 --train-size 512 --test-size 256" STEPS="bench fidelity" \
+#   PYTHON=.venv/bin/python bash scripts/gpu_check.sh
 
 set -u
 OUT=${OUT:-out/gpu_check}
@@ -27,6 +31,9 @@ PY=${PYTHON:-python3}
 BUDGET_S=${BUDGET_S:-560}
 STEPS=${STEPS:-"equiv bench packed extra fidelity compile"}
 CACHE=${GPU_CHECK_CACHE:-cache/gpu_check}
+DEVICE=${DEVICE:-cuda}
+BENCH_EXTRA=${BENCH_EXTRA:-}  # appended to every bench command (argparse: the last flag wins)
+TRAIN_EXTRA=${TRAIN_EXTRA:-}  # appended to the fidelity runs' train commands
 START=$(date +%s)
 export PYTHONUNBUFFERED=1
 
@@ -38,7 +45,8 @@ bench() {  # bench NAME MIN_SECONDS ARGS...: one bench line, skipped when too li
   shift 2
   if (($(left) < need)); then log "skip bench $name: $(left) s left"; return; fi
   log "bench $name: $*"
-  timeout $(($(left) - 5)) "$PY" -m trainers bench --device cuda --json-out "$OUT/bench.jsonl" "$@" \
+  # shellcheck disable=SC2086
+  timeout $(($(left) - 5)) "$PY" -m trainers bench --device "$DEVICE" --json-out "$OUT/bench.jsonl" "$@" $BENCH_EXTRA \
     2>&1 | grep -v '^{' | tee -a "$OUT/log.txt"
 }
 
@@ -194,7 +202,7 @@ if want fidelity; then
     pids=()
     for ordering in original full_preact; do
       timeout "$limit" "$PY" -m trainers train --dataset "folder:$TARBALL" --depth 20 --ordering "$ordering" \
-        --device cuda --cache-dir "$CACHE" --checkpoint-every-s 30 \
+        --device "$DEVICE" --cache-dir "$CACHE" --checkpoint-every-s 30 $TRAIN_EXTRA \
         >"$OUT/fidelity_$ordering.log" 2>&1 &
       pids+=($!)
     done

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from trainers import RunConfig
@@ -42,3 +43,14 @@ def test_conventional_dataset_is_torchvision_style():
     assert img.shape == (3, 32, 32) and img.dtype == torch.float32 and label == int(y[3])
     assert ds.data.shape == (8, 32, 32, 3)  # HWC uint8, as torchvision.datasets.CIFAR10 stores it
     assert RunConfig().batch_size == 128  # the paper's batch, which the bench uses by default
+
+
+def test_step_modes_resolve_per_device():
+    from trainers.fast import resolve_mode
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_mode(None, cpu) == "eager" and resolve_mode(None, cuda) == "graph"  # auto
+    assert resolve_mode(True, cpu) == "compile" and resolve_mode(True, cuda) == "compile+graph"
+    assert resolve_mode(False, cuda) == "eager"
+    with pytest.raises(ValueError):
+        resolve_mode("graph", cpu)  # CUDA graphs need CUDA

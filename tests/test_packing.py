@@ -151,10 +151,10 @@ def test_train_packed_matches_standalone_runs_in_fp32(tmp_path):
 def test_a_cancelled_run_leaves_the_pack_and_resumes_alone(tmp_path):
     cfgs = [RunConfig(**TINY, seed=s, iterations=6, log_every=2, eval_every=6) for s in (3, 4)]
     stops = [lambda: True, None]  # the first run is cancelled at its first log interval
-    res = train_packed(cfgs, device="cpu", cache_dir=tmp_path, should_stop_per_run=stops, channels_last=False)
+    res = train_packed(cfgs, device="cpu", cache_dir=tmp_path, should_stop_per_run=stops)  # channels_last
     assert res[0]["status"] == "cancelled" and res[0]["iterations"] == 2
     assert res[1]["status"] in ("done", "fail") and res[1]["iterations"] == 6  # repacked, went on alone
-    resumed = train(cfgs[0], device="cpu", cache_dir=tmp_path, channels_last=False)  # train() reads it
+    resumed = train(cfgs[0], device="cpu", cache_dir=tmp_path)  # train() reads its checkpoint
     assert resumed["iterations"] == 6 and resumed["provenance"]["resumed"]
 
 
