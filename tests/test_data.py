@@ -4,6 +4,7 @@ tarballs): shapes, labels, checksum refusal before unpickling, error messages, t
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 import os
 import pickle
 import time
@@ -390,11 +391,20 @@ def test_synthetic_test_set_does_not_depend_on_train_size():
     assert torch.equal(synthetic_dataset(20, 10).test_x, synthetic_dataset(40, 10).test_x)
 
 
-def test_subset_takes_the_first_images_and_recomputes_stats():
+def test_subset_is_a_fixed_sample_of_every_class_and_recomputes_stats():
     ds = synthetic_dataset(50, 20)
+    # a dataset stored class by class, as folder datasets are: "the first 10" would be one class
+    order = torch.argsort(ds.train_y, stable=True)
+    ds = replace(ds, train_x=ds.train_x[order], train_y=ds.train_y[order])
     sub = ds.subset(10, 0)
-    assert torch.equal(sub.train_x, ds.train_x[:10]) and torch.equal(sub.test_x, ds.test_x)
-    assert sub.mean == channel_stats(ds.train_x[:10])[0] and ds.subset(0, 0) is ds
+    assert len(sub.train_y) == 10 and len(set(sub.train_y.tolist())) > 3
+    assert torch.equal(sub.train_x, ds.subset(10, 0).train_x), "the same images every time"
+    assert torch.equal(sub.test_x, ds.test_x)
+    # each kept image is one of the originals, with its own label
+    for x, y in zip(sub.train_x, sub.train_y):
+        i = next(i for i in range(50) if torch.equal(ds.train_x[i], x))
+        assert ds.train_y[i] == y
+    assert sub.mean == channel_stats(sub.train_x)[0] and ds.subset(0, 0) is ds
     assert len(ds.subset(0, 5).test_y) == 5
     with pytest.raises(DataError, match="train_size 51 is more than the 50"):
         ds.subset(51, 0)

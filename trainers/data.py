@@ -58,6 +58,7 @@ ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 SYNTHETIC_LABEL = "synthetic (smoke tests only)"
 SYNTHETIC_SIZES = (5000, 1000)  # train, test: enough for a short run to visibly learn
 DOWNLOAD_TIMEOUT_S = 30
+SUBSET_SEED = 20160316  # the paper's arXiv date; fixes which images a train_size/test_size run sees
 
 
 class DataError(Exception):
@@ -81,7 +82,10 @@ class Dataset:
         return len(self.classes)
 
     def subset(self, train_size: int = 0, test_size: int = 0) -> "Dataset":
-        """The first `train_size` / `test_size` images of each split (0 = all of it).
+        """A fixed sample of `train_size` / `test_size` images of each split (0 = all of it).
+
+        The sample is a permutation drawn from a fixed seed, the same for every run and every seed:
+        folder datasets are stored class by class, so "the first N" would be a single class.
 
         mean/std are recomputed from the images kept: the normalisation then comes from the very
         training set the run sees (paper: statistics of the training set)."""
@@ -100,7 +104,11 @@ def _first(x: torch.Tensor, y: torch.Tensor, n: int, split: str, name: str):
     if n > len(y):
         raise DataError(f"{split}_size {n} is more than the {len(y)} {split} images of {name}; "
                         f"use 0 for all of them or a smaller number")
-    return (x[:n], y[:n]) if n else (x, y)
+    if n == 0 or n == len(y):
+        return x, y
+    # a fixed seed, independent of the run's: every run of a quick preset sees the same images
+    keep = torch.randperm(len(y), generator=torch.Generator().manual_seed(SUBSET_SEED))[:n]
+    return x[keep].contiguous(), y[keep].contiguous()
 
 
 # ----------------------------------------------------------------------------------------------
