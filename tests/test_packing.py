@@ -139,10 +139,18 @@ def test_train_packed_matches_standalone_runs_in_fp32(tmp_path):
         assert torch.equal(p["sampler"]["generator"], a["sampler"]["generator"])  # ...and crops/flips
         # float32: grouped and plain convolutions round differently (~1e-7), and now and then that
         # flips a ReLU input lying within 1e-6 of zero, which moves that step's gradient by ~1e-3
-        # (relative). Weights after 4 steps measured within 1e-5; momentum buffers (raw gradients)
-        # within 1e-2. The exactness of the math itself is the float64 test above.
+        # (relative). So each weight tensor is compared by how far training moved it: the packed
+        # run's distance from the standalone weights must be a small fraction of the distance the
+        # standalone run travelled from its init (another seed's run would be ~100% off).
+        # The exactness of the math itself is the float64 test above.
+        torch.manual_seed(cfg.seed)
+        init = build_model(cfg).state_dict()
         for name, t in a["model"].items():
-            torch.testing.assert_close(p["model"][name], t, rtol=1e-4, atol=5e-5, msg=name)
+            if not t.is_floating_point():
+                assert torch.equal(p["model"][name], t), name
+                continue
+            moved = (t - init[name]).norm()
+            assert (p["model"][name] - t).norm() <= 2e-2 * moved + 1e-6, name
         for i, st in a["optimizer"]["state"].items():
             got, want = p["optimizer"]["state"][i]["momentum_buffer"], st["momentum_buffer"]
             assert (got - want).norm() <= 3e-2 * want.norm(), i
