@@ -134,6 +134,7 @@ def curve_figure(
     log_error: bool = False,
     title: str = "",
     height: int = 440,
+    x_total: int | None = None,
 ) -> go.Figure:
     """Training curves in the paper's style (Fig. 1, 3, 6).
 
@@ -141,12 +142,14 @@ def curve_figure(
     test_error). Dashed: training loss, left axis. Solid: test error %, right axis. A min-max band
     is drawn where a series has more than one run. `lr_drops`: iterations of the lr /10 steps
     (dotted vertical lines). `references`: series name -> the paper's error %, drawn as a
-    dash-dot horizontal line in the series' colour on the error axis.
+    dash-dot horizontal line in the series' colour on the error axis. `x_total`: the run's
+    length, so a live curve grows across a fixed axis instead of the axis stretching with it.
     """
     fig = go.Figure()
     references = dict(references or {})
     names = list(dict.fromkeys(curves["series"])) if len(curves) else []
     x_max = float(curves["iteration"].max()) if len(curves) else 1.0
+    x_max = max(x_max, float(x_total or 0))
     for i, name in enumerate(names):
         c = color(i)
         d = curves[curves["series"] == name].sort_values("iteration")
@@ -182,7 +185,8 @@ def curve_figure(
         margin={"l": 60, "r": 60, "t": 50 if title else 30, "b": 40},
         hovermode="x unified",
         legend={"orientation": "h", "yanchor": "top", "y": -0.15, "x": 0},
-        xaxis={"title": {"text": "iterations"}, "rangemode": "tozero"},
+        xaxis={"title": {"text": "iterations"}, "rangemode": "tozero",
+               **({"range": [0, x_max * 1.02]} if x_total else {})},
         yaxis={"title": {"text": "training loss (dashed)"}, "type": "log" if log_loss else "linear",
                "rangemode": "tozero" if not log_loss else "normal"},
         yaxis2={"title": {"text": "test error % (solid)"}, "overlaying": "y", "side": "right",

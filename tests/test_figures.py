@@ -141,3 +141,10 @@ def test_unit_diagrams_are_the_specs_that_build_the_model():
     first = diagrams.typical_unit(cfg, first_of_stage=True)
     assert first.stride == 2 and "zero-pad" in diagrams.unit_dot(cfg, first)
     assert len(unit_specs(cfg)) == 6
+
+
+def test_a_live_curve_spans_its_whole_schedule():
+    curves = fg.group_curves({"run": [fg.curve_frame([{"type": "metrics", "iteration": 10, "train_loss": 2.0}])]})
+    fig = fg.curve_figure(curves, x_total=300)
+    assert fig.layout.xaxis.range[1] >= 300
+    assert fg.curve_figure(curves).layout.xaxis.range is None  # finished curves: the data decides

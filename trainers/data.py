@@ -44,6 +44,8 @@ import torchvision.datasets as tvd
 from torch.utils.model_zoo import tqdm  # real tqdm when installed, a plain stderr bar otherwise
 from torchvision.datasets.utils import USER_AGENT, calculate_md5
 
+from .atomic import atomic_write
+
 try:
     from torchvision.io import ImageReadMode, decode_image
 except ImportError:  # pragma: no cover - torchvision dropped its codecs (deprecated in 0.29)
@@ -798,10 +800,10 @@ def _write_cache(data_dir: Path, slug: str, source_key: str, ds: Dataset) -> Non
     payload = {"format": CACHE_FORMAT, "source_key": source_key, "name": ds.name, "label": ds.label,
                "classes": ds.classes, "train_x": ds.train_x, "train_y": ds.train_y,
                "test_x": ds.test_x, "test_y": ds.test_y, "mean": list(ds.mean), "std": list(ds.std)}
-    _atomic_write(pt, lambda f: torch.save(payload, f))
+    atomic_write(pt, lambda f: torch.save(payload, f))
     sidecar = {"format": CACHE_FORMAT, "source_key": source_key, "spec": ds.name, "label": ds.label,
                "num_classes": ds.num_classes, "num_train": len(ds.train_y), "num_test": len(ds.test_y)}
-    _atomic_write(pt.with_suffix(".json"), lambda f: f.write(json.dumps(sidecar, indent=1).encode()))
+    atomic_write(pt.with_suffix(".json"), lambda f: f.write(json.dumps(sidecar, indent=1).encode()))
 
 
 def _read_cache(data_dir: Path, slug: str, source_key: str) -> Dataset | None:
@@ -822,19 +824,6 @@ def _read_cache(data_dir: Path, slug: str, source_key: str) -> Dataset | None:
     except Exception as e:  # a truncated or damaged cache file: rebuild rather than crash
         warnings.warn(f"decoded dataset cache {pt} is unreadable ({type(e).__name__}: {e}); decoding again")
         return None
-
-
-def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    """Readers see the old file or the new one, never half of one (tmp file + rename)."""
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _hash(text: str) -> str:

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from . import checkpoint as ckpt
 from . import fast
+from .atomic import atomic_write
 from .augment import BatchSampler, normalize
 from .config import RunConfig
 from .data import load_dataset
@@ -393,7 +394,7 @@ def train_packed(
                 "packed": n, "packed_with": [c.key for c in configs],
             },
         }
-        ckpt.atomic_write_bytes(r.run_dir / "result.json", lambda f: f.write(_result_json(result, r.history)))
+        atomic_write(r.run_dir / "result.json", lambda f: f.write(_result_json(result, r.history)))
         emit(r, {"type": "end", "status": status, "result": result})
         results[runs.index(r)] = result
 

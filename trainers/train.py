@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from . import checkpoint as ckpt
 from . import fast
+from .atomic import atomic_write
 from .augment import BatchSampler, normalize
 from .config import RunConfig
 from .data import load_dataset
@@ -238,7 +239,7 @@ def train(
             "started_at": started_at, "finished_at": _now(), "resumed": resumed, "pid": os.getpid(),
         },
     }
-    ckpt.atomic_write_bytes(run_dir / "result.json", lambda f: f.write(_result_json(result, history)))
+    atomic_write(run_dir / "result.json", lambda f: f.write(_result_json(result, history)))
     emit({"type": "end", "status": status, "result": result})
     return result
 

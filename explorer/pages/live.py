@@ -31,7 +31,8 @@ def focus_curve(records: list[dict]) -> None:
     ref = runs_api.reference(rec.get("config") or {})
     refs = {rec.get("label") or key: ref.reported} if ref is not None and ref.reported is not None else {}
     fig = curve_figure(curves, lr_drops=lr_drops(rec.get("config") or {}), references=refs,
-                       title=f"{rec.get('label')} — {rec['status']}")
+                       title=f"{rec.get('label')} — {rec['status']}",
+                       x_total=(rec.get("config") or {}).get("iterations"))
     st.plotly_chart(fig, key="live_chart")
     if frame.empty:
         st.caption("The first points appear after the first logging interval."
