@@ -27,8 +27,8 @@ def jpeg_copy_spec() -> str | None:
 
 
 def local_spec(spec: str) -> str:
-    """A dataset spec as the workers see it (they run in the repository root): relative folder
-    paths are made absolute against ROOT, so the app's checks agree whatever its working directory."""
+    """A dataset spec with its folder path made absolute as the engine reads it (relative paths
+    are relative to the project root, `trainers.data.PROJECT_ROOT`)."""
     if spec.startswith("folder:"):
         raw = Path(spec[len("folder:"):]).expanduser()
         if raw.parts and not raw.is_absolute():

@@ -473,3 +473,11 @@ def test_shared_jpeg_copy_reloads_from_cache(shared_cifar, shared_cifar_tarball,
     again = load_dataset(f"folder:{shared_cifar_tarball}", cache)
     print(f"reloaded from the decoded cache in {time.perf_counter() - started:.2f} s")
     assert torch.equal(again.test_x, ds.test_x) and again.mean == ds.mean
+
+
+def test_relative_folder_paths_are_relative_to_the_project_not_the_working_directory(tmp_path, monkeypatch):
+    from trainers.data import PROJECT_ROOT, _folder_path
+
+    monkeypatch.chdir(tmp_path)
+    assert _folder_path("folder:data/x") == (PROJECT_ROOT / "data" / "x").resolve()
+    assert _folder_path(f"folder:{tmp_path}/y") == tmp_path / "y"

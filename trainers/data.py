@@ -60,6 +60,7 @@ ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 SYNTHETIC_LABEL = "synthetic (smoke tests only)"
 SYNTHETIC_SIZES = (5000, 1000)  # train, test: enough for a short run to visibly learn
 DOWNLOAD_TIMEOUT_S = 30
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SUBSET_SEED = 20160316  # the paper's arXiv date; fixes which images a train_size/test_size run sees
 
 
@@ -447,7 +448,10 @@ def _folder_path(spec: str) -> Path:
     raw = spec[len("folder:"):]
     if not raw:
         raise DataError("folder: needs a path, e.g. folder:/data/my-images or folder:images.tar.gz")
-    return Path(raw).expanduser().resolve()
+    path = Path(raw).expanduser()
+    # Relative paths are relative to the project root, not to whoever's working directory: the
+    # CLI, the app and the detached workers must all read the same files for the same run key.
+    return (path if path.is_absolute() else PROJECT_ROOT / path).resolve()
 
 
 def _is_archive(path: Path) -> bool:
