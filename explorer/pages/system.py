@@ -117,8 +117,11 @@ def backends_section() -> None:
     try:
         import ray
 
-        addr = os.environ.get("RAY_ADDRESS") or "not set (a local cluster: `ray start --head`)"
-        st.markdown(f"**ray** {ray.__version__} installed · RAY_ADDRESS {addr}")
+        from trainers.runs.settings import load_settings
+
+        addr = load_settings(cache_dir()).ray_address  # settings.json, then RAY_ADDRESS
+        addr = f"`{addr}`" if addr else "not set: `auto` (a cluster started on this host with `ray start --head`)"
+        st.markdown(f"**ray** {ray.__version__} installed · cluster address {addr}")
     except Exception:  # noqa: BLE001
         st.markdown("**ray** not installed (`pip install -r requirements-ray.txt` to use a cluster)")
 
