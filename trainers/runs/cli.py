@@ -208,12 +208,14 @@ def cmd_import(args: argparse.Namespace) -> int:
 def add_commands(sub) -> dict[str, Handler]:
     from trainers.presets import PRESETS, SCHEDULES
 
-    p = sub.add_parser("worker", help="(internal) train one claimed run; started by the supervisor")
-    p.add_argument("key")
+    p = sub.add_parser("worker", help="(internal) train one claimed run, or several packed; started by the supervisor")
+    p.add_argument("key", nargs="+", help="one run; several (same config but the seed) train as one packed network")
     _cache_arg(p)
     p.add_argument("--attempt", type=int, default=None,
                    help="the attempt the supervisor claimed; without it a queued run is claimed and "
                         "trained here in the foreground")
+    p.add_argument("--attempts", type=int, nargs="+", default=None,
+                   help="the attempts the supervisor claimed, one per key (for several keys)")
     p.add_argument("--device", default="auto")
 
     p = sub.add_parser("supervise", help="run the job supervisor in the foreground (normally automatic)")

@@ -21,6 +21,11 @@ class Settings:
     jobs_per_gpu: int = 1  # >1 packs small runs on one GPU (each worker still gets the whole card)
     cpu_jobs: int = 1  # concurrent CPU jobs when there is no GPU: one, or they fight for the cores
     cpu_threads: int = 0  # torch threads of a CPU worker; 0 = the cores divided by cpu_jobs
+    # Seed packing: queued runs that differ only in their seed trained by one worker as one packed
+    # network (trainers/packing.py). "auto" = where packing is faster (`packing.should_pack`: on a
+    # GPU, not on the CPU); "never"; "always" = whatever is packable (tests, users who know better).
+    pack_seeds: str = "auto"
+    max_packs: int = 8  # at most this many runs in one pack
     # --- the life of a worker ----------------------------------------------------------------
     heartbeat_s: float = 2.0  # a worker writes a heartbeat this often, from a background thread
     lease_s: float = 30.0  # no heartbeat for this long = the worker is dead (hung GPU, kill -9, ...)

@@ -4,7 +4,9 @@ turns queued runs into workers and keeps them honest.
 Every tick (`poll_s`) it
   1. asks each backend to check its running runs: dead or silent workers are restarted from their
      checkpoint (attempt+1, at most `max_restarts` times, then error), cancel requests enforced;
-  2. claims queued runs (oldest first) for free slots and starts their workers.
+  2. claims queued runs (oldest first) for free slots and starts their workers; runs that differ
+     only in their seed may share one worker as one packed network (`pack_seeds`, `pack_group`),
+     each key still claimed, leased, restarted and cancelled on its own.
 It exits by itself after `idle_exit_s` with nothing queued or running; `ensure_supervisor()` starts
 a new one when work arrives. Workers are detached, so stopping the supervisor stops no training.
 """
@@ -124,23 +126,73 @@ class Supervisor:
         active = self.store.active()  # polling may have queued runs again
         running = [r for r in active if r["status"] == "running"]
         free = self.local.free_slots(running)
+        queued_local = [r for r in active if r["status"] == "queued" and r["backend"] == "local"]
+        taken: set[str] = set()  # claimed in this tick (as part of a pack)
         for rec in active:
-            if rec["status"] != "queued":
+            if rec["status"] != "queued" or rec["key"] in taken:
                 continue
             if rec["backend"] == "ray":
                 self._ray_step(lambda b: b.start_queued(rec), [rec])
             elif free:
-                self._start_local(rec, free.pop(0))
+                slot = free.pop(0)
+                group = self.pack_group(rec, [r for r in queued_local if r["key"] not in taken], slot)
+                taken.update(r["key"] for r in group)
+                self._start_local(group, slot)
 
-    def _start_local(self, rec: dict, slot) -> None:
-        attempt = self.store.claim(rec["key"], "local", slot.name)
-        if attempt is None:
-            return  # cancelled (or claimed) since we read it
+    def pack_group(self, rec: dict, queued: list[dict], slot) -> list[dict]:
+        """`rec` and the queued local runs one worker trains with it as one packed network: same
+        family (everything but the seed), checkpoints at the same iteration, at most `max_packs`,
+        and only where `pack_seeds` allows it ("auto": where `packing.should_pack` says faster)."""
+        mode = self.settings.pack_seeds.strip().lower()
+        if mode not in ("auto", "always") or self.settings.max_packs < 2:
+            return [rec]
+        if mode == "auto" and slot.device != "cuda":
+            return [rec]  # packing measured slower on the CPU: not even worth importing the engine
         try:
-            self.local.start(rec, attempt, slot)
+            from trainers.config import RunConfig
+            from trainers.packing import _family, should_pack, why_not_packable
+
+            cfg = RunConfig.from_dict(rec["config"])
+            family = _family(cfg)
+            group, cfgs = [rec], [cfg]
+            for other in queued:
+                if len(group) >= self.settings.max_packs:
+                    break
+                if other["key"] == rec["key"] or other.get("checkpoint_iteration") != rec.get("checkpoint_iteration"):
+                    continue
+                try:
+                    c = RunConfig.from_dict(other["config"])
+                except Exception:
+                    continue
+                if _family(c) == family and why_not_packable(cfgs + [c]) is None:
+                    group.append(other)
+                    cfgs.append(c)
+            if len(group) < 2 or why_not_packable(cfgs) is not None:
+                return [rec]
+            if mode == "auto" and not should_pack(slot.device, cfgs):
+                return [rec]
+            return group
+        except Exception:  # a config the engine refuses: the worker reports it, run by run
+            log.exception("could not plan a pack for %s", rec["key"])
+            return [rec]
+
+    def _start_local(self, recs: list[dict], slot) -> None:
+        claimed = []
+        for rec in recs:
+            attempt = self.store.claim(rec["key"], "local", slot.name)
+            if attempt is not None:  # else: cancelled (or claimed) since we read it
+                claimed.append((rec, attempt))
+        if not claimed:
+            return
+        try:
+            if len(claimed) == 1:
+                self.local.start(claimed[0][0], claimed[0][1], slot)
+            else:
+                self.local.start_pack([r for r, _ in claimed], [a for _, a in claimed], slot)
         except OSError as e:
-            self.store.worker_lost(rec["key"], attempt, f"could not start the worker: {e}",
-                                   self.settings.max_restarts)
+            for rec, attempt in claimed:
+                self.store.worker_lost(rec["key"], attempt, f"could not start the worker: {e}",
+                                       self.settings.max_restarts)
 
     def _ray_step(self, action, recs: list[dict]) -> None:
         """Run a Ray action; if Ray is missing or the cluster unreachable, fail those runs with a

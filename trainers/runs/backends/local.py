@@ -1,4 +1,4 @@
-"""Local backend: one detached worker process per run, GPU slots from CUDA_VISIBLE_DEVICES.
+"""Local backend: one detached worker process per run (or per pack of seeds), GPU slots from CUDA_VISIBLE_DEVICES.
 
 Workers run in their own session (start_new_session=True), so they outlive the app and the
 supervisor; a later supervisor adopts them from the store (pid, host, heartbeat). Death is decided
@@ -118,8 +118,33 @@ class LocalBackend:
             log_path, {"CUDA_VISIBLE_DEVICES": slot.visible},
         )
         self.procs[key] = (attempt, proc)
-        self.store.set_worker(key, attempt, pid=proc.pid, host=hostname(), log=str(log_path))
+        self.store.set_worker(key, attempt, pid=proc.pid, host=hostname(), log=str(log_path), packed_with=None)
         log.info("started %s attempt %d on %s (pid %d)", key, attempt, slot.name, proc.pid)
+
+    def start_pack(self, recs: list[dict], attempts: list[int], slot: Slot) -> None:
+        """One worker for several claimed runs, trained as one packed network. Every key keeps its
+        own record and attempt; the process is shared (`procs` maps each key to it), so its death
+        is seen by every key of the pack."""
+        keys = [r["key"] for r in recs]
+        logs = private_dir(self.store.cache_dir / "logs")
+        log_path = logs / f"{keys[0]}.{attempts[0]}.log"
+        proc = spawn_detached(
+            ["worker", *keys, "--cache-dir", str(self.store.cache_dir),
+             "--attempts", *map(str, attempts), "--device", slot.device],
+            log_path, {"CUDA_VISIBLE_DEVICES": slot.visible},
+        )
+        for key, attempt in zip(keys, attempts):
+            if key != keys[0]:  # every run's log under its own name too
+                link = logs / f"{key}.{attempt}.log"
+                try:
+                    link.unlink(missing_ok=True)
+                    link.symlink_to(log_path.name)
+                except OSError:
+                    pass
+            self.procs[key] = (attempt, proc)
+            self.store.set_worker(key, attempt, pid=proc.pid, host=hostname(), log=str(log_path), packed_with=keys)
+        log.info("started %s (attempts %s) packed on %s (pid %d)", " ".join(keys),
+                 " ".join(map(str, attempts)), slot.name, proc.pid)
 
     def busy(self) -> bool:
         return any(p.poll() is None for _, p in self.procs.values())
