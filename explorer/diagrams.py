@@ -66,19 +66,11 @@ def unit_dot(cfg: RunConfig, spec: UnitSpec | None = None, *, title: str | None 
         '  edge [arrowsize=0.6, color="#555555"];',
         f'  xin [label={_q(f"x_l  ({spec.cin} ch)")}, shape=plaintext];',
     ]
-    prev = "xin"
-    for i, op in enumerate(spec.preact):
-        lines.append(_op_node(f"p{i}", op))
-        lines.append(f"  {prev} -> p{i};")
-        prev = f"p{i}"
+    prev = _chain(lines, spec.preact, "p", "xin")
     lines.append('  split [shape=point, width=0.06];')
     lines.append(f"  {prev} -> split [arrowhead=none];")
     # residual branch F
-    prev_f = "split"
-    for i, op in enumerate(spec.residual):
-        lines.append(_op_node(f"f{i}", op))
-        lines.append(f"  {prev_f} -> f{i};")
-        prev_f = f"f{i}"
+    prev_f = _chain(lines, spec.residual, "f", "split")
     if entry.on_residual != "1":
         lines.append(f'  fs [label={_q(_factor_label(entry.on_residual, cfg, entry.params))}, '
                      'shape=ellipse, style=filled, fillcolor="#d9ead3"];')
@@ -110,15 +102,20 @@ def unit_dot(cfg: RunConfig, spec: UnitSpec | None = None, *, title: str | None 
     lines.append('  add [label="+", shape=circle, width=0.3, fixedsize=true, fontsize=14];')
     lines.append(f'  {prev_f} -> add [label=" F", fontsize=10];')
     lines.append(f'  {prev_h} -> add [label=" h", fontsize=10, style=bold];')
-    prev = "add"
-    for i, op in enumerate(spec.after_add):
-        lines.append(_op_node(f"a{i}", op))
-        lines.append(f"  {prev} -> a{i};")
-        prev = f"a{i}"
+    prev = _chain(lines, spec.after_add, "a", "add")
     lines.append(f'  xout [label={_q(f"x_l+1  ({spec.cout} ch)")}, shape=plaintext];')
     lines.append(f"  {prev} -> xout;")
     lines.append("}")
     return "\n".join(lines)
+
+
+def _chain(lines: list[str], ops, prefix: str, prev: str) -> str:
+    """Append one node per op, each fed by the one before; return the last node's name."""
+    for i, op in enumerate(ops):
+        lines.append(_op_node(f"{prefix}{i}", op))
+        lines.append(f"  {prev} -> {prefix}{i};")
+        prev = f"{prefix}{i}"
+    return prev
 
 
 def ordering_diagrams(block: str = "basic") -> dict[str, str]:
