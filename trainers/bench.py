@@ -1,5 +1,5 @@
 """`python -m trainers bench`: training throughput of this trainer against the conventional
-pipeline, side by side, in one process, on the same machine and the same network.
+pipeline, side by side, on the same machine and the same network.
 
 The conventional pipeline is what public CIFAR ResNet reproductions do (e.g. akamaster/
 pytorch_resnet_cifar10, hysts/pytorch_image_classification): a torchvision-style dataset that
@@ -8,7 +8,11 @@ RandomHorizontalFlip, ToTensor, Normalize; a DataLoader with shuffling and worke
 fp32 NCHW; eager; torch.optim.SGD with PyTorch's defaults; `loss.item()` every step for the log.
 
 This trainer is `trainers.fast.TrainStep`, the very step `train()` runs: uint8 data on the
-device, crops/flips batched there, channels_last, one CUDA graph per iteration on a GPU.
+device, crops/flips batched there, channels_last, one CUDA graph per iteration on a GPU, and on
+the CPU the process settings `train()` makes (trainers/cpu.py).
+
+Each pipeline runs in a process of its own, started fresh, as each program would run: process-wide
+settings (threads, the allocator) belong to the pipeline that makes them.
 
 Both train the same network with the same SGD recipe on the same synthetic CIFAR-shaped data
 (random uint8 images: speed does not depend on the pixels). Measurements alternate between the two
@@ -36,6 +40,7 @@ from . import fast
 from .augment import BatchSampler
 from .cli import add_config_arguments, config_from_args
 from .config import RunConfig
+from .cpu import keep_freed_memory
 from .model import build_model, count_parameters
 from .train import lr_at, resolve_device
 
@@ -166,6 +171,92 @@ class Ours:
         self.step.synchronize()
         return time.perf_counter() - t0
 
+    def close(self) -> None:
+        pass
+
+
+# ----------------------------------------------------------------------------------------------
+# each pipeline in its own process
+# ----------------------------------------------------------------------------------------------
+
+
+def _serve(conn, spec: dict[str, Any]) -> None:
+    """A pipeline's process: build it as its program would, then run steps on request.
+
+    Each pipeline gets a process of its own because process-wide settings are part of a pipeline:
+    this trainer, like `train()`, tunes the CPU allocator (trainers/cpu.py), which the usual recipe
+    does not, and which cannot be undone within a process."""
+    try:
+        torch.set_num_threads(spec["threads"])
+        cfg, dev = RunConfig.from_json(spec["config"]), torch.device(spec["device"])
+        x, y = synthetic_cifar(spec["train_images"], cfg.num_classes)  # the same images in both
+        allocator = "default"
+        if spec["kind"] == "conventional":
+            pipe = Conventional(cfg, dev, x, y, spec["workers"])
+        else:
+            if dev.type == "cpu":
+                allocator = keep_freed_memory()  # as train() does
+            pipe = Ours(cfg, dev, x, y, mode=spec["mode"], channels_last=spec["channels_last"],
+                        packs=spec["packs"])
+        del x, y
+        model = pipe.model if spec["kind"] == "conventional" else pipe.step.model
+        conn.send(("ok", {"parameters": count_parameters(model), "allocator": allocator,
+                          "first_steps": getattr(getattr(pipe, "step", None), "warmup", 0) + 1}))
+        while True:
+            command, steps = conn.recv()
+            if command == "close":
+                pipe.close()
+                conn.send(("ok", None))
+                return
+            conn.send(("ok", pipe.run(steps)))
+    except BaseException:  # noqa: BLE001 - reported to the parent, which raises it
+        import traceback
+
+        conn.send(("error", traceback.format_exc()))
+
+
+class _Pipeline:
+    """The parent's handle on one pipeline process."""
+
+    def __init__(self, name: str, spec: dict[str, Any]):
+        import multiprocessing as mp
+
+        # spawn: a fresh interpreter with default settings (no state inherited from this one);
+        # not daemonic, so the conventional pipeline may start its DataLoader workers
+        ctx = mp.get_context("spawn")
+        self.name = name
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_serve, args=(child, spec), name=f"bench-{name}")
+        self.process.start()
+        child.close()
+        self.info = self._reply()
+
+    def run(self, steps: int) -> float:
+        """Seconds for `steps` iterations, measured inside the pipeline's process."""
+        self.conn.send(("run", steps))
+        return self._reply()
+
+    def _reply(self):
+        while not self.conn.poll(0.5):
+            if not self.process.is_alive():
+                raise RuntimeError(f"the {self.name} pipeline's process died (exit code {self.process.exitcode})")
+        status, value = self.conn.recv()
+        if status == "error":
+            raise RuntimeError(f"the {self.name} pipeline failed:\n{value}")
+        return value
+
+    def close(self) -> None:
+        try:
+            if self.process.is_alive():
+                self.conn.send(("close", 0))
+                self._reply()
+        except (RuntimeError, OSError, EOFError):
+            pass
+        self.process.join(30)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(5)
+
 
 # ----------------------------------------------------------------------------------------------
 # measurement
@@ -180,51 +271,63 @@ def bench(cfg: RunConfig, *, device: str | torch.device = "auto", steps: int | N
           warmup_steps: int | None = None, rounds: int = 2, workers: int | None = None,
           mode: str = "auto", channels_last: bool | None = None, packs: int = 1,
           conventional: bool = True, train_images: int = SYNTHETIC_TRAIN_IMAGES,
-          log=None) -> dict[str, Any]:
-    """Measure and return the figures that `python -m trainers bench` prints (its JSON line)."""
+          threads: int | None = None, log=None) -> dict[str, Any]:
+    """Measure and return the figures that `python -m trainers bench` prints (its JSON line).
+
+    Each pipeline runs in its own process (see `_serve`); only one computes at a time."""
     dev = resolve_device(device)
     gpu = dev.type == "cuda"
     steps = steps or (200 if gpu else 20)
     warmup_steps = warmup_steps if warmup_steps is not None else (10 if gpu else 2)
     workers = min(4, os.cpu_count() or 1) if workers is None else workers
+    threads = threads or torch.get_num_threads()
     step_mode = fast.resolve_mode(None if mode == "auto" else mode, dev)
     channels_last = fast.default_channels_last(dev) if channels_last is None else channels_last
     log = log or (lambda msg: None)
-    x, y = synthetic_cifar(max(train_images, cfg.batch_size), cfg.num_classes)
     b = cfg.batch_size
+    spec = {"config": cfg.canonical_json(), "device": str(dev), "threads": threads, "workers": workers,
+            "train_images": max(train_images, b), "mode": step_mode, "channels_last": channels_last}
 
-    ours = Ours(cfg, dev, x, y, mode=step_mode, channels_last=channels_last)
-    conv = Conventional(cfg, dev, x, y, workers) if conventional else None
-    # First-time costs, reported apart from steady state: compile, graph capture, worker start.
-    # TrainStep warms up `warmup` eager calls, then captures: one more call reaches steady state.
-    ours_warm = ours.run(max(warmup_steps, ours.step.warmup + 1))
-    conv_warm = conv.run(warmup_steps) if conv else None
-    log(f"warm-up: this trainer {ours_warm:.1f} s" + (f", conventional {conv_warm:.1f} s" if conv else ""))
+    def start(name: str, **kind) -> _Pipeline:
+        return _Pipeline(name, {**spec, **kind})
 
-    ours_rates, conv_rates = [], []
-    # after the other pipeline ran, drop the batches the DataLoader prefetched meanwhile
-    drain = max(2, 2 * workers)
-    for r in range(rounds):
+    ours_rates, conv_rates, conv = [], [], None
+    ours = start("this trainer", kind="ours", packs=1)
+    try:
+        if conventional:
+            conv = start("conventional", kind="conventional", packs=1)
+        # First-time costs, reported apart from steady state: compile, graph capture, worker start.
+        # TrainStep warms up `warmup` eager calls, then captures: one more call reaches steady state.
+        ours_warm = ours.run(max(warmup_steps, ours.info["first_steps"]))
+        conv_warm = conv.run(warmup_steps) if conv else None
+        log(f"warm-up: this trainer {ours_warm:.1f} s" + (f", conventional {conv_warm:.1f} s" if conv else ""))
+        # after the other pipeline ran, drop the batches the DataLoader prefetched meanwhile
+        drain = max(2, 2 * workers)
+        for r in range(rounds):
+            if conv:
+                conv.run(drain)
+                conv_rates.append(_rate(steps * b, conv.run(steps)))
+            ours.run(2)
+            ours_rates.append(_rate(steps * b, ours.run(steps)))
+            log(f"round {r + 1}/{rounds}: this trainer {ours_rates[-1]:,.0f} img/s"
+                + (f", conventional {conv_rates[-1]:,.0f} img/s" if conv else ""))
+    finally:
+        ours.close()
         if conv:
-            conv.run(drain)
-            conv_rates.append(_rate(steps * b, conv.run(steps)))
-        ours.run(2)
-        ours_rates.append(_rate(steps * b, ours.run(steps)))
-        log(f"round {r + 1}/{rounds}: this trainer {ours_rates[-1]:,.0f} img/s"
-            + (f", conventional {conv_rates[-1]:,.0f} img/s" if conv else ""))
-    if conv:
-        conv.close()
-    n_params = count_parameters(ours.step.model)
-    del ours
+            conv.close()
+    n_params = ours.info["parameters"]
 
     packed = None
     if packs > 1:
-        pk = Ours(cfg, dev, x, y, mode=step_mode, channels_last=channels_last, packs=packs)
-        pk_warm = pk.run(max(warmup_steps, pk.step.warmup + 1))
-        pk_rates = []
-        for _ in range(rounds):
-            pk.run(2)
-            pk_rates.append(_rate(steps * b * packs, pk.run(steps)))
+        pk = start(f"{packs} packed seeds", kind="ours", packs=packs)
+        try:
+            pk_warm = pk.run(max(warmup_steps, pk.info["first_steps"]))
+            pk_rates = []
+            for _ in range(rounds):
+                pk.run(2)
+                pk_rates.append(_rate(steps * b * packs, pk.run(steps)))
+        finally:
+            pk.close()
         agg = statistics.median(pk_rates)
         single = statistics.median(ours_rates)
         packed = {"packs": packs, "aggregate_images_per_s": agg, "rounds": pk_rates, "warmup_s": pk_warm,
@@ -232,7 +335,6 @@ def bench(cfg: RunConfig, *, device: str | torch.device = "auto", steps: int | N
                   "paper_runs_h": cfg.iterations * b * packs / agg / 3600}
         log(f"{packs} seeds packed: {agg:,.0f} img/s aggregate vs {single:,.0f} one at a time "
             f"({agg / single:.2f}x)")
-        del pk
 
     ours_ips = statistics.median(ours_rates)
     result: dict[str, Any] = {
@@ -241,11 +343,12 @@ def bench(cfg: RunConfig, *, device: str | torch.device = "auto", steps: int | N
         "network": cfg.label(), "depth": cfg.depth, "block": cfg.block, "ordering": cfg.ordering,
         "shortcut": cfg.shortcut, "parameters": n_params, "batch_size": b,
         "paper_iterations": cfg.iterations,
-        **environment(dev),
+        **environment(dev, threads),
         "ours": {
             "images_per_s": ours_ips, "rounds": ours_rates, "warmup_s": ours_warm, "steps": steps,
             "mode": step_mode, "channels_last": channels_last, "precision": cfg.precision,
             "precision_note": fast.precision_note(cfg.precision, dev),
+            "allocator": ours.info["allocator"],
             "paper_run_h": (cfg.iterations * b / ours_ips + ours_warm) / 3600,
         },
         "conventional": None,
@@ -257,25 +360,26 @@ def bench(cfg: RunConfig, *, device: str | torch.device = "auto", steps: int | N
         result["conventional"] = {
             "images_per_s": conv_ips, "rounds": conv_rates, "warmup_s": conv_warm, "steps": steps,
             "workers": workers, "precision": "fp32", "precision_note": fast.precision_note("fp32", dev),
+            "allocator": conv.info["allocator"],
             "paper_run_h": cfg.iterations * b / conv_ips / 3600,
         }
         result["ratio"] = ours_ips / conv_ips
     return result
 
 
-def environment(dev: torch.device) -> dict[str, Any]:
+def environment(dev: torch.device, threads: int) -> dict[str, Any]:
     import torchvision
 
     env: dict[str, Any] = {
         "device": str(dev), "torch": torch.__version__, "torchvision": torchvision.__version__,
-        "python": sys.version.split()[0], "threads": torch.get_num_threads(), "cpu": cpu_model(),
+        "python": sys.version.split()[0], "threads": threads, "cpu": cpu_model(),
         "cpu_cores": os.cpu_count(),
     }
     if dev.type == "cuda":
         env.update(device_name=torch.cuda.get_device_name(dev), cuda=torch.version.cuda,
                    cudnn=torch.backends.cudnn.version())
     else:
-        env.update(device_name=f"CPU ({cpu_model()}, {torch.get_num_threads()} threads)")
+        env.update(device_name=f"CPU ({cpu_model()}, {threads} threads)")
     return env
 
 
@@ -297,15 +401,13 @@ def cpu_model() -> str:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)  # the CPU path: every core, no data workers in ours
-
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
     r = bench(cfg, device=args.device, steps=args.steps, warmup_steps=args.warmup_steps, rounds=args.rounds,
               workers=args.workers, mode=args.mode, channels_last=args.channels_last, packs=args.packs,
-              conventional=not args.skip_conventional, train_images=args.train_images, log=log)
+              conventional=not args.skip_conventional, train_images=args.train_images,
+              threads=args.threads, log=log)
     print(report_text(r))
     line = json.dumps(r)
     if args.json_out:
@@ -326,8 +428,9 @@ def report_text(r: dict[str, Any]) -> str:
         lines.append(f"  conventional  {c['images_per_s']:>10,.0f} img/s   paper run {c['paper_run_h']:6.2f} h   "
                      f"(DataLoader {c['workers']} workers, PIL transforms, NCHW, eager, {c['precision_note']})")
     lines.append(f"  this trainer  {o['images_per_s']:>10,.0f} img/s   paper run {o['paper_run_h']:6.2f} h   "
-                 f"({o['mode']}, {'channels_last' if o['channels_last'] else 'NCHW'}, {o['precision_note']}; "
-                 f"warm-up {o['warmup_s']:.1f} s)")
+                 f"({o['mode']}, {'channels_last' if o['channels_last'] else 'NCHW'}, {o['precision_note']}"
+                 + (f", {o['allocator']}" if o.get("allocator", "default") != "default" else "")
+                 + f"; warm-up {o['warmup_s']:.1f} s)")
     if r["ratio"] is not None:
         lines.append(f"  ratio         {r['ratio']:.2f}x")
     p = r.get("packed")

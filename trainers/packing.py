@@ -39,6 +39,7 @@ from . import fast
 from .atomic import atomic_write
 from .augment import BatchSampler, normalize
 from .config import RunConfig
+from .cpu import keep_freed_memory
 from .data import load_dataset
 from .model import build_model, count_parameters
 from .provenance import code_version
@@ -307,6 +308,8 @@ def train_packed(
     dev = resolve_device(device)
     channels_last = fast.default_channels_last(dev) if channels_last is None else channels_last
     mode = fast.resolve_mode(compile, dev)
+    if dev.type == "cpu":
+        keep_freed_memory()  # as train() does (trainers/cpu.py)
     cfg = configs[0]  # the shared recipe (seeds aside)
     n = len(configs)
 

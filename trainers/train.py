@@ -24,6 +24,7 @@ from . import fast
 from .atomic import atomic_write
 from .augment import BatchSampler, normalize
 from .config import RunConfig
+from .cpu import keep_freed_memory
 from .data import load_dataset
 from .model import build_model, count_parameters
 from .provenance import code_version
@@ -111,6 +112,8 @@ def train(
     # channels_last: faster convolutions on CUDA and, since the zero-pad shortcut keeps the layout,
     # on the CPU too (oneDNN; 1.2x for ResNet-110 on 2 cores, docs/benchmarks.md)
     channels_last = fast.default_channels_last(dev) if channels_last is None else channels_last
+    if dev.type == "cpu":
+        keep_freed_memory()  # no page faults on every iteration's activations (trainers/cpu.py)
 
     # Data first: a missing or corrupt dataset fails before any model is built (DataError).
     data = load_dataset(cfg.dataset, cache_dir).subset(cfg.train_size, cfg.test_size)
