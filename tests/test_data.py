@@ -313,10 +313,13 @@ def test_cifar_archive_with_unsafe_member_is_refused(cache_dir, tmp_path):
 
 
 def _forbid(monkeypatch, name: str) -> None:
+    """Make `trainers.data.<module>.<name>` fail, e.g. "folder._decode_image"."""
+    module, attr = name.split(".")
+
     def fail(*a, **k):
         raise AssertionError(f"{name} was called: the decoded cache was not used")
 
-    monkeypatch.setattr(data_mod, name, fail)
+    monkeypatch.setattr(getattr(data_mod, module), attr, fail)
 
 
 def test_folder_decoded_once_then_redecoded_when_changed(tmp_path, cache_dir, monkeypatch):
@@ -324,7 +327,7 @@ def test_folder_decoded_once_then_redecoded_when_changed(tmp_path, cache_dir, mo
     write_image_folder(root, ["a", "b"], per_class=2, n_test=1)
     first = load_dataset(f"folder:{root}", cache_dir)
     with monkeypatch.context() as m:
-        _forbid(m, "_decode_image")
+        _forbid(m, "folder._decode_image")
         again = load_dataset(f"folder:{root}", cache_dir)
     assert torch.equal(first.train_x, again.train_x) and again.classes == ["a", "b"]
     Image.new("RGB", (32, 32), (1, 2, 3)).save(root / "train" / "a" / "new.png")
@@ -336,14 +339,14 @@ def test_tarball_cache_skips_reading_and_decoding(tmp_path, cache_dir, monkeypat
     write_image_folder(tmp_path / "imgs", ["a", "b"], per_class=1, n_test=1)
     tar = make_tarball(tmp_path / "imgs", tmp_path / "set.tar.gz")
     first = load_dataset(f"folder:{tar}", cache_dir)
-    _forbid(monkeypatch, "_decode_image")
-    _forbid(monkeypatch, "_read_tarball")
+    _forbid(monkeypatch, "folder._decode_image")
+    _forbid(monkeypatch, "folder.read_tarball")
     assert torch.equal(load_dataset(f"folder:{tar}", cache_dir).test_x, first.test_x)
 
 
 def test_cifar_cache_skips_unpickling(cache_dir, cifar10_files, monkeypatch):
     first = load_dataset("cifar10", cache_dir, download=False, expected_md5=cifar10_files)
-    _forbid(monkeypatch, "_unpickle")
+    _forbid(monkeypatch, "cifar._unpickle")
     again = load_dataset("cifar10", cache_dir, download=False, expected_md5=cifar10_files)
     assert torch.equal(first.train_x, again.train_x) and again.mean == first.mean
 
@@ -433,8 +436,8 @@ def test_dataset_info_neither_downloads_nor_decodes(tmp_path, cache_dir, cifar10
     assert before["present"] and not before["decoded"] and before["num_train"] is None
     load_dataset(f"folder:{root}", cache_dir)
     load_dataset("cifar10", cache_dir, download=False, expected_md5=cifar10_files)
-    _forbid(monkeypatch, "_decode_image")
-    _forbid(monkeypatch, "_unpickle")
+    _forbid(monkeypatch, "folder._decode_image")
+    _forbid(monkeypatch, "cifar._unpickle")
     after = dataset_info(f"folder:{root}", cache_dir)
     assert after["decoded"] and (after["num_train"], after["num_test"]) == (4, 2) and after["size_bytes"] > 0
     assert dataset_info("cifar10", cache_dir)["num_train"] == 40
@@ -467,8 +470,8 @@ def test_shared_jpeg_copy_is_cifar10(shared_cifar):
 
 def test_shared_jpeg_copy_reloads_from_cache(shared_cifar, shared_cifar_tarball, monkeypatch):
     ds, cache, _ = shared_cifar
-    _forbid(monkeypatch, "_decode_image")
-    _forbid(monkeypatch, "_read_tarball")
+    _forbid(monkeypatch, "folder._decode_image")
+    _forbid(monkeypatch, "folder.read_tarball")
     started = time.perf_counter()
     again = load_dataset(f"folder:{shared_cifar_tarball}", cache)
     print(f"reloaded from the decoded cache in {time.perf_counter() - started:.2f} s")
@@ -476,8 +479,8 @@ def test_shared_jpeg_copy_reloads_from_cache(shared_cifar, shared_cifar_tarball,
 
 
 def test_relative_folder_paths_are_relative_to_the_project_not_the_working_directory(tmp_path, monkeypatch):
-    from trainers.data import PROJECT_ROOT, _folder_path
+    from trainers.data import PROJECT_ROOT, folder_path
 
     monkeypatch.chdir(tmp_path)
-    assert _folder_path("folder:data/x") == (PROJECT_ROOT / "data" / "x").resolve()
-    assert _folder_path(f"folder:{tmp_path}/y") == tmp_path / "y"
+    assert folder_path("folder:data/x") == (PROJECT_ROOT / "data" / "x").resolve()
+    assert folder_path(f"folder:{tmp_path}/y") == tmp_path / "y"

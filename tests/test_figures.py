@@ -3,8 +3,6 @@
 import math
 from types import SimpleNamespace
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from explorer import figures as fg

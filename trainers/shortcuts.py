@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import conv, projection
+from .layers import projection
 
 
 class IdentityMerge(nn.Module):

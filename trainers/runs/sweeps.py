@@ -167,7 +167,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     head = ["row", "schedule", "ours (n)", "min–max", "paper", "diff", "runs"]
     lines = []
     for r in rows:
-        ours = f"{fmt_error(r['median'])} ({r['n']})" if r["n"] else f"– (0)"
+        ours = f"{fmt_error(r['median'])} ({r['n']})" if r["n"] else "– (0)"
         span = f"{fmt_error(r['min'])}–{fmt_error(r['max'])}" if r["n"] else ""
         paper = "" if r["paper"] is None else (r["paper"] if r["paper"] == "fail" else f"{r['paper']:.2f}")
         if paper and not r["comparable"]:
