@@ -25,7 +25,7 @@ from .synthetic import SYNTHETIC_LABEL, SYNTHETIC_SIZES, synthetic_dataset
 
 __all__ = ["CIFAR", "CACHE_FORMAT", "IMAGE_SIZE", "PROJECT_ROOT", "SUBSET_SEED", "SYNTHETIC_LABEL",
            "SYNTHETIC_SIZES", "CifarFormat", "DataError", "Dataset", "Progress", "channel_stats",
-           "dataset_info", "load_dataset", "synthetic_dataset"]
+           "dataset_info", "folder_path", "load_dataset", "synthetic_dataset"]
 
 
 def load_dataset(
