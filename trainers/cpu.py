@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import sys
 
 # glibc <malloc.h>
@@ -21,20 +22,10 @@ M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
 KEEP_BELOW = 1 << 30  # blocks under 1 GiB come from the heap and stay there once freed
 TOP_PAD = 64 << 20  # grow the heap in 64 MiB steps rather than page by page
 
-_done: str | None = None
-
-
+@functools.cache  # once per process
 def keep_freed_memory() -> str:
     """Tune glibc's malloc for a training loop (see module doc). Idempotent; returns what it did
     (recorded by callers), or why it did nothing (not Linux/glibc: macOS, Windows, musl)."""
-    global _done
-    if _done is not None:
-        return _done
-    _done = _tune()
-    return _done
-
-
-def _tune() -> str:
     if not sys.platform.startswith("linux"):
         return f"allocator unchanged ({sys.platform})"
     try:
