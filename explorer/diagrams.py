@@ -1,15 +1,15 @@
 """Unit diagrams (paper Fig. 2 and 4) as Graphviz DOT, drawn from the specs that build the models.
 
-Every box comes from `trainers.model.unit_specs(cfg)`, the very list `build_model` turns into
-modules, and the shortcut's factors from `trainers.registry.SHORTCUTS`; a diagram therefore
+Every box comes from `trainers.engine.model.unit_specs(cfg)`, the very list `build_model` turns into
+modules, and the shortcut's factors from `trainers.core.registry.SHORTCUTS`; a diagram therefore
 cannot disagree with the network it depicts. Pure functions: config in, DOT text out.
 """
 
 from __future__ import annotations
 
-from trainers.config import RunConfig
-from trainers.model import Op, UnitSpec, unit_specs
-from trainers.registry import BLOCKS, ORDERINGS, SHORTCUTS
+from trainers.core.config import RunConfig
+from trainers.core.layout import Op, UnitSpec, unit_specs
+from trainers.core.registry import BLOCKS, ORDERINGS, SHORTCUTS
 
 # Colours after the paper's figures: weight layers grey, BN blue, ReLU orange.
 STYLE = {

@@ -11,7 +11,7 @@ import statistics
 import time
 from typing import Iterable, Mapping
 
-from trainers.config import RunConfig
+from trainers.core.config import RunConfig
 
 ARCH_FIELDS = ("ordering", "shortcut", "block", "depth", "downsample", "gate_width", "shortcut_bn",
                "batch_size", "precision")
@@ -43,13 +43,13 @@ def benchmark(cfg: RunConfig, batch: int = 32, steps: int = 2, device: str = "au
     import torch
     import torch.nn.functional as F
 
-    from trainers.model import build_model
+    from trainers.engine.model import build_model
 
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        ("cpu" if device == "auto" else device))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        from trainers.fast import default_channels_last
+        from trainers.engine.fast import default_channels_last
 
         # the engine's memory layout: channels_last is most of its speed on CPU and GPU alike
         layout = torch.channels_last if default_channels_last(dev) else torch.contiguous_format

@@ -237,7 +237,7 @@ def results_table(records: Iterable[Mapping],
     """Finished runs grouped by config-without-seed, beside the paper's number for the same row.
 
     `reference(config_dict)` returns an object with `.reported` (float | None), `.fails` (bool) and
-    `.label`, or None (see `trainers.presets.paper_reference`). Errors are percentages. The
+    `.label`, or None (see `trainers.core.presets.paper_reference`). Errors are percentages. The
     paper's convention: a run "fails" when its test error is above 20%. Columns: group, run,
     dataset, iterations, n, median, min, max, ours, paper, paper_error, difference, note.
     """
@@ -292,7 +292,7 @@ def results_table(records: Iterable[Mapping],
 def signal_figure(results: Sequence[Mapping], *, height: int = 420) -> go.Figure:
     """Forward activation RMS and backward gradient (relative to the top) through depth, per variant.
 
-    `results` are `trainers.signal.signal_propagation` dicts."""
+    `results` are `trainers.engine.signal.signal_propagation` dicts."""
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=(
@@ -315,7 +315,7 @@ def signal_figure(results: Sequence[Mapping], *, height: int = 420) -> go.Figure
 
 
 def product_figure(products: Sequence[Mapping], *, height: int = 360) -> go.Figure:
-    """Π λ of the pure shortcut path from unit l to the output (`trainers.signal.shortcut_product`).
+    """Π λ of the pure shortcut path from unit l to the output (`trainers.engine.signal.shortcut_product`).
 
     A zero product (λ = 0, a plain network) cannot sit on a log axis: it is left out and named in
     the legend."""

@@ -41,7 +41,7 @@ def advice(err: BaseException) -> str:
         return f"That configuration cannot describe a run: {text.rstrip('.')}. Change the field it names."
     if isinstance(err, ImportError) and ("trainers.runs" in raw or "presets" in raw):
         return (f"The runs layer is not available ({text}). The Learn page still works; "
-                "designing, launching, watching and comparing runs need `trainers/runs` and `trainers/presets.py`.")
+                "designing, launching, watching and comparing runs need `trainers/runs` and `trainers/core/presets.py`.")
     if isinstance(err, PermissionError):
         return (f"No permission: {text}. Set {CACHE_ENV} to a folder you can write "
                 "(e.g. `RESNET_EXPLORER_CACHE=~/resnet-cache streamlit run app.py`).")

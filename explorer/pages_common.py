@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trainers.config import RunConfig
+from trainers.core.config import RunConfig
 
 
 def lr_drops(config: dict) -> list[int]:

@@ -10,8 +10,8 @@ from typing import Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from trainers.config import ConfigError, RunConfig
-from trainers.registry import BLOCKS, SHORTCUTS
+from trainers.core.config import ConfigError, RunConfig
+from trainers.core.registry import BLOCKS, SHORTCUTS
 
 from .figures import dataset_short
 
@@ -64,7 +64,7 @@ def make_configs(templates: Iterable[Mapping], *, seeds: int, schedule: Mapping,
                  overrides: Mapping | None = None) -> list[RunConfig]:
     """template < schedule < overrides (dataset, sizes, ...) < seed; duplicates dropped.
 
-    Seed-major, like `trainers.presets.preset_configs`: every row's seed 0 first."""
+    Seed-major, like `trainers.core.presets.preset_configs`: every row's seed 0 first."""
     configs, seen = [], set()
     templates = list(templates)
     for seed in range(seeds):

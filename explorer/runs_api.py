@@ -11,13 +11,13 @@ from typing import Iterable
 
 import streamlit as st
 
-from trainers.config import RunConfig
+from trainers.core.config import RunConfig
 
 from .settings import cache_dir
 
 
 class RunsUnavailable(ImportError):
-    """trainers.runs or trainers.presets is missing or broken."""
+    """trainers.runs or trainers.core.presets is missing or broken."""
 
 
 def _runs():
@@ -30,9 +30,9 @@ def _runs():
 
 def presets():
     try:
-        import trainers.presets as p
+        import trainers.core.presets as p
     except Exception as e:  # noqa: BLE001
-        raise RunsUnavailable(f"trainers.presets could not be imported: {e}") from e
+        raise RunsUnavailable(f"trainers.core.presets could not be imported: {e}") from e
     return p
 
 

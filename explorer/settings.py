@@ -28,7 +28,7 @@ def jpeg_copy_spec() -> str | None:
 
 def local_spec(spec: str) -> str:
     """A dataset spec with its folder path made absolute as the engine reads it (relative paths
-    are relative to the project root, `trainers.data.PROJECT_ROOT`)."""
+    are relative to the project root, `trainers.engine.data.PROJECT_ROOT`)."""
     if spec.startswith("folder:"):
         raw = Path(spec[len("folder:"):]).expanduser()
         if raw.parts and not raw.is_absolute():

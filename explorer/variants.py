@@ -1,11 +1,11 @@
 """Named variants for teaching (Learn page): each is a set of RunConfig overrides, nothing more.
 
 They name the paper's cases (Table 1, Fig. 2 and 4); the numbers the paper reports for them live
-in `trainers.presets` only."""
+in `trainers.core.presets` only."""
 
 from __future__ import annotations
 
-from trainers.config import RunConfig
+from trainers.core.config import RunConfig
 
 TEACHING_VARIANTS: dict[str, dict] = {
     "original, identity (Fig. 2a)": {},

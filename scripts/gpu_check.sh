@@ -68,7 +68,7 @@ log "gpu_check: steps [$STEPS], budget ${BUDGET_S}s, tarball ${TARBALL:-none}"
 # Decode the JPEG copy once, before anything is timed (the two fidelity runs then share the cache).
 if [[ -n "$TARBALL" ]] && want fidelity; then
   log "decoding $TARBALL into $CACHE"
-  "$PY" -c "from trainers.data import load_dataset; d = load_dataset('folder:$TARBALL', '$CACHE'); \
+  "$PY" -c "from trainers.engine.data import load_dataset; d = load_dataset('folder:$TARBALL', '$CACHE'); \
 print(d.label, tuple(d.train_x.shape), tuple(d.test_x.shape))" 2>&1 | tee -a "$OUT/log.txt"
 fi
 
@@ -79,12 +79,12 @@ if want equiv; then
   timeout 150 "$PY" - "$OUT/equivalence.json" <<'EOF' 2>&1 | tee -a "$OUT/log.txt"
 import json, math, sys, time
 import torch
-from trainers import fast
-from trainers.augment import BatchSampler
-from trainers.bench import synthetic_cifar
-from trainers.config import RunConfig
-from trainers.model import build_model
-from trainers.packing import pack_state_dicts, unpack_state_dict
+from trainers.engine import fast
+from trainers.engine.augment import BatchSampler
+from trainers.engine.bench import synthetic_cifar
+from trainers.core.config import RunConfig
+from trainers.engine.model import build_model
+from trainers.engine.packing import pack_state_dicts, unpack_state_dict
 
 # Tight comparisons: no TF32 in this process (the benches keep PyTorch's defaults).
 torch.backends.cudnn.allow_tf32 = False
@@ -213,7 +213,7 @@ if want fidelity; then
     "$PY" - "$CACHE" "$TARBALL" >>"$OUT/fidelity.jsonl" <<'EOF'
 import json, sys
 from pathlib import Path
-from trainers.config import RunConfig
+from trainers.core.config import RunConfig
 for ordering in ("original", "full_preact"):
     cfg = RunConfig(dataset=f"folder:{sys.argv[2]}", depth=20, ordering=ordering)
     p = Path(sys.argv[1]) / "runs" / cfg.key / "result.json"

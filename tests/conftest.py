@@ -33,7 +33,7 @@ def shared_cifar_tarball() -> Path:
 @pytest.fixture(scope="session")
 def shared_cifar_cache(shared_cifar_tarball, tmp_path_factory) -> Path:
     """A cache dir in which the shared JPEG copy is already decoded (once per test session)."""
-    from trainers.data import load_dataset
+    from trainers.engine.data import load_dataset
 
     d = tmp_path_factory.mktemp("shared-cifar-cache")
     load_dataset(f"folder:{shared_cifar_tarball}", d)

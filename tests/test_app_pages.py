@@ -11,7 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from explorer import figures, plan
-from trainers.config import ConfigError, RunConfig
+from trainers.core.config import ConfigError, RunConfig
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGES = {
@@ -105,7 +105,7 @@ def test_design_plans_a_grid_with_a_time_estimate(app_cache):
 
 
 def test_design_marks_a_finished_run_as_cached(app_cache):
-    from trainers.presets import SCHEDULES
+    from trainers.core.presets import SCHEDULES
 
     cfg = RunConfig(depth=8, dataset="synthetic", **SCHEDULES["smoke"])  # what the page will plan
     add_run(app_cache, cfg)
@@ -176,7 +176,7 @@ def test_live_shows_progress_curve_and_cancels(app_cache):
 # --- Compare -------------------------------------------------------------------------------------
 
 def test_compare_groups_seeds_beside_the_paper_and_lives_in_the_url(app_cache):
-    from trainers.presets import PRESETS
+    from trainers.core.presets import PRESETS
 
     row = next(r for r in PRESETS["table2"].rows if r.label.startswith("full pre-activation, ResNet-110"))
     for seed, err in enumerate((6.0, 7.0, 6.5)):
@@ -214,7 +214,7 @@ def test_compare_when_the_runs_layer_fails_says_what_to_do(app_cache, monkeypatc
 # --- Learn ---------------------------------------------------------------------------------------
 
 def test_learn_draws_every_ordering_from_the_registry(app_cache):
-    from trainers.registry import ORDERINGS
+    from trainers.core.registry import ORDERINGS
 
     at = open_page("learn")
     assert_clean(at)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainers.augment import BatchSampler, augment_batch, crop_flip, crop_flip_params, normalize
+from trainers.engine.augment import BatchSampler, augment_batch, crop_flip, crop_flip_params, normalize
 
 
 def _images(b: int = 16, seed: int = 0) -> torch.Tensor:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from trainers import RunConfig
-from trainers.bench import TorchvisionStyleCIFAR, conventional_transform, synthetic_cifar
+from trainers.engine.bench import TorchvisionStyleCIFAR, conventional_transform, synthetic_cifar
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,7 +46,7 @@ def test_conventional_dataset_is_torchvision_style():
 
 
 def test_step_modes_resolve_per_device():
-    from trainers.fast import resolve_mode
+    from trainers.engine.fast import resolve_mode
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert resolve_mode(None, cpu) == "eager" and resolve_mode(None, cuda) == "graph"  # auto

@@ -3,8 +3,8 @@ import math
 
 import pytest
 
-from trainers.config import ConfigError, RunConfig
-from trainers.registry import BLOCKS, ORDERINGS, SHORTCUTS
+from trainers.core.config import ConfigError, RunConfig
+from trainers.core.registry import BLOCKS, ORDERINGS, SHORTCUTS
 
 
 def test_defaults_are_the_paper_protocol():

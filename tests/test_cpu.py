@@ -1,4 +1,4 @@
-"""The CPU path's process settings (trainers/cpu.py): a training loop's activations stop
+"""The CPU path's process settings (trainers/engine/cpu.py): a training loop's activations stop
 page-faulting once the allocator keeps freed memory. Each case runs in a fresh interpreter, since
 the setting is process-wide and cannot be undone."""
 
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # as much whenever the heap top gets trimmed, which depends on what else the process allocated.)
 LOOP = """
 import resource, sys, torch
-from trainers.cpu import keep_freed_memory
+from trainers.engine.cpu import keep_freed_memory
 if sys.argv[1] == "tuned":
     print(keep_freed_memory(), file=sys.stderr)
 def faults():
@@ -46,7 +46,7 @@ def test_kept_memory_ends_the_page_faults_of_a_training_loop():
 
 def test_the_setting_says_what_it_did_and_is_idempotent():
     out = subprocess.run(
-        [sys.executable, "-c", "from trainers.cpu import keep_freed_memory as k; a = k(); print(a); print(k() is a)"],
+        [sys.executable, "-c", "from trainers.engine.cpu import keep_freed_memory as k; a = k(); print(a); print(k() is a)"],
         cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     note, again = out.stdout.strip().splitlines()

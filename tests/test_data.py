@@ -18,10 +18,10 @@ import pytest
 import torch
 from PIL import Image
 
-import trainers.data as data_mod
+import trainers.engine.data as data_mod
 from cifar_fixtures import (CIFAR10_CLASSES, MarkerPayload, expected_arrays, make_tarball, md5,
                             write_cifar10, write_cifar100, write_image_folder, write_tarball)
-from trainers.data import DataError, channel_stats, dataset_info, load_dataset, synthetic_dataset
+from trainers.engine.data import DataError, channel_stats, dataset_info, load_dataset, synthetic_dataset
 
 TRAIN10 = [f"data_batch_{i}" for i in range(1, 6)]
 
@@ -313,7 +313,7 @@ def test_cifar_archive_with_unsafe_member_is_refused(cache_dir, tmp_path):
 
 
 def _forbid(monkeypatch, name: str) -> None:
-    """Make `trainers.data.<module>.<name>` fail, e.g. "folder._decode_image"."""
+    """Make `trainers.engine.data.<module>.<name>` fail, e.g. "folder._decode_image"."""
     module, attr = name.split(".")
 
     def fail(*a, **k):
@@ -479,7 +479,7 @@ def test_shared_jpeg_copy_reloads_from_cache(shared_cifar, shared_cifar_tarball,
 
 
 def test_relative_folder_paths_are_relative_to_the_project_not_the_working_directory(tmp_path, monkeypatch):
-    from trainers.data import PROJECT_ROOT, folder_path
+    from trainers.engine.data import PROJECT_ROOT, folder_path
 
     monkeypatch.chdir(tmp_path)
     assert folder_path("folder:data/x") == (PROJECT_ROOT / "data" / "x").resolve()

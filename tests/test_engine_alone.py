@@ -9,8 +9,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 UI_AND_JOBS = ("streamlit", "plotly", "diskcache", "pandas", "ray")
-ENGINE = ("trainers", "trainers.train", "trainers.packing", "trainers.fast", "trainers.bench", "trainers.cli",
-          "trainers.data", "trainers.signal", "trainers.presets", "trainers.checkpoint", "trainers.cpu")
+ENGINE = ("trainers", "trainers.engine.train", "trainers.engine.packing", "trainers.engine.fast", "trainers.engine.bench", "trainers.cli",
+          "trainers.engine.data", "trainers.engine.signal", "trainers.core.presets", "trainers.engine.checkpoint", "trainers.engine.cpu")
 
 
 def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from trainers.config import RunConfig
+from trainers.core.config import RunConfig
 from trainers.runs import Store
 from trainers.runs.export import ImportFileError, import_file, write_export
 

@@ -120,8 +120,8 @@ def test_unit_diagrams_are_the_specs_that_build_the_model():
     import re
 
     from explorer import diagrams
-    from trainers.model import unit_specs
-    from trainers.registry import ORDERINGS, SHORTCUTS
+    from trainers.core.layout import unit_specs
+    from trainers.core.registry import ORDERINGS, SHORTCUTS
 
     dots = diagrams.ordering_diagrams("basic")
     assert set(dots) == set(ORDERINGS)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from trainers.config import RunConfig
+from trainers.core.config import RunConfig
 from trainers.runs import Store, cancel, ensure_supervisor, submit
 from trainers.runs.supervisor import supervisor_pid
 
@@ -78,7 +78,7 @@ def test_simultaneous_submits_make_one_job(jobs, cache_dir):
     cfg = tiny()
     script = (
         "import sys, time, json\n"
-        "from trainers.config import RunConfig\n"
+        "from trainers.core.config import RunConfig\n"
         "from trainers.runs import submit\n"
         f"cfg = RunConfig.from_json({cfg.canonical_json()!r})\n"
         "t0 = float(sys.argv[2])\n"
@@ -104,7 +104,7 @@ def test_runs_survive_the_app_and_the_supervisor_going_away(jobs, cache_dir):
     cfg = tiny(iterations=100)
     app = subprocess.run(
         [sys.executable, "-c",
-         "import os, sys\nfrom trainers.config import RunConfig\nfrom trainers.runs import submit\n"
+         "import os, sys\nfrom trainers.core.config import RunConfig\nfrom trainers.runs import submit\n"
          f"submit(RunConfig.from_json({cfg.canonical_json()!r}), sys.argv[1])\nos._exit(0)\n",
          str(cache_dir)], cwd=ROOT, timeout=120)
     assert app.returncode == 0  # the "app" is gone; its run is not

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from trainers import RunConfig, build_model, count_parameters, describe, unit_specs
-from trainers.layers import ZeroPadShortcut
-from trainers.registry import BLOCKS, ORDERINGS, SHORTCUTS
+from trainers.engine.layers import ZeroPadShortcut
+from trainers.core.registry import BLOCKS, ORDERINGS, SHORTCUTS
 
 SMALLEST_DEPTH = {"basic": 8, "bottleneck": 11, "single": 5}
 
@@ -119,7 +119,7 @@ def test_constant_scaling_zero_is_a_plain_net():
 
 
 def test_dropout_shortcut_expectation_without_rescaling():
-    from trainers.shortcuts import DropoutShortcut
+    from trainers.engine.shortcuts import DropoutShortcut
 
     d = DropoutShortcut(0.5, rescale=False)
     s = torch.ones(200_000)

@@ -1,5 +1,5 @@
 """Seed packing in the job system: queued runs that differ only in their seed, trained by one local
-worker as one packed network (trainers.packing.train_packed).
+worker as one packed network (trainers.engine.packing.train_packed).
 
 On this CPU packing is slower, so `pack_seeds="auto"` packs nothing here; the end-to-end tests force
 it with TRAINERS_PACK_SEEDS=always. Timings as in tests/test_jobs.py (short leases, tiny runs).
@@ -12,7 +12,7 @@ import signal
 
 import pytest
 
-from trainers.config import RunConfig
+from trainers.core.config import RunConfig
 from trainers.runs import Store, cancel, ensure_supervisor, submit
 from trainers.runs.settings import load_settings
 from trainers.runs.supervisor import Supervisor
@@ -58,7 +58,7 @@ def test_auto_packs_nothing_on_the_cpu(cache_dir):
 
 def test_auto_asks_should_pack_for_a_gpu_slot(cache_dir, monkeypatch):
     """On a GPU slot "auto" packs where `packing.should_pack` says faster (faked: no GPU here)."""
-    import trainers.packing as packing
+    import trainers.engine.packing as packing
     from trainers.runs.backends.local import Slot
 
     asked = []
@@ -173,7 +173,7 @@ def test_cancel_one_run_of_a_pack(packed_jobs, cache_dir):
 def test_unpackable_checkpoints_train_one_after_the_other(cache_dir, monkeypatch):
     """Checkpoints at different iterations cannot be packed: the worker trains the runs in turn."""
     from trainers.runs.worker import run_pack_worker
-    from trainers.train import train
+    from trainers.engine.train import train
 
     monkeypatch.setenv("TRAINERS_HEARTBEAT_S", "0.3")
     a, b = tiny(seed=1), tiny(seed=2)

@@ -7,11 +7,11 @@ import torch
 import torch.nn.functional as F
 
 from trainers import RunConfig
-from trainers.model import build_model
-from trainers.packing import (PackingError, pack_optimizer_states, pack_state_dicts, plan,
+from trainers.engine.model import build_model
+from trainers.engine.packing import (PackingError, pack_optimizer_states, pack_state_dicts, plan,
                               train_packed, unpack_optimizer_state, unpack_state_dict, why_not_packable)
-from trainers.registry import ORDERINGS, SHORTCUTS
-from trainers.train import train
+from trainers.core.registry import ORDERINGS, SHORTCUTS
+from trainers.engine.train import train
 
 TINY = dict(dataset="synthetic", depth=8, batch_size=32, train_size=512, test_size=256)
 K = 3

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from trainers.config import RunConfig
-from trainers.presets import (PRESETS, SCHEDULES, paper_reference, preset_configs, schedule_name)
+from trainers.core.config import RunConfig
+from trainers.core.presets import (PRESETS, SCHEDULES, paper_reference, preset_configs, schedule_name)
 
 
 def test_every_row_is_a_valid_config_found_by_paper_reference():

@@ -1,12 +1,12 @@
-"""Signal propagation at initialisation (trainers.signal): shapes, determinism, the paper's Π λ."""
+"""Signal propagation at initialisation (trainers.engine.signal): shapes, determinism, the paper's Π λ."""
 
 import math
 
 import pytest
 import torch
 
-from trainers.config import RunConfig
-from trainers.signal import shortcut_factor, shortcut_product, signal_propagation
+from trainers.core.config import RunConfig
+from trainers.engine.signal import shortcut_factor, shortcut_product, signal_propagation
 
 
 def test_one_value_per_unit_input_plus_the_output():

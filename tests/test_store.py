@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from trainers.config import RunConfig
+from trainers.core.config import RunConfig
 from trainers.runs.store import CURVE_CHUNK, Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +52,7 @@ def test_create_dedupes_and_requeues_only_errors_and_cancels(cache_dir):
 def test_simultaneous_creates_from_many_processes_make_one_record(cache_dir):
     script = (
         "import sys, time, json\n"
-        "from trainers.config import RunConfig\n"
+        "from trainers.core.config import RunConfig\n"
         "from trainers.runs.store import Store\n"
         f"cfg = RunConfig.from_json({CFG.canonical_json()!r})\n"
         "store = Store(sys.argv[1])\n"

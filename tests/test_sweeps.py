@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from trainers.config import ConfigError, RunConfig
-from trainers.presets import PRESETS, preset_configs
+from trainers.core.config import ConfigError, RunConfig
+from trainers.core.presets import PRESETS, preset_configs
 from trainers.runs import Store
 from trainers.runs.sweeps import format_table, parse_assignments, results_table, sweep_configs, sweep_runs
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from trainers import RunConfig
-from trainers.train import lr_at, train
+from trainers.engine.train import lr_at, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(dataset="synthetic", depth=8, batch_size=32, train_size=512, test_size=256)
@@ -69,7 +69,7 @@ def test_a_diverging_run_stops_cleanly_and_keeps_its_curve(cache_dir):
 
 
 def test_a_missing_dataset_fails_before_training(cache_dir, tmp_path):
-    from trainers.data import DataError
+    from trainers.engine.data import DataError
 
     cfg = RunConfig(**{**TINY, "dataset": f"folder:{tmp_path / 'nowhere'}"}, iterations=5)
     with pytest.raises(DataError):

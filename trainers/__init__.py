@@ -1,19 +1,39 @@
-"""The training engine: configs, the paper's networks, data, the train loop. Imports only torch
-and torchvision, so it runs on a bare GPU machine."""
+"""ResNet v2 ablations: three layers, each importing only the ones below it.
 
-from .config import ConfigError, RunConfig
-from .model import build_model, count_parameters, describe, unit_specs
-from .registry import BLOCKS, ORDERINGS, SHORTCUTS
+    trainers/core/    torch-free: RunConfig (the run key), the variant registries as data, the
+                      paper's tables (presets), result rules, record/event types, errors
+    trainers/engine/  torch + torchvision: networks, data, the train loop, benchmarks
+    trainers/runs/    the job layer: store, supervisor, workers, backends, sweeps, export;
+                      uses the core, and the engine only inside a worker process
 
-__all__ = [
-    "BLOCKS", "ORDERINGS", "SHORTCUTS", "ConfigError", "RunConfig",
-    "build_model", "count_parameters", "describe", "train", "unit_specs",
-]
+The public API is lazy, so `import trainers` (and the job layer, and the CLI's `status`) never
+loads torch:
+
+    from trainers import RunConfig, build_model, train
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "RunConfig": "trainers.core.config",
+    "ConfigError": "trainers.core.config",
+    "BLOCKS": "trainers.core.registry",
+    "ORDERINGS": "trainers.core.registry",
+    "SHORTCUTS": "trainers.core.registry",
+    "build_model": "trainers.engine.model",
+    "count_parameters": "trainers.engine.model",
+    "describe": "trainers.engine.model",
+    "unit_specs": "trainers.engine.model",
+    "train": "trainers.engine.train",
+}
+
+__all__ = sorted(_WHERE)
 
 
-def __getattr__(name):  # lazy: `import trainers` stays light for the UI
-    if name == "train":
-        from .train import train
-
-        return train
-    raise AttributeError(name)
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'trainers' has no attribute {name!r}")

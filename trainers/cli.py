@@ -13,8 +13,8 @@ import sys
 from dataclasses import MISSING
 from typing import Any, Callable
 
-from .config import CONFIG_FIELDS, ConfigError, RunConfig
-from .registry import BLOCKS, ORDERINGS, SHORTCUTS
+from .core.config import CONFIG_FIELDS, ConfigError, RunConfig
+from .core.registry import BLOCKS, ORDERINGS, SHORTCUTS
 
 CHOICES = {"ordering": list(ORDERINGS), "shortcut": list(SHORTCUTS), "block": list(BLOCKS)}
 
@@ -53,7 +53,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    from .model import describe
+    from .engine.model import describe
 
     print(json.dumps(describe(config_from_args(args)), ensure_ascii=False))
     return 0
@@ -62,7 +62,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
-    from .train import train
+    from .engine.train import train
 
     cfg = config_from_args(args)
     if args.threads:
@@ -91,7 +91,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint of this run")
     handlers["train"] = cmd_train
 
-    for extra in ("trainers.bench", "trainers.runs.cli"):
+    for extra in ("trainers.engine.bench", "trainers.runs.cli"):
         try:
             module = __import__(extra, fromlist=["add_commands"])
         except ModuleNotFoundError as e:

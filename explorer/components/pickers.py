@@ -6,8 +6,8 @@ import streamlit as st
 
 from explorer.plan import depth_choices, parse_values
 from explorer.settings import cache_dir, jpeg_copy_spec, local_spec
-from trainers.config import ConfigError
-from trainers.registry import BLOCKS, ORDERINGS, SHORTCUTS
+from trainers.core.config import ConfigError
+from trainers.core.registry import BLOCKS, ORDERINGS, SHORTCUTS
 
 PARAM_LABELS = {
     "shortcut_scale": ("λ on the shortcut", "0.5"),
@@ -19,7 +19,7 @@ PARAM_LABELS = {
 
 def _dataset_present(spec: str) -> bool:
     try:
-        from trainers.data import dataset_info
+        from trainers.engine.data import dataset_info
 
         return bool(dataset_info(local_spec(spec), cache_dir()).get("present"))
     except Exception:  # noqa: BLE001 - unknown means "not known to be present"

@@ -12,7 +12,7 @@ from explorer.figures import format_duration
 from explorer.guard import page_guard, show_error
 from explorer.plan import grid_templates, make_configs, plan_frame
 from explorer.settings import cache_dir, local_spec
-from trainers.config import ConfigError, RunConfig
+from trainers.core.config import ConfigError, RunConfig
 
 CUSTOM = "custom"
 
@@ -94,7 +94,7 @@ def estimate_panel(todo_json: list[str], records: list[dict]) -> None:
 
 def check_datasets(configs: list[RunConfig]) -> bool:
     """Say which datasets are here, which will download, and which cannot be found."""
-    from trainers.data import DataError, dataset_info
+    from trainers.engine.data import DataError, dataset_info
 
     ok = True
     for spec in sorted({c.dataset for c in configs}):

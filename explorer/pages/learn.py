@@ -9,15 +9,15 @@ from explorer import diagrams
 from explorer.figures import product_figure, signal_figure
 from explorer.guard import page_guard
 from explorer.variants import DEFAULT_TEACHING, TEACHING_VARIANTS, teaching_config
-from trainers.config import RunConfig
-from trainers.registry import BLOCKS, ORDERINGS, SHORTCUTS
+from trainers.core.config import RunConfig
+from trainers.core.registry import BLOCKS, ORDERINGS, SHORTCUTS
 
 DEPTHS = (8, 20, 56, 110, 164, 302)  # basic units, 6n+2
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def measure(cfg_json: str, batch: int, seed: int) -> dict:
-    from trainers.signal import signal_propagation
+    from trainers.engine.signal import signal_propagation
 
     return signal_propagation(RunConfig.from_json(cfg_json), batch=batch, seed=seed)
 
@@ -83,7 +83,7 @@ def signal_tab() -> None:
         cfg = teaching_config(name, depth)
         r = measure(cfg.canonical_json(), batch, 0)
         results.append({**r, "label": name})
-        from trainers.signal import shortcut_product
+        from trainers.engine.signal import shortcut_product
 
         products.append({**shortcut_product(cfg), "label": name})
     bar.empty()

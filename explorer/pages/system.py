@@ -39,7 +39,7 @@ def dataset_specs() -> list[str]:
 
 
 def prepare(spec: str) -> None:
-    from trainers.data import load_dataset
+    from trainers.engine.data import load_dataset
 
     bar = st.progress(0.0, text=f"preparing {spec}…")
 
@@ -56,7 +56,7 @@ def prepare(spec: str) -> None:
 
 
 def datasets_section() -> None:
-    from trainers.data import dataset_info
+    from trainers.engine.data import dataset_info
 
     st.subheader("Datasets")
     rows = []

@@ -93,7 +93,7 @@ def _watch(cache_dir: str, keys: list[str], name: str) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from trainers.config import ConfigError
+    from trainers.core.config import ConfigError
 
     from .sweeps import parse_assignments, submit_sweep, sweep_configs
 
@@ -206,7 +206,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub) -> dict[str, Handler]:
-    from trainers.presets import PRESETS, SCHEDULES
+    from trainers.core.presets import PRESETS, SCHEDULES
 
     p = sub.add_parser("worker", help="(internal) train one claimed run, or several packed; started by the supervisor")
     p.add_argument("key", nargs="+", help="one run; several (same config but the seed) train as one packed network")

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from trainers.config import ConfigError, RunConfig
+from trainers.core.config import ConfigError, RunConfig
 
 from .store import FINAL, RESULT_STATUSES, Store, now
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainers.config import ConfigError, RunConfig
+from trainers.core.config import ConfigError, RunConfig
 
 from .store import Store
 from .supervisor import ensure_supervisor

@@ -22,13 +22,16 @@ class Settings:
     cpu_jobs: int = 1  # concurrent CPU jobs when there is no GPU: one, or they fight for the cores
     cpu_threads: int = 0  # torch threads of a CPU worker; 0 = the cores divided by cpu_jobs
     # Seed packing: queued runs that differ only in their seed trained by one worker as one packed
-    # network (trainers/packing.py). "auto" = where packing is faster (`packing.should_pack`: on a
+    # network (trainers/engine/packing.py). "auto" = where packing is faster (`packing.should_pack`: on a
     # GPU, not on the CPU); "never"; "always" = whatever is packable (tests, users who know better).
     pack_seeds: str = "auto"
     max_packs: int = 8  # at most this many runs in one pack
     # --- the life of a worker ----------------------------------------------------------------
     heartbeat_s: float = 2.0  # a worker writes a heartbeat this often, from a background thread
     lease_s: float = 30.0  # no heartbeat for this long = the worker is dead (hung GPU, kill -9, ...)
+    # The lease starts at the worker's first heartbeat, which it sends before importing the engine;
+    # a started process that has not beaten within this long (a machine swapping to death) is dead.
+    start_timeout_s: float = 120.0
     max_restarts: int = 3  # a run whose worker dies is resumed this many times, then ends as error
     checkpoint_every_s: float = 60.0  # what a restart can lose, at most
     cancel_grace_s: float = 15.0  # after a cancel request: SIGTERM after this, SIGKILL after 2x

@@ -149,8 +149,8 @@ class Supervisor:
         if mode == "auto" and slot.device != "cuda":
             return [rec]  # packing measured slower on the CPU: not even worth importing the engine
         try:
-            from trainers.config import RunConfig
-            from trainers.packing import _family, should_pack, why_not_packable
+            from trainers.core.config import RunConfig
+            from trainers.engine.packing import _family, should_pack, why_not_packable
 
             cfg = RunConfig.from_dict(rec["config"])
             family = _family(cfg)
@@ -179,7 +179,7 @@ class Supervisor:
     def _start_local(self, recs: list[dict], slot) -> None:
         claimed = []
         for rec in recs:
-            attempt = self.store.claim(rec["key"], "local", slot.name)
+            attempt = self.store.claim(rec["key"], "local", slot.name, lease_starts=False)
             if attempt is not None:  # else: cancelled (or claimed) since we read it
                 claimed.append((rec, attempt))
         if not claimed:

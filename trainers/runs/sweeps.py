@@ -14,8 +14,8 @@ import statistics
 from pathlib import Path
 from typing import Any, Iterable
 
-from trainers.config import ConfigError, RunConfig
-from trainers.presets import FAIL_THRESHOLD, PRESETS, paper_reference, preset_configs, schedule_name
+from trainers.core.config import ConfigError, RunConfig
+from trainers.core.presets import FAIL_THRESHOLD, PRESETS, paper_reference, preset_configs, schedule_name
 
 from .store import Store
 from .jobs import submit
@@ -65,7 +65,7 @@ def sweep_configs(name: str, seeds: int | Iterable[int] = 5, schedule: str = "pa
     if not grid:
         raise ConfigError(f"unknown preset {name!r} (presets: {', '.join(PRESETS)}); "
                           "a sweep of your own needs at least one --grid field=v1,v2")
-    from trainers.presets import SCHEDULES
+    from trainers.core.presets import SCHEDULES
 
     if schedule not in SCHEDULES:
         raise ConfigError(f"unknown schedule {schedule!r}; choose one of: {', '.join(SCHEDULES)}")

@@ -77,7 +77,7 @@ def run_worker(key: str, cache_dir: str | Path, attempt: int, device: str = "aut
         log.warning("run %s attempt %s is not ours to run (record: %s)", key, attempt,
                     None if rec is None else (rec["status"], rec["attempt"]))
         return 0
-    from trainers.config import RunConfig  # the engine only now: an idle import stays light
+    from trainers.core.config import RunConfig  # the engine only now: an idle import stays light
 
     try:
         cfg = RunConfig.from_dict(rec["config"])
@@ -102,7 +102,7 @@ def run_worker(key: str, cache_dir: str | Path, attempt: int, device: str = "aut
     try:
         import torch
 
-        from trainers.train import train
+        from trainers.engine.train import train
 
         if device == "cpu":  # oversubscribed cores make every job slower, not faster
             torch.set_num_threads(settings.cpu_threads or max(1, (os.cpu_count() or 1) // max(1, settings.cpu_jobs)))
@@ -137,13 +137,13 @@ def run_worker(key: str, cache_dir: str | Path, attempt: int, device: str = "aut
 
 def run_pack_worker(keys: list[str], cache_dir: str | Path, attempts: list[int], device: str = "auto") -> int:
     """Several claimed runs that differ only in their seed, trained as one packed network
-    (`trainers.packing.train_packed`). Each key keeps its own lease, events, cancel and result; a
+    (`trainers.engine.packing.train_packed`). Each key keeps its own lease, events, cancel and result; a
     run that is cancelled leaves the pack at its next log interval and the others go on. If the
     runs cannot be packed after all (e.g. checkpoints at different iterations after a crash), they
     are trained one after the other, in this process."""
     settings = load_settings(cache_dir)
     store = Store(cache_dir)
-    from trainers.config import RunConfig
+    from trainers.core.config import RunConfig
 
     ours: list[tuple[str, int, RunConfig]] = []
     for key, attempt in zip(keys, attempts):
@@ -212,8 +212,8 @@ def run_pack_worker(keys: list[str], cache_dir: str | Path, attempts: list[int],
     try:
         import torch
 
-        from trainers.packing import PackingError, train_packed
-        from trainers.train import train
+        from trainers.engine.packing import PackingError, train_packed
+        from trainers.engine.train import train
 
         if device == "cpu":
             torch.set_num_threads(settings.cpu_threads or max(1, (os.cpu_count() or 1) // max(1, settings.cpu_jobs)))

@@ -162,14 +162,19 @@ class LocalBackend:
                 alive = is_our_worker(rec["pid"], key)  # adopted from an earlier supervisor
             else:
                 alive = None  # not started yet, or elsewhere: the lease decides
-            age = now() - (rec.get("heartbeat_at") or rec["started_at"] or now())
+            # The lease runs from the worker's first heartbeat: a process still importing under a
+            # heavy load is slow, not dead (its exit, if it dies, is seen above at once).
+            beat = rec.get("heartbeat_at")
+            age = now() - (beat or rec["started_at"] or now())
+            limit = s.lease_s if beat else max(s.lease_s, s.start_timeout_s)
             if alive is False:
                 code = proc.returncode if proc is not None else "unknown"
                 self._lost(rec, f"worker exited (code {code}) before finishing")
-            elif age > s.lease_s:
+            elif age > limit:
                 if alive:
                     kill_group(rec["pid"], signal.SIGKILL)  # hung: make sure it writes nothing more
-                self._lost(rec, f"no heartbeat for {age:.0f} s (lease {s.lease_s:g} s)")
+                what = "no heartbeat" if beat else "no first heartbeat"
+                self._lost(rec, f"{what} for {age:.0f} s (limit {limit:g} s)")
             elif rec.get("cancel_requested") and alive:
                 self._enforce_cancel(rec)
         # reap finished children and forget them

@@ -43,8 +43,8 @@ class Relay:
 def train_remote(config: dict[str, Any], key: str, attempt: int, relay, cache_dir: str,
                  heartbeat_s: float, checkpoint_every_s: float) -> dict[str, Any]:
     """Train one run on this node; datasets and checkpoints live in the node's own `cache_dir`."""
-    from trainers.config import RunConfig
-    from trainers.train import train
+    from trainers.core.config import RunConfig
+    from trainers.engine.train import train
 
     cfg = RunConfig.from_dict(config)
     cache_dir = os.path.expanduser(cache_dir)

@@ -13,7 +13,7 @@ Progress = Callable[[str, float], None]
 
 IMAGE_SIZE = 32
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the repository: trainers/data/base.py
+PROJECT_ROOT = Path(__file__).resolve().parents[3]  # the repository: trainers/engine/data/base.py
 SUBSET_SEED = 20160316  # the paper's arXiv date; fixes which images a train_size/test_size run sees
 
 

@@ -7,9 +7,9 @@ turns each HWC uint8 image into a PIL image and applies RandomCrop(32, padding=4
 RandomHorizontalFlip, ToTensor, Normalize; a DataLoader with shuffling and worker processes;
 fp32 NCHW; eager; torch.optim.SGD with PyTorch's defaults; `loss.item()` every step for the log.
 
-This trainer is `trainers.fast.TrainStep`, the very step `train()` runs: uint8 data on the
+This trainer is `trainers.engine.fast.TrainStep`, the very step `train()` runs: uint8 data on the
 device, crops/flips batched there, channels_last, one CUDA graph per iteration on a GPU, and on
-the CPU the process settings `train()` makes (trainers/cpu.py).
+the CPU the process settings `train()` makes (trainers/engine/cpu.py).
 
 Each pipeline runs in a process of its own, started fresh, as each program would run: process-wide
 settings (threads, the allocator) belong to the pipeline that makes them.
@@ -38,8 +38,8 @@ import torch.nn.functional as F
 
 from . import fast
 from .augment import BatchSampler
-from .cli import add_config_arguments, config_from_args
-from .config import RunConfig
+from ..cli import add_config_arguments, config_from_args
+from ..core.config import RunConfig
 from .cpu import keep_freed_memory
 from .model import build_model, count_parameters
 from .train import lr_at, resolve_device
@@ -140,7 +140,7 @@ class Conventional:
 
 
 class Ours:
-    """This trainer's step (trainers.fast.TrainStep), fed as train() feeds it."""
+    """This trainer's step (trainers.engine.fast.TrainStep), fed as train() feeds it."""
 
     def __init__(self, cfg: RunConfig, dev: torch.device, x: torch.Tensor, y: torch.Tensor, *, mode: str,
                  channels_last: bool, packs: int = 1):
@@ -184,7 +184,7 @@ def _serve(conn, spec: dict[str, Any]) -> None:
     """A pipeline's process: build it as its program would, then run steps on request.
 
     Each pipeline gets a process of its own because process-wide settings are part of a pipeline:
-    this trainer, like `train()`, tunes the CPU allocator (trainers/cpu.py), which the usual recipe
+    this trainer, like `train()`, tunes the CPU allocator (trainers/engine/cpu.py), which the usual recipe
     does not, and which cannot be undone within a process."""
     try:
         torch.set_num_threads(spec["threads"])

@@ -21,9 +21,9 @@ import torch.nn.functional as F
 
 from . import checkpoint as ckpt
 from . import fast
-from .atomic import atomic_write
+from ..core.atomic import atomic_write
 from .augment import BatchSampler, normalize
-from .config import RunConfig
+from ..core.config import RunConfig
 from .cpu import keep_freed_memory
 from .data import load_dataset
 from .model import build_model, count_parameters
@@ -102,7 +102,7 @@ def train(
 ) -> dict[str, Any]:
     """Train `cfg` and return its result (see docs/interfaces.md for events and the result).
 
-    `compile`: how the iteration is launched (trainers/fast.py); None = auto: the whole iteration
+    `compile`: how the iteration is launched (trainers/engine/fast.py); None = auto: the whole iteration
     as one CUDA graph on CUDA, eager on the CPU. The math is the same in every mode."""
     started_wall = time.time()
     started_at = _now()
@@ -113,7 +113,7 @@ def train(
     # on the CPU too (oneDNN; 1.2x for ResNet-110 on 2 cores, docs/benchmarks.md)
     channels_last = fast.default_channels_last(dev) if channels_last is None else channels_last
     if dev.type == "cpu":
-        keep_freed_memory()  # no page faults on every iteration's activations (trainers/cpu.py)
+        keep_freed_memory()  # no page faults on every iteration's activations (trainers/engine/cpu.py)
 
     # Data first: a missing or corrupt dataset fails before any model is built (DataError).
     data = load_dataset(cfg.dataset, cache_dir).subset(cfg.train_size, cfg.test_size)

@@ -118,3 +118,15 @@ def gated(kind):
         return kind(gate)
 
     return build
+
+
+# The torch side of the registry: shortcut name -> build(cfg, cin, cout, stride, packs) -> merge.
+# `trainers.core.registry.SHORTCUTS` holds the data; a test checks both list the same names.
+MERGES = {
+    "identity": lambda c, cin, cout, stride, packs: IdentityMerge(),
+    "constant": lambda c, cin, cout, stride, packs: ConstantScaling(c.shortcut_scale, c.residual_scale),
+    "exclusive_gate": gated(ExclusiveGating),
+    "shortcut_gate": gated(ShortcutOnlyGating),
+    "conv1x1": lambda c, cin, cout, stride, packs: Conv1x1Shortcut(cin, cout, stride, packs, c.shortcut_bn),
+    "dropout": lambda c, cin, cout, stride, packs: DropoutShortcut(c.dropout_p, c.dropout_rescale),
+}

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from ..atomic import atomic_write
+from ...core.atomic import atomic_write
 from .base import IMAGE_SIZE, DataError, Dataset, channel_stats
 
 CACHE_FORMAT = 1  # bump when the decoded-cache layout changes: old caches are then rebuilt

@@ -18,7 +18,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from .config import RunConfig
+from ..core.config import RunConfig
 from .model import build_model, unit_specs
 
 

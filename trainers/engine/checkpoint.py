@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from .atomic import atomic_write
+from ..core.atomic import atomic_write
 
 
 class CheckpointError(RuntimeError):

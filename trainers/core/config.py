@@ -32,7 +32,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class RunConfig:
     # --- the network -------------------------------------------------------------------------
-    ordering: str = "original"  # where BN/ReLU sit (paper Fig. 4); see trainers.registry.ORDERINGS
+    ordering: str = "original"  # where BN/ReLU sit (paper Fig. 4); see trainers.core.registry.ORDERINGS
     shortcut: str = "identity"  # what the shortcut does (paper Fig. 2); see SHORTCUTS
     block: str = "basic"  # basic (two 3x3), bottleneck (1x1-3x3-1x1), single (one 3x3, Table 3)
     depth: int = 110  # 6n+2 basic, 9n+2 bottleneck, 3n+2 single

@@ -2,15 +2,13 @@
 
 The model builder, the CLI, the sweep presets, the UI's widgets and diagrams, and the tests all
 enumerate these three dicts; adding a variant is one entry here (plus its merge module in
-`trainers/shortcuts.py` for a new shortcut type).
+`trainers/engine/shortcuts.py` for a new shortcut type).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
-
-from . import shortcuts as sc
 
 
 @dataclass(frozen=True)
@@ -97,29 +95,22 @@ class Shortcut:
     # True: the type brings its own 1x1 conv, which also handles dimension changes.
     replaces_downsample: bool
     describe: Callable[..., str]  # describe(cfg) -> short label
-    build: Callable[..., object]  # build(cfg, cin, cout, stride, packs) -> merge module
 
 
 SHORTCUTS: dict[str, Shortcut] = {
     s.name: s
     for s in [
         Shortcut("identity", "identity", "2(a)", "1", "1", (), False,
-                 describe=lambda c: "identity",
-                 build=lambda c, cin, cout, stride, packs: sc.IdentityMerge()),
+                 describe=lambda c: "identity"),
         Shortcut("constant", "constant scaling", "2(b)", "λ", "μ", ("shortcut_scale", "residual_scale"), False,
-                 describe=lambda c: f"constant λ={c.shortcut_scale:g}, F×{c.residual_scale:g}",
-                 build=lambda c, cin, cout, stride, packs: sc.ConstantScaling(c.shortcut_scale, c.residual_scale)),
+                 describe=lambda c: f"constant λ={c.shortcut_scale:g}, F×{c.residual_scale:g}"),
         Shortcut("exclusive_gate", "exclusive gating", "2(c)", "1−g(x)", "g(x)", ("gate_bias", "gate_width"), False,
-                 describe=lambda c: f"exclusive gate b_g={c.gate_bias:g}",
-                 build=sc.gated(sc.ExclusiveGating)),
+                 describe=lambda c: f"exclusive gate b_g={c.gate_bias:g}"),
         Shortcut("shortcut_gate", "shortcut-only gating", "2(d)", "1−g(x)", "1", ("gate_bias", "gate_width"), False,
-                 describe=lambda c: f"shortcut-only gate b_g={c.gate_bias:g}",
-                 build=sc.gated(sc.ShortcutOnlyGating)),
+                 describe=lambda c: f"shortcut-only gate b_g={c.gate_bias:g}"),
         Shortcut("conv1x1", "1x1 conv shortcut", "2(e)", "1x1 conv", "1", ("shortcut_bn",), True,
-                 describe=lambda c: "1x1 conv shortcut",
-                 build=lambda c, cin, cout, stride, packs: sc.Conv1x1Shortcut(cin, cout, stride, packs, c.shortcut_bn)),
+                 describe=lambda c: "1x1 conv shortcut"),
         Shortcut("dropout", "dropout shortcut", "2(f)", "dropout p", "1", ("dropout_p", "dropout_rescale"), False,
-                 describe=lambda c: f"dropout p={c.dropout_p:g}" + (" (rescaled)" if c.dropout_rescale else ""),
-                 build=lambda c, cin, cout, stride, packs: sc.DropoutShortcut(c.dropout_p, c.dropout_rescale)),
+                 describe=lambda c: f"dropout p={c.dropout_p:g}" + (" (rescaled)" if c.dropout_rescale else "")),
     ]
 }

@@ -1,6 +1,6 @@
 """Seed packing: K runs that differ only in their seed, trained as one grouped network.
 
-Every layer takes `packs=K` (trainers/layers.py): channels are concatenated, convolutions grouped
+Every layer takes `packs=K` (trainers/engine/layers.py): channels are concatenated, convolutions grouped
 K ways, BN per network, one `Head` per network. Network k gets its own batch (its own
 `BatchSampler` and crop/flip generator, seeded as in a standalone run) in channels [3k, 3k+3) of
 the input, and the loss is the sum over networks of each one's mean cross-entropy. Nothing mixes
@@ -36,9 +36,9 @@ import torch.nn.functional as F
 
 from . import checkpoint as ckpt
 from . import fast
-from .atomic import atomic_write
+from ..core.atomic import atomic_write
 from .augment import BatchSampler, normalize
-from .config import RunConfig
+from ..core.config import RunConfig
 from .cpu import keep_freed_memory
 from .data import load_dataset
 from .model import build_model, count_parameters
@@ -309,7 +309,7 @@ def train_packed(
     channels_last = fast.default_channels_last(dev) if channels_last is None else channels_last
     mode = fast.resolve_mode(compile, dev)
     if dev.type == "cpu":
-        keep_freed_memory()  # as train() does (trainers/cpu.py)
+        keep_freed_memory()  # as train() does (trainers/engine/cpu.py)
     cfg = configs[0]  # the shared recipe (seeds aside)
     n = len(configs)
 

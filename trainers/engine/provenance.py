@@ -7,7 +7,7 @@ import hashlib
 import subprocess
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # trainers/: core, engine and runs
 
 
 @functools.cache
