@@ -1,15 +1,13 @@
 """Unit diagrams (paper Fig. 2 and 4) as Graphviz DOT, drawn from the specs that build the models.
 
-Every box comes from `trainers.engine.model.unit_specs(cfg)`, the very list `build_model` turns into
+Every box comes from `trainers.core.layout.unit_specs(cfg)`, the very list `build_model` turns into
 modules, and the shortcut's factors from `trainers.core.registry.SHORTCUTS`; a diagram therefore
 cannot disagree with the network it depicts. Pure functions: config in, DOT text out.
 """
 
 from __future__ import annotations
 
-from trainers.core.config import RunConfig
-from trainers.core.layout import Op, UnitSpec, unit_specs
-from trainers.core.registry import BLOCKS, ORDERINGS, SHORTCUTS
+from .runs_api import BLOCKS, ORDERINGS, SHORTCUTS, Op, RunConfig, UnitSpec, unit_specs
 
 # Colours after the paper's figures: weight layers grey, BN blue, ReLU orange.
 STYLE = {
@@ -42,15 +40,11 @@ def _op_node(name: str, op: Op) -> str:
     return f"  {name} [label={_q(op.label())}, {STYLE[op.kind]}];"
 
 
-def _factor_label(text: str, cfg: RunConfig, params: tuple[str, ...]) -> str:
+def _factor_label(text: str, cfg: RunConfig, symbols: tuple[tuple[str, str], ...]) -> str:
     """'λ' -> '× λ=0.5' with the config's value; '1-g(x)' -> '× (1-g(x))'."""
-    values = {"λ": cfg.shortcut_scale, "μ": cfg.residual_scale}
+    values = {sym: getattr(cfg, field) for sym, field in symbols}
     if text in values:
         return f"× {text}={values[text]:g}"
-    if text.startswith("dropout"):
-        return f"dropout p={cfg.dropout_p:g}" + (" (rescaled)" if cfg.dropout_rescale else "")
-    if "conv" in text:
-        return text
     return f"× ({text})" if any(ch in text for ch in "+-−") else f"× {text}"
 
 
@@ -72,7 +66,7 @@ def unit_dot(cfg: RunConfig, spec: UnitSpec | None = None, *, title: str | None 
     # residual branch F
     prev_f = _chain(lines, spec.residual, "f", "split")
     if entry.on_residual != "1":
-        lines.append(f'  fs [label={_q(_factor_label(entry.on_residual, cfg, entry.params))}, '
+        lines.append(f'  fs [label={_q(_factor_label(entry.on_residual, cfg, entry.symbols))}, '
                      'shape=ellipse, style=filled, fillcolor="#d9ead3"];')
         lines.append(f"  {prev_f} -> fs;")
         prev_f = "fs"
@@ -84,15 +78,14 @@ def unit_dot(cfg: RunConfig, spec: UnitSpec | None = None, *, title: str | None 
         lines.append(f"  {prev_h} -> ds;")
         prev_h = "ds"
     if entry.on_shortcut != "1":
-        label = _factor_label(entry.on_shortcut, cfg, entry.params)
-        if "conv" in entry.on_shortcut:
-            stride = f", /{spec.stride}" if spec.stride > 1 else ""
-            label = f"1x1 conv, {spec.cout}{stride}"
-        box = "box" if ("conv" in label or "dropout" in label) else "ellipse"
+        if entry.layer is not None:  # the shortcut is an operation (1x1 conv, dropout): a box
+            label, box = entry.layer(cfg, spec.cout, spec.stride), "box"
+        else:
+            label, box = _factor_label(entry.on_shortcut, cfg, entry.symbols), "ellipse"
         lines.append(f'  hs [label={_q(label)}, shape={box}, style="filled,rounded", fillcolor="#d9ead3"];')
         lines.append(f"  {prev_h} -> hs;")
         prev_h = "hs"
-    if "gate_bias" in entry.params:
+    if entry.has_gate:
         gate = f"gate g(x) =\\nsigmoid(1x1 conv(x)\\n+ b_g), b_g from {cfg.gate_bias:g}"
         lines.append(f'  gate [label="{gate}", shape=box, style="dotted,rounded", fontsize=10];')
         lines.append('  split -> gate [style=dotted];')

@@ -1,17 +1,17 @@
 """Honest time estimates: images per second measured on this machine, and the arithmetic.
 
 Two bases, best first: the speed that finished runs of the same network reached here (their
-records carry images/s and device), or a tiny benchmark of the network (one warm-up step and two
-timed forward+backward steps on random images). Either way the page shows which one it used.
+records carry images/s and device), or a tiny benchmark of the network (the trainer's own step, as `python -m trainers bench` times it,
+on random images). Either way the page shows which one it used.
 """
 
 from __future__ import annotations
 
 import statistics
-import time
 from typing import Iterable, Mapping
 
-from trainers.core.config import RunConfig
+from . import runs_api
+from .runs_api import RunConfig
 
 ARCH_FIELDS = ("ordering", "shortcut", "block", "depth", "downsample", "gate_width", "shortcut_bn",
                "batch_size", "precision")
@@ -39,44 +39,9 @@ def speed_from_history(records: Iterable[Mapping], cfg: RunConfig) -> dict | Non
 
 
 def benchmark(cfg: RunConfig, batch: int = 32, steps: int = 2, device: str = "auto") -> dict:
-    """Images/s of forward+backward+SGD step of `cfg`'s network on random images."""
-    import torch
-    import torch.nn.functional as F
-
-    from trainers.engine.model import build_model
-
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                       ("cpu" if device == "auto" else device))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        from trainers.engine.fast import default_channels_last
-
-        # the engine's memory layout: channels_last is most of its speed on CPU and GPU alike
-        layout = torch.channels_last if default_channels_last(dev) else torch.contiguous_format
-        model = build_model(cfg).to(dev, memory_format=layout).train()
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        x = torch.randn(batch, 3, 32, 32, device=dev).contiguous(memory_format=layout)
-        y = torch.randint(0, cfg.num_classes, (batch,), device=dev)
-
-        def step():
-            opt.zero_grad(set_to_none=True)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-                loss = F.cross_entropy(model(x).float(), y)
-            loss.backward()
-            opt.step()
-
-        step()  # warm-up: allocations, kernel selection
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            step()
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        seconds = time.perf_counter() - t0
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
-    return {"images_per_s": batch * steps / seconds, "device": name, "batch": batch, "steps": steps,
-            "basis": f"benchmark here: {steps} steps of batch {batch} on {name}"}
+    """Images/s of the trainer's own step (the one `python -m trainers bench` times) for `cfg`'s
+    network at batch `batch`, on random images (`runs_api.bench_speed`)."""
+    return runs_api.bench_speed(cfg.replace(batch_size=batch), device=device, steps=steps)
 
 
 def bench_batch(cfg: RunConfig) -> int:

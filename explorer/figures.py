@@ -7,8 +7,6 @@ on the left axis, solid test error (%) on the right axis; here lr drops are dott
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -16,11 +14,11 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from .runs_api import FINISHED, dataset_short, group_key, group_label, number_text, result_rows
+
 PALETTE = ("#1F77B4", "#D62728", "#2CA02C", "#FF7F0E", "#9467BD", "#8C564B", "#E377C2",
            "#7F7F7F", "#BCBD22", "#17BECF")
 CURVE_COLUMNS = ("iteration", "train_loss", "train_error", "lr", "test_error", "test_loss")
-FAIL_ABOVE = 20.0  # the paper's "fail": test error > 20% (Table 1)
-FINISHED = ("done", "fail", "diverged")
 
 
 def color(i: int) -> str:
@@ -199,37 +197,10 @@ def curve_figure(
     return fig
 
 
-# --- results table -------------------------------------------------------------------------------
+# --- results table: the rows come from trainers.core.results (the CLI shows the same) ------------
 
-def group_key(config: Mapping) -> str:
-    """Runs that differ only in their seed form one group (the paper's "median of 5 runs")."""
-    d = {k: v for k, v in config.items() if k != "seed"}
-    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def group_label(record: Mapping) -> str:
-    cfg = record.get("config") or {}
-    label = record.get("label") or record.get("key", "?")
-    extras = []
-    ds = str(cfg.get("dataset", ""))
-    if ds and ds != "cifar10":
-        extras.append(dataset_short(ds))
-    if cfg.get("iterations") and int(cfg["iterations"]) != 64_000:
-        extras.append(f"{int(cfg['iterations']):,} it")
-    return f"{label} [{', '.join(extras)}]" if extras else label
-
-
-def dataset_short(spec: str) -> str:
-    if spec.startswith("folder:"):
-        tail = spec[7:].rstrip("/").split("/")[-1]
-        return "CIFAR-10 (JPEG copy)" if "cifar10-jpeg" in tail else f"folder {tail}"
-    return {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "synthetic": "synthetic"}.get(spec, spec)
-
-
-def _error(record: Mapping) -> float | None:
-    res = record.get("result") or {}
-    v = res.get("test_error")
-    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
+TABLE_COLUMNS = ["group", "run", "dataset", "iterations", "n", "median", "min", "max", "ours", "paper",
+                 "paper_error", "difference", "note"]
 
 
 def results_table(records: Iterable[Mapping],
@@ -237,54 +208,28 @@ def results_table(records: Iterable[Mapping],
     """Finished runs grouped by config-without-seed, beside the paper's number for the same row.
 
     `reference(config_dict)` returns an object with `.reported` (float | None), `.fails` (bool) and
-    `.label`, or None (see `trainers.core.presets.paper_reference`). Errors are percentages. The
-    paper's convention: a run "fails" when its test error is above 20%. Columns: group, run,
-    dataset, iterations, n, median, min, max, ours, paper, paper_error, difference, note.
-    """
-    groups: dict[str, list[Mapping]] = {}
-    for r in records:
-        if r.get("status") in FINISHED and r.get("config"):
-            groups.setdefault(group_key(r["config"]), []).append(r)
-    rows = []
-    for gk, rs in groups.items():
-        cfg = rs[0]["config"]
-        errors = [e for e in map(_error, rs) if e is not None]
-        diverged = sum(1 for r in rs if r.get("status") == "diverged")
-        med = float(np.median(errors)) if errors else math.nan
-        ours = "—" if not errors else f"{med:.2f}"
-        if diverged == len(rs):
-            ours = "fail (diverged)"
-        elif errors and med > FAIL_ABOVE:
-            ours = f"fail ({med:.1f})"
-        ref = reference(cfg) if reference else None
-        paper_error = getattr(ref, "reported", None) if ref is not None else None
-        paper_fails = bool(getattr(ref, "fails", False)) if ref is not None else False
-        paper = "fail" if paper_fails else (f"{paper_error:.2f}" if paper_error is not None else "—")
-        diff = med - paper_error if (paper_error is not None and errors) else math.nan
-        notes = []
-        if diverged and diverged < len(rs):
-            notes.append(f"{diverged} of {len(rs)} diverged")
-        if ref is not None:
-            if paper_fails:
-                notes.append("paper: fail (> 20%)")
-            if int(cfg.get("iterations", 64_000)) != 64_000:
-                notes.append(f"{int(cfg['iterations']):,} iterations; paper: 64k")
-            ds = str(cfg.get("dataset", ""))
-            if ds.startswith("folder:"):
-                notes.append(f"{dataset_short(ds)}: not the paper's data")
-            elif ds == "synthetic":
-                notes.append("synthetic data: not comparable")
-        rows.append({
-            "group": gk, "run": group_label(rs[0]), "dataset": dataset_short(str(cfg.get("dataset", ""))),
-            "iterations": int(cfg.get("iterations", 0)), "n": len(rs),
-            "median": med, "min": min(errors) if errors else math.nan,
-            "max": max(errors) if errors else math.nan, "ours": ours, "paper": paper,
-            "paper_error": paper_error if paper_error is not None else math.nan,
-            "difference": diff, "note": "; ".join(notes),
-        })
-    cols = ["group", "run", "dataset", "iterations", "n", "median", "min", "max", "ours", "paper",
-            "paper_error", "difference", "note"]
-    return pd.DataFrame(rows, columns=cols)
+    `.label`, or None (`runs_api.reference`). Errors are percentages; inf = diverged, NaN = none.
+    Columns: group, run, dataset, iterations, n, median, min, max, ours, paper, paper_error,
+    difference, note. The rows are `result_rows`' (the CLI's `results` and CSV show the same)."""
+    rows = result_rows([r for r in records if r.get("status") in FINISHED],
+                       reference=reference or (lambda config: None))
+    out = []
+    for r in rows:
+        paper = "fail" if r["paper"] == "fail" else ("—" if r["paper"] is None else f"{r['paper']:.2f}")
+        out.append({**{k: r[k] for k in TABLE_COLUMNS}, "paper": paper,
+                    **{k: math.nan if r[k] is None else float(r[k])
+                       for k in ("median", "min", "max", "paper_error", "difference")}})
+    return pd.DataFrame(out, columns=TABLE_COLUMNS)
+
+
+def display_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Numbers as the paper prints them (2 decimals), "diverged" for inf, blanks where there is
+    nothing to say."""
+    out = table.copy()
+    for col in ("min", "max"):
+        out[col] = ["" if pd.isna(v) else number_text(float(v)) for v in table[col]]
+    out["difference"] = ["" if pd.isna(v) else f"{v:+.2f}" for v in table["difference"]]
+    return out
 
 
 # --- signal propagation (Learn page) -------------------------------------------------------------

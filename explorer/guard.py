@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import streamlit as st
 
+from .runs_api import ConfigError, DataError
 from .settings import CACHE_ENV
 
 log = logging.getLogger("explorer")
@@ -28,7 +29,7 @@ def advice(err: BaseException) -> str:
     name = type(err).__name__
     raw = str(err) or name
     text = md_escape(raw)
-    if name == "DataError":
+    if isinstance(err, DataError):
         low = raw.lower()
         hint = ""
         if any(w in low for w in ("download", "internet", "network", "url", "connect", "resolve")):
@@ -37,7 +38,7 @@ def advice(err: BaseException) -> str:
                     ".tar.gz with `train/<class>/*.jpg` and `test/<class>/*.jpg` (for example "
                     "`../shared/data/cifar10-jpeg.tar.gz`), or use **synthetic** for a smoke test.")
         return f"The dataset could not be loaded: {text.rstrip('.')}.{hint}"
-    if name == "ConfigError":
+    if isinstance(err, ConfigError):
         return f"That configuration cannot describe a run: {text.rstrip('.')}. Change the field it names."
     if isinstance(err, ImportError) and ("trainers.runs" in raw or "presets" in raw):
         return (f"The runs layer is not available ({text}). The Learn page still works; "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trainers.core.config import RunConfig
+from explorer.runs_api import RunConfig
 
 
 def lr_drops(config: dict) -> list[int]:

@@ -1,19 +1,36 @@
-"""The UI's one door to the runs layer and the paper presets (docs/interfaces.md).
+"""The UI's one door to `trainers` (docs/interfaces.md): no other module of `explorer/` imports it
+(tests/test_layers.py checks).
 
-The pages read run records and curves here and submit configs here; nothing in the UI touches a
-tensor of a run. Finished curves are cached by (key, updated_at), so a finished run is read from
-disk once per change, and live runs are re-read on every refresh.
+Through here the pages read run records and curves, submit configs, and use the torch-free core
+(the config, the variant registries, unit layouts, the result rules). The few engine functions the
+UI shows (dataset info, signal propagation at initialisation, the speed of the trainer's own step)
+are imported when called, so opening a page loads no torch. Finished curves are cached by
+(key, updated_at), so a finished run is read from disk once per change; live runs are re-read on
+every refresh.
 """
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 import streamlit as st
 
 from trainers.core.config import RunConfig
+from trainers.core.errors import ConfigError, DataError, RunError
+from trainers.core.layout import Op, UnitSpec, unit_specs
+from trainers.core.paths import folder_path
+from trainers.core.registry import BLOCKS, ORDERINGS, PARAMS, SHORTCUTS
+from trainers.core.results import (FAIL_THRESHOLD, FINISHED, dataset_short, group_key, group_label, number_text,
+                                   result_rows)
 
 from .settings import cache_dir
+
+__all__ = ["BLOCKS", "ORDERINGS", "PARAMS", "SHORTCUTS", "FAIL_THRESHOLD", "FINISHED", "ConfigError", "DataError",
+           "Op", "RunConfig", "RunError", "UnitSpec", "bench_speed", "cancel", "curve", "dataset_info",
+           "dataset_short", "devices", "folder_path", "get", "group_key", "group_label", "list_runs",
+           "load_dataset", "number_text", "presets", "reference", "result_rows", "runs_settings",
+           "shortcut_product", "signal_propagation", "store", "submit_all", "supervisor_alive", "unit_specs",
+           "wake_supervisor"]
 
 
 class RunsUnavailable(ImportError):
@@ -95,3 +112,65 @@ def wake_supervisor() -> None:
         _runs().ensure_supervisor(cache_dir(), only_if_needed=True)
     except Exception:  # noqa: BLE001
         pass
+
+
+# --- the job layer's state (Data & system page) --------------------------------------------------
+
+def runs_settings():
+    """The job settings of this cache (cache/settings.json, then TRAINERS_* variables)."""
+    return _runs().load_settings(cache_dir())
+
+
+def supervisor_alive() -> bool:
+    from trainers.runs.supervisor import supervisor_alive as alive
+
+    return alive(cache_dir())
+
+
+# --- engine functions the UI shows (imported when called: they load torch) -----------------------
+
+def dataset_info(spec: str, cache: str | None = None) -> dict:
+    from trainers.engine.data import dataset_info as info
+
+    return info(spec, cache or cache_dir())
+
+
+def load_dataset(spec: str, cache: str | None = None, progress: Callable[[str, float], None] | None = None):
+    from trainers.engine.data import load_dataset as load
+
+    return load(spec, cache or cache_dir(), download=True, progress=progress)
+
+
+def signal_propagation(cfg: RunConfig, *, batch: int = 16, seed: int = 0) -> dict:
+    from trainers.engine.signal import signal_propagation as measure
+
+    return measure(cfg, batch=batch, seed=seed)
+
+
+def shortcut_product(cfg: RunConfig) -> dict:
+    from trainers.engine.signal import shortcut_product as product
+
+    return product(cfg)
+
+
+def bench_speed(cfg: RunConfig, *, device: str = "auto", steps: int | None = None) -> dict[str, Any]:
+    """Images/s of the trainer's own step (the step `train()` runs and `python -m trainers bench`
+    times: CUDA graph, channels_last, weight decay) for `cfg`'s network, measured here in this
+    process. Returns {"images_per_s", "device", "batch", "steps", "warmup_s", "mode", "basis"}."""
+    from trainers.engine.bench import step_speed
+
+    return step_speed(cfg, device=device, steps=steps)
+
+
+def devices() -> dict[str, Any]:
+    """What torch sees here: {"torch": version, "cpu_cores", "gpus": [{index, name, memory, capability}]}."""
+    import os
+
+    import torch
+
+    gpus = []
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            p = torch.cuda.get_device_properties(i)
+            gpus.append({"index": i, "name": p.name, "memory": p.total_memory, "capability": f"{p.major}.{p.minor}"})
+    return {"torch": torch.__version__, "cpu_cores": os.cpu_count(), "gpus": gpus}

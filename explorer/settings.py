@@ -28,9 +28,9 @@ def jpeg_copy_spec() -> str | None:
 
 def local_spec(spec: str) -> str:
     """A dataset spec with its folder path made absolute as the engine reads it (relative paths
-    are relative to the project root, `trainers.engine.data.PROJECT_ROOT`)."""
-    if spec.startswith("folder:"):
-        raw = Path(spec[len("folder:"):]).expanduser()
-        if raw.parts and not raw.is_absolute():
-            return "folder:" + str(ROOT / raw)
+    are relative to the project root: `trainers.core.paths.folder_path`)."""
+    from .runs_api import folder_path  # here: runs_api itself reads cache_dir() from this module
+
+    if spec.startswith("folder:") and spec != "folder:":
+        return "folder:" + str(folder_path(spec))
     return spec

@@ -8,8 +8,9 @@ import torch.nn.functional as F
 
 from trainers import RunConfig
 from trainers.engine.model import build_model
-from trainers.engine.packing import (PackingError, pack_optimizer_states, pack_state_dicts, plan,
-                              train_packed, unpack_optimizer_state, unpack_state_dict, why_not_packable)
+from trainers.core.packing import should_pack
+from trainers.engine.packing import (PackingError, pack_optimizer_states, pack_state_dicts, train_packed,
+                                     unpack_optimizer_state, unpack_state_dict, why_not_packable)
 from trainers.core.registry import ORDERINGS, SHORTCUTS
 from trainers.engine.train import train
 
@@ -175,5 +176,6 @@ def test_what_packs():
     assert "dropout" in why_not_packable([drop, drop.replace(seed=1)])
     with pytest.raises(PackingError):
         train_packed([drop, drop.replace(seed=1)], device="cpu")
-    # the CPU never packs (measured slower, docs/benchmarks.md): every run is its own group
-    assert plan([a, a.replace(seed=1), a.replace(depth=14)], device="cpu") == [[0], [1], [2]]
+    # the CPU never packs (measured slower, docs/benchmarks.md); a GPU packs what is packable
+    assert not should_pack("cpu", [a, a.replace(seed=1)])
+    assert should_pack("cuda", [a, a.replace(seed=1)]) and not should_pack("cuda", [drop, drop.replace(seed=1)])

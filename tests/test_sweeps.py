@@ -33,8 +33,8 @@ def test_results_table_median_range_paper_and_fail(cache_dir):
     for cfg, err in zip(original, [7.0, 6.5, 8.0, 6.0, 7.5]):
         _finished(store, cfg, "done", err)
     _finished(store, preact[0], "done", 6.0)
-    _finished(store, preact[1], "fail", 35.0)
-    _finished(store, preact[2], "diverged", None)  # counts as fail
+    _finished(store, preact[1], "fail", 35.0)  # stored by an older engine: a short run is not a "fail"
+    _finished(store, preact[2], "diverged", None)  # counts as +inf
     store.save_sweep("table2", [c.key for c in table2])
 
     rows = {(r["label"]): r for r in results_table(sweep_runs(store, "table2"), preset="table2")}
@@ -43,20 +43,34 @@ def test_results_table_median_range_paper_and_fail(cache_dir):
     assert orig["paper"] == 6.61 and orig["difference"] == pytest.approx(7.0 - 6.61)
     assert orig["schedule"] == "quick"
     pre = rows["full pre-activation, ResNet-110"]
-    assert pre["n"] == 3 and pre["median"] == 35.0 and pre["difference"] is None
-    assert pre["statuses"] == {"done": 1, "fail": 1, "diverged": 1}
+    assert pre["n"] == 3 and pre["median"] == 35.0 and pre["difference"] == pytest.approx(35.0 - 6.37)
+    assert pre["statuses"] == {"done": 2, "diverged": 1} and pre["ours"] == "35.00"
     text = format_table(results_table(sweep_runs(store, "table2"), preset="table2"))
     assert "7.00 (5)" in text and "6.00–8.00" in text and "+0.39" in text
-    assert "fail (3)" in text and "ours fails" in text
+    assert "35.00 (3)" in text and "6.00–diverged" in text and "+28.63" in text and "fail" not in text
+
+
+def test_fail_only_on_the_papers_schedule(cache_dir):
+    store = Store(cache_dir)
+    row = next(r for r in PRESETS["table2"].rows if r.label == "full pre-activation, ResNet-110")
+    for seed, err in enumerate((6.0, 35.0, 40.0)):
+        _finished(store, row.config(seed=seed), "fail" if err > 20 else "done", err)
+    (r,) = results_table(sweep_runs(store, "table2"), preset="table2")
+    assert r["schedule"] == "paper" and r["ours"] == "fail (35.0)" and r["difference"] is None
+    assert r["statuses"] == {"done": 1, "fail": 2}
+    assert "fail (35.0) (3)" in format_table([r]) and "ours fails" in format_table([r])
 
 
 def test_preset_results_without_a_sweep_record_match_stored_runs(cache_dir):
     store = Store(cache_dir)
-    cfg = PRESETS["table1"].rows[1].config(iterations=100)  # constant scaling 0: the paper says fail
-    _finished(store, cfg, "fail", 80.0)
+    row = PRESETS["table1"].rows[1]  # constant scaling 0: the paper says fail
+    _finished(store, row.config(), "fail", 80.0)
+    _finished(store, row.config(iterations=100, seed=1), "fail", 80.0)  # short: a number, not a fail
     _finished(store, RunConfig(depth=20, iterations=100), "done", 9.0)  # in no table
-    (row,) = results_table(sweep_runs(store, "table1"), preset="table1")
-    assert row["paper"] == "fail" and "both fail" in format_table([row])
+    full, short = sorted(results_table(sweep_runs(store, "table1"), preset="table1"), key=lambda r: -r["iterations"])
+    assert full["paper"] == short["paper"] == "fail"
+    assert full["ours"] == "fail (80.0)" and "both fail" in format_table([full])
+    assert short["ours"] == "80.00" and "paper fails (64k its)" in format_table([short])
 
 
 def test_grids_and_assignments():

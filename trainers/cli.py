@@ -1,7 +1,8 @@
 """`python -m trainers VERB`: every RunConfig field is a `--field-name` flag.
 
 Engine verbs live here (describe, train, bench); the runs layer adds its verbs (worker, supervise,
-sweep, status, results, cancel, export, import) through `trainers.runs.cli.add_commands`.
+sweep, status, results, cancel, export, import) through `trainers.runs.cli.add_commands`. Parsing
+is torch-free: a verb imports the engine when it runs, so `status` answers without loading torch.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import sys
 from dataclasses import MISSING
 from typing import Any, Callable
 
-from .core.config import CONFIG_FIELDS, ConfigError, RunConfig
+from .core.config import CONFIG_FIELDS, RunConfig
+from .core.errors import RunError
 from .core.registry import BLOCKS, ORDERINGS, SHORTCUTS
 
 CHOICES = {"ordering": list(ORDERINGS), "shortcut": list(SHORTCUTS), "block": list(BLOCKS)}
@@ -73,6 +75,53 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0 if result["status"] in ("done", "fail", "cancelled") else 1
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .engine import fast
+    from .engine.bench import SYNTHETIC_TRAIN_IMAGES, bench, report_text
+
+    if args.mode not in ("auto", *fast.STEP_MODES):
+        print(f"error: unknown --mode {args.mode!r}; choose one of: auto, {', '.join(fast.STEP_MODES)}",
+              file=sys.stderr)
+        return 2
+    cfg = config_from_args(args)
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    r = bench(cfg, device=args.device, steps=args.steps, warmup_steps=args.warmup_steps, rounds=args.rounds,
+              workers=args.workers, mode=args.mode, channels_last=args.channels_last, packs=args.packs,
+              conventional=not args.skip_conventional, train_images=args.train_images or SYNTHETIC_TRAIN_IMAGES,
+              threads=args.threads, log=log)
+    print(report_text(r))
+    line = json.dumps(r)
+    if args.json_out:
+        with open(args.json_out, "a") as f:
+            f.write(line + "\n")
+    print(line, flush=True)
+    return 0
+
+
+def add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="training throughput: this trainer vs the conventional pipeline",
+                       description="Training throughput of this trainer against the conventional pipeline, "
+                                   "side by side, on the same machine and network (trainers/engine/bench.py).")
+    add_config_arguments(p)
+    p.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto (default)")
+    p.add_argument("--steps", type=int, default=None, help="timed iterations per round (default: 20 CPU, 200 GPU)")
+    p.add_argument("--warmup-steps", type=int, default=None, help="untimed first iterations (default: 2 CPU, 10 GPU)")
+    p.add_argument("--rounds", type=int, default=2, help="alternating measurement rounds; the median is reported")
+    p.add_argument("--workers", type=int, default=None,
+                   help="DataLoader workers of the conventional pipeline (default: min(4, cores))")
+    p.add_argument("--mode", default="auto", help="this trainer's step mode: auto, eager, graph, compile, compile+graph")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="this trainer's memory layout (default: channels_last)")
+    p.add_argument("--packs", type=int, default=1, help="also measure K seeds packed vs one at a time")
+    p.add_argument("--skip-conventional", action="store_true")
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads (default: all cores)")
+    p.add_argument("--train-images", type=int, default=None, help="synthetic training set size (default: 50,000)")
+    p.add_argument("--json-out", help="also append the JSON line to this file")
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
     parser = argparse.ArgumentParser(prog="python -m trainers", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -91,14 +140,15 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint of this run")
     handlers["train"] = cmd_train
 
-    for extra in ("trainers.engine.bench", "trainers.runs.cli"):
-        try:
-            module = __import__(extra, fromlist=["add_commands"])
-        except ModuleNotFoundError as e:
-            if e.name and e.name.startswith("trainers"):
-                continue  # that part of the engine is not present in this copy
+    add_bench(sub)
+    handlers["bench"] = cmd_bench
+    try:
+        from .runs.cli import add_commands
+    except ModuleNotFoundError as e:  # an engine-only copy (a bare GPU machine without diskcache is fine:
+        if not (e.name or "").startswith("trainers"):  # the runs layer imports it lazily)
             raise
-        handlers.update(module.add_commands(sub))
+    else:
+        handlers.update(add_commands(sub))
     return parser, handlers
 
 
@@ -107,14 +157,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return handlers[args.verb](args)
-    except ConfigError as e:
+    except RunError as e:  # ConfigError, DataError, CheckpointError: what to change, not a traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
     except json.JSONDecodeError as e:
         print(f"error: --config-json is not valid JSON: {e}", file=sys.stderr)
         return 2
-    except Exception as e:  # DataError, CheckpointError, no CUDA: a message, not a traceback
-        if type(e).__name__ in ("DataError", "CheckpointError", "RuntimeError"):
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        raise
+    except RuntimeError as e:  # e.g. no CUDA on this machine: a message (subclasses: a bug, traceback)
+        if type(e) is not RuntimeError:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2

@@ -5,22 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 from explorer.plan import depth_choices, parse_values
+from explorer.runs_api import BLOCKS, ORDERINGS, PARAMS, SHORTCUTS, ConfigError, dataset_info
 from explorer.settings import cache_dir, jpeg_copy_spec, local_spec
-from trainers.core.config import ConfigError
-from trainers.core.registry import BLOCKS, ORDERINGS, SHORTCUTS
-
-PARAM_LABELS = {
-    "shortcut_scale": ("λ on the shortcut", "0.5"),
-    "residual_scale": ("factor on F", "1"),
-    "gate_bias": ("initial gate bias b_g", "-6"),
-    "dropout_p": ("dropout ratio p", "0.5"),
-}
-
 
 def _dataset_present(spec: str) -> bool:
     try:
-        from trainers.engine.data import dataset_info
-
         return bool(dataset_info(local_spec(spec), cache_dir()).get("present"))
     except Exception:  # noqa: BLE001 - unknown means "not known to be present"
         return False
@@ -111,19 +100,17 @@ def network_picker() -> dict:
                 p = {}
                 for field in SHORTCUTS[s].params:
                     key = f"design_{s}_{field}"
-                    if field in PARAM_LABELS:
-                        label, default = PARAM_LABELS[field]
-                        text = st.text_input(f"{label} (comma-separated values)", default, key=key)
+                    param = PARAMS[field]
+                    if param.kind == "numbers":
+                        text = st.text_input(f"{param.label} (comma-separated values)", param.default, key=key)
                         try:
-                            p[field] = parse_values(text, label)
+                            p[field] = parse_values(text, param.label)
                         except ConfigError as e:
                             errors.append(str(e))
-                    elif field == "gate_width":
-                        p[field] = [st.selectbox("gate width", ["channel", "single"], key=key,
-                                                 help="OPEN in the paper: one gate per channel and pixel, "
-                                                      "or one gate map per pixel")]
-                    else:  # booleans: dropout_rescale, shortcut_bn
-                        p[field] = [st.checkbox(field.replace("_", " "), key=key)]
+                    elif param.kind == "choice":
+                        p[field] = [st.selectbox(param.label, list(param.choices), key=key, help=param.help or None)]
+                    else:  # flags: dropout_rescale, shortcut_bn
+                        p[field] = [st.checkbox(param.label, key=key, help=param.help or None)]
                 params[s] = p
     c3, c4 = st.columns(2)
     block = c3.selectbox("Unit type", list(BLOCKS), format_func=lambda b: BLOCKS[b].title, key="design_block")

@@ -10,7 +10,8 @@ import pandas as pd
 import streamlit as st
 
 from explorer import runs_api
-from explorer.figures import FINISHED, curve_figure, curve_frame, group_curves, group_key, group_label, results_table
+from explorer.figures import (FINISHED, curve_figure, curve_frame, display_table, group_curves, group_key, group_label,
+                              results_table)
 from explorer.guard import page_guard
 from explorer.pages_common import lr_drops
 
@@ -24,14 +25,6 @@ TABLE_COLUMNS = {
     "difference": st.column_config.TextColumn("ours − paper"),
     "note": st.column_config.TextColumn("note", width="large"),
 }
-
-
-def display_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Numbers as the paper prints them (2 decimals), blanks where there is nothing to say."""
-    out = table.copy()
-    for col, fmt in (("min", "{:.2f}"), ("max", "{:.2f}"), ("difference", "{:+.2f}")):
-        out[col] = [fmt.format(v) if pd.notna(v) else "" for v in table[col]]
-    return out
 
 
 def png_bytes(fig) -> bytes | None:
@@ -129,8 +122,9 @@ def body() -> None:
     st.dataframe(display_table(table), hide_index=True, width="stretch", column_config=TABLE_COLUMNS,
                  column_order=list(TABLE_COLUMNS)[:1] + ["dataset", "iterations"] + list(TABLE_COLUMNS)[1:],
                  key="compare_table")
-    st.caption("Test error %, median of n runs (the paper: median of 5). \"fail\": above 20%, the "
-               "paper's convention. Runs on another dataset or schedule than the paper's are marked.")
+    st.caption("Test error %, median of n runs (the paper: median of 5). \"fail\": above 20% after the "
+               "paper's full 64k-iteration schedule (its convention); shorter runs show their number. "
+               "Runs on another dataset or schedule than the paper's are marked.")
     d1, d2, d3 = st.columns(3)
     d1.download_button("Table (CSV)", table.to_csv(index=False), "resnet-v2-results.csv", "text/csv",
                        icon=":material/download:", on_click="ignore")

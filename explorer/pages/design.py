@@ -11,8 +11,8 @@ from explorer.components.pickers import (backend_picker, dataset_picker, network
 from explorer.figures import format_duration
 from explorer.guard import page_guard, show_error
 from explorer.plan import grid_templates, make_configs, plan_frame
+from explorer.runs_api import ConfigError, DataError, RunConfig, dataset_info
 from explorer.settings import cache_dir, local_spec
-from trainers.core.config import ConfigError, RunConfig
 
 CUSTOM = "custom"
 
@@ -94,8 +94,6 @@ def estimate_panel(todo_json: list[str], records: list[dict]) -> None:
 
 def check_datasets(configs: list[RunConfig]) -> bool:
     """Say which datasets are here, which will download, and which cannot be found."""
-    from trainers.engine.data import DataError, dataset_info
-
     ok = True
     for spec in sorted({c.dataset for c in configs}):
         try:

@@ -6,19 +6,16 @@ from __future__ import annotations
 import streamlit as st
 
 from explorer import diagrams
+from explorer.runs_api import BLOCKS, ORDERINGS, SHORTCUTS, RunConfig, shortcut_product, signal_propagation
 from explorer.figures import product_figure, signal_figure
 from explorer.guard import page_guard
 from explorer.variants import DEFAULT_TEACHING, TEACHING_VARIANTS, teaching_config
-from trainers.core.config import RunConfig
-from trainers.core.registry import BLOCKS, ORDERINGS, SHORTCUTS
 
 DEPTHS = (8, 20, 56, 110, 164, 302)  # basic units, 6n+2
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def measure(cfg_json: str, batch: int, seed: int) -> dict:
-    from trainers.engine.signal import signal_propagation
-
     return signal_propagation(RunConfig.from_json(cfg_json), batch=batch, seed=seed)
 
 
@@ -83,8 +80,6 @@ def signal_tab() -> None:
         cfg = teaching_config(name, depth)
         r = measure(cfg.canonical_json(), batch, 0)
         results.append({**r, "label": name})
-        from trainers.engine.signal import shortcut_product
-
         products.append({**shortcut_product(cfg), "label": name})
     bar.empty()
     st.plotly_chart(signal_figure(results), key="learn_signal")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from explorer import runs_api
 from explorer.figures import format_bytes
 from explorer.guard import page_guard, show_error
 from explorer.settings import CACHE_ENV, cache_dir, jpeg_copy_spec, local_spec
@@ -39,15 +40,13 @@ def dataset_specs() -> list[str]:
 
 
 def prepare(spec: str) -> None:
-    from trainers.engine.data import load_dataset
-
     bar = st.progress(0.0, text=f"preparing {spec}…")
 
     def report(message: str, fraction: float) -> None:
         bar.progress(min(1.0, max(0.0, float(fraction or 0.0))), text=message)
 
     try:
-        data = load_dataset(local_spec(spec), cache_dir(), download=True, progress=report)
+        data = runs_api.load_dataset(local_spec(spec), progress=report)
     except Exception as e:  # noqa: BLE001 - DataError says what to do; others get advice
         bar.empty()
         show_error(e, f"prepare {spec}")
@@ -56,13 +55,11 @@ def prepare(spec: str) -> None:
 
 
 def datasets_section() -> None:
-    from trainers.engine.data import dataset_info
-
     st.subheader("Datasets")
     rows = []
     for spec in dataset_specs():
         try:
-            info = dataset_info(local_spec(spec), cache_dir())
+            info = runs_api.dataset_info(local_spec(spec))
         except Exception as e:  # noqa: BLE001
             rows.append({"dataset": spec, "state": f"unavailable: {e}"})
             continue
@@ -104,11 +101,8 @@ def cache_section() -> None:
 def backends_section() -> None:
     st.subheader("Job backends")
     try:
-        from trainers.runs.settings import load_settings
-        from trainers.runs.supervisor import supervisor_alive
-
-        alive = supervisor_alive(cache_dir())
-        s = load_settings(cache_dir())
+        alive = runs_api.supervisor_alive()
+        s = runs_api.runs_settings()
         st.markdown(f"**local** · supervisor {'running' if alive else 'idle (starts with the next launch)'} · "
                     f"GPUs `{s.gpus or 'none'}` · {s.jobs_per_gpu} job(s) per GPU · {s.cpu_jobs} CPU job(s) "
                     f"at a time · log `{Path(cache_dir()) / 'logs' / 'supervisor.log'}`")
@@ -117,9 +111,7 @@ def backends_section() -> None:
     try:
         import ray
 
-        from trainers.runs.settings import load_settings
-
-        addr = load_settings(cache_dir()).ray_address  # settings.json, then RAY_ADDRESS
+        addr = runs_api.runs_settings().ray_address  # settings.json, then RAY_ADDRESS
         addr = f"`{addr}`" if addr else "not set: `auto` (a cluster started on this host with `ray start --head`)"
         st.markdown(f"**ray** {ray.__version__} installed · cluster address {addr}")
     except Exception:  # noqa: BLE001
@@ -127,18 +119,12 @@ def backends_section() -> None:
 
 
 def gpus_section() -> None:
-    import torch
-
     st.subheader("Devices")
-    if not torch.cuda.is_available():
-        st.markdown(f"No CUDA GPU visible: runs use the CPU ({os.cpu_count()} cores, torch "
-                    f"{torch.__version__}).")
+    here = runs_api.devices()
+    if not here["gpus"]:
+        st.markdown(f"No CUDA GPU visible: runs use the CPU ({here['cpu_cores']} cores, torch {here['torch']}).")
         return
-    rows = []
-    for i in range(torch.cuda.device_count()):
-        p = torch.cuda.get_device_properties(i)
-        rows.append({"index": i, "name": p.name, "memory": format_bytes(p.total_memory),
-                     "capability": f"{p.major}.{p.minor}"})
+    rows = [{**g, "memory": format_bytes(g["memory"])} for g in here["gpus"]]
     st.dataframe(rows, hide_index=True, width="stretch")
 
 

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
+from .errors import ConfigError
 from .registry import BLOCKS, ORDERINGS, SHORTCUTS
 
 # Bump when a field's meaning changes: old cache keys then stop matching instead of lying.
@@ -23,10 +24,6 @@ DATASET_KINDS = ("cifar10", "cifar100", "synthetic")  # plus "folder:PATH"
 PRECISIONS = ("fp32", "bf16")
 DOWNSAMPLES = ("zeropad", "conv")
 GATE_WIDTHS = ("channel", "single")
-
-
-class ConfigError(ValueError):
-    """A config value that cannot describe a run. The message says which field and why."""
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,14 @@
 """The paper's variants as data: unit orderings (Fig. 4), shortcut types (Fig. 2) and unit blocks.
 
 The model builder, the CLI, the sweep presets, the UI's widgets and diagrams, and the tests all
-enumerate these three dicts; adding a variant is one entry here (plus its merge module in
-`trainers/engine/shortcuts.py` for a new shortcut type).
+enumerate these dicts; adding a variant is one entry here (plus its merge module in
+`trainers/engine/shortcuts.py`, `MERGES`, for a new shortcut type). Every trait a consumer needs
+(Π λ factor, gate, drawn as a layer, stochastic) is a field, so nothing special-cases a name.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -95,6 +97,26 @@ class Shortcut:
     # True: the type brings its own 1x1 conv, which also handles dimension changes.
     replaces_downsample: bool
     describe: Callable[..., str]  # describe(cfg) -> short label
+    # The scalar the shortcut path multiplies its signal by at initialisation (Π λ, paper Eq. 5):
+    # factor(cfg) -> float, or None where the shortcut is a learned matrix (no scalar).
+    factor: Callable[..., float | None] = lambda c: 1.0
+    # The shortcut drawn as a layer (a box in the diagrams) rather than a factor:
+    # layer(cfg, cout, stride) -> its label, or None for a factor ("× λ").
+    layer: Callable[..., str] | None = None
+    # Symbols of `on_shortcut` / `on_residual` whose value is a config field ("λ" -> shortcut_scale).
+    symbols: tuple[tuple[str, str], ...] = ()
+    has_gate: bool = False  # a learned gate g(x) = sigmoid(W_g x + b_g) (Fig. 2(c), (d))
+    # Draws from the global RNG while training: a packed network would draw in another order, so
+    # a packed seed would not repeat its standalone run (trainers/core/packing.py).
+    stochastic: bool = False
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def _dropout_text(c) -> str:
+    return f"dropout p={c.dropout_p:g}" + (" (rescaled)" if c.dropout_rescale else "")
 
 
 SHORTCUTS: dict[str, Shortcut] = {
@@ -103,14 +125,45 @@ SHORTCUTS: dict[str, Shortcut] = {
         Shortcut("identity", "identity", "2(a)", "1", "1", (), False,
                  describe=lambda c: "identity"),
         Shortcut("constant", "constant scaling", "2(b)", "λ", "μ", ("shortcut_scale", "residual_scale"), False,
-                 describe=lambda c: f"constant λ={c.shortcut_scale:g}, F×{c.residual_scale:g}"),
+                 describe=lambda c: f"constant λ={c.shortcut_scale:g}, F×{c.residual_scale:g}",
+                 factor=lambda c: c.shortcut_scale,
+                 symbols=(("λ", "shortcut_scale"), ("μ", "residual_scale"))),
+        # gates: W_g x has mean zero at initialisation, so g = sigmoid(b_g) and h is scaled by 1 - g
         Shortcut("exclusive_gate", "exclusive gating", "2(c)", "1−g(x)", "g(x)", ("gate_bias", "gate_width"), False,
-                 describe=lambda c: f"exclusive gate b_g={c.gate_bias:g}"),
+                 describe=lambda c: f"exclusive gate b_g={c.gate_bias:g}",
+                 factor=lambda c: 1.0 - _sigmoid(c.gate_bias), has_gate=True),
         Shortcut("shortcut_gate", "shortcut-only gating", "2(d)", "1−g(x)", "1", ("gate_bias", "gate_width"), False,
-                 describe=lambda c: f"shortcut-only gate b_g={c.gate_bias:g}"),
+                 describe=lambda c: f"shortcut-only gate b_g={c.gate_bias:g}",
+                 factor=lambda c: 1.0 - _sigmoid(c.gate_bias), has_gate=True),
         Shortcut("conv1x1", "1x1 conv shortcut", "2(e)", "1x1 conv", "1", ("shortcut_bn",), True,
-                 describe=lambda c: "1x1 conv shortcut"),
+                 describe=lambda c: "1x1 conv shortcut", factor=lambda c: None,
+                 layer=lambda c, cout, stride: f"1x1 conv, {cout}" + (f", /{stride}" if stride > 1 else "")),
+        # the paper reasons about it as a scale with expectation 1-p (1 when rescaled)
         Shortcut("dropout", "dropout shortcut", "2(f)", "dropout p", "1", ("dropout_p", "dropout_rescale"), False,
-                 describe=lambda c: f"dropout p={c.dropout_p:g}" + (" (rescaled)" if c.dropout_rescale else "")),
+                 describe=_dropout_text, factor=lambda c: 1.0 if c.dropout_rescale else 1.0 - c.dropout_p,
+                 layer=lambda c, cout, stride: _dropout_text(c), stochastic=True),
     ]
+}
+
+
+@dataclass(frozen=True)
+class Param:
+    """How the UI asks for a shortcut parameter (a RunConfig field named in `Shortcut.params`)."""
+
+    label: str
+    kind: str = "numbers"  # "numbers": comma-separated values; "choice": one of `choices`; "flag"
+    default: str = ""  # the values offered first ("numbers")
+    choices: tuple[str, ...] = ()
+    help: str = ""
+
+
+PARAMS: dict[str, Param] = {
+    "shortcut_scale": Param("λ on the shortcut", default="0.5"),
+    "residual_scale": Param("factor on F", default="1"),
+    "gate_bias": Param("initial gate bias b_g", default="-6"),
+    "gate_width": Param("gate width", "choice", choices=("channel", "single"),
+                        help="OPEN in the paper: one gate per channel and pixel, or one gate map per pixel"),
+    "dropout_p": Param("dropout ratio p", default="0.5"),
+    "dropout_rescale": Param("dropout rescale", "flag"),
+    "shortcut_bn": Param("shortcut bn", "flag"),
 }

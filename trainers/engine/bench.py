@@ -23,8 +23,6 @@ Warm-up (compilation, CUDA-graph capture) is timed and reported separately from 
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import statistics
@@ -38,7 +36,6 @@ import torch.nn.functional as F
 
 from . import fast
 from .augment import BatchSampler
-from ..cli import add_config_arguments, config_from_args
 from ..core.config import RunConfig
 from .cpu import keep_freed_memory
 from .model import build_model, count_parameters
@@ -395,26 +392,31 @@ def cpu_model() -> str:
 
 
 # ----------------------------------------------------------------------------------------------
-# CLI
+# one network's speed, in this process (the Design page's estimate: runs_api.bench_speed)
 # ----------------------------------------------------------------------------------------------
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
+def step_speed(cfg: RunConfig, *, device: str | torch.device = "auto", steps: int | None = None,
+               warmup_steps: int | None = None) -> dict[str, Any]:
+    """Images/s of this trainer's step (`Ours`: the step `train()` runs and `bench` times) for
+    `cfg`'s network, measured here in this process on a few batches of synthetic images.
 
-    r = bench(cfg, device=args.device, steps=args.steps, warmup_steps=args.warmup_steps, rounds=args.rounds,
-              workers=args.workers, mode=args.mode, channels_last=args.channels_last, packs=args.packs,
-              conventional=not args.skip_conventional, train_images=args.train_images,
-              threads=args.threads, log=log)
-    print(report_text(r))
-    line = json.dumps(r)
-    if args.json_out:
-        with open(args.json_out, "a") as f:
-            f.write(line + "\n")
-    print(line, flush=True)
-    return 0
+    Warm-up (the CUDA graph's capture, first allocations) is timed apart from the steady state,
+    as in `bench`; the global RNG is left as it was."""
+    dev = resolve_device(device)
+    gpu = dev.type == "cuda"
+    steps = steps or (50 if gpu else 3)
+    warmup_steps = warmup_steps if warmup_steps is not None else (10 if gpu else 1)
+    mode = fast.resolve_mode(None, dev)
+    with torch.random.fork_rng(devices=[dev] if gpu else []):
+        x, y = synthetic_cifar(4 * cfg.batch_size, cfg.num_classes)
+        ours = Ours(cfg, dev, x, y, mode=mode, channels_last=fast.default_channels_last(dev))
+        warm = ours.run(max(warmup_steps, getattr(ours.step, "warmup", 0) + 1))
+        seconds = ours.run(steps)
+    name = torch.cuda.get_device_name(dev) if gpu else f"cpu ({torch.get_num_threads()} threads)"
+    return {"images_per_s": _rate(steps * cfg.batch_size, seconds), "device": name, "batch": cfg.batch_size,
+            "steps": steps, "warmup_s": warm, "mode": mode,
+            "basis": f"the trainer's own step here: {steps} steps of batch {cfg.batch_size} on {name} ({mode})"}
 
 
 def report_text(r: dict[str, Any]) -> str:
@@ -439,24 +441,3 @@ def report_text(r: dict[str, Any]) -> str:
                      f"{p['speedup_vs_sequential']:.2f}x one-at-a-time; {p['packs']} paper runs "
                      f"{p['paper_runs_h']:.2f} h")
     return "\n".join(lines)
-
-
-def add_commands(subparsers) -> dict:
-    p = subparsers.add_parser("bench", help="training throughput: this trainer vs the conventional pipeline",
-                              description=__doc__.split("\n\n")[0])
-    add_config_arguments(p)
-    p.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto (default)")
-    p.add_argument("--steps", type=int, default=None, help="timed iterations per round (default: 20 CPU, 200 GPU)")
-    p.add_argument("--warmup-steps", type=int, default=None, help="untimed first iterations (default: 2 CPU, 10 GPU)")
-    p.add_argument("--rounds", type=int, default=2, help="alternating measurement rounds; the median is reported")
-    p.add_argument("--workers", type=int, default=None,
-                   help="DataLoader workers of the conventional pipeline (default: min(4, cores))")
-    p.add_argument("--mode", default="auto", choices=["auto", *fast.STEP_MODES], help="this trainer's step mode")
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                   help="this trainer's memory layout (default: channels_last)")
-    p.add_argument("--packs", type=int, default=1, help="also measure K seeds packed vs one at a time")
-    p.add_argument("--skip-conventional", action="store_true")
-    p.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads (default: all cores)")
-    p.add_argument("--train-images", type=int, default=SYNTHETIC_TRAIN_IMAGES, help="synthetic training set size")
-    p.add_argument("--json-out", help="also append the JSON line to this file")
-    return {"bench": cmd_bench}

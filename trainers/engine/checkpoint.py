@@ -9,10 +9,7 @@ from typing import Any
 import torch
 
 from ..core.atomic import atomic_write
-
-
-class CheckpointError(RuntimeError):
-    pass
+from ..core.errors import CheckpointError
 
 
 def save(path: Path, state: dict[str, Any]) -> None:

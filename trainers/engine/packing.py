@@ -9,14 +9,15 @@ networks, and SGD's update is element-wise, so each network follows exactly its 
 
 Why: at 32x32 with 16-64 channels one ResNet leaves a GPU mostly idle; K of them in one set of
 kernels costs far less than K times one (docs/benchmarks.md). On a 2-core CPU there is no idle
-hardware to fill, so `should_pack` says no there.
+hardware to fill, so `should_pack` says no there (the rules: trainers/core/packing.py, which the
+supervisor reads without importing torch).
 
 Checkpoints and results are per run, in `train()`'s format, under each run's own key: a packed run
 can be resumed alone by `train()`, and K standalone checkpoints at the same iteration resume packed.
 
-Not packable: the dropout shortcut (its masks come from the global RNG in a different order than
-in a standalone run: same distribution, not the same run), and configs that differ in anything
-but the seed.
+Not packable: a stochastic shortcut such as dropout (its masks come from the global RNG in a
+different order than in a standalone run: same distribution, not the same run), and configs that
+differ in anything but the seed.
 """
 
 from __future__ import annotations
@@ -39,16 +40,15 @@ from . import fast
 from ..core.atomic import atomic_write
 from .augment import BatchSampler, normalize
 from ..core.config import RunConfig
+from ..core.errors import PackingError
+from ..core.packing import why_not_packable
+from ..core.results import final_status
 from .cpu import keep_freed_memory
 from .data import load_dataset
 from .model import build_model, count_parameters
 from .provenance import code_version
-from .train import (EVAL_BATCH, FAIL_THRESHOLD, Event, _now, _print_progress, _result_json,
+from .train import (EVAL_BATCH, Event, _now, _print_progress, _result_json,
                     device_name, lr_at, resolve_device, train)
-
-
-class PackingError(ValueError):
-    """These configs cannot be trained as one packed network; the message says why."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -123,81 +123,6 @@ def unpack_optimizer_state(state: dict, packs: int) -> list[dict]:
             for o, p in zip(out, parts):
                 o["state"][i][name] = p.detach().clone() if isinstance(p, torch.Tensor) else p
     return out
-
-
-# ----------------------------------------------------------------------------------------------
-# which runs pack
-# ----------------------------------------------------------------------------------------------
-
-
-def _family(cfg: RunConfig) -> str:
-    """Everything about a run but its seed."""
-    return cfg.replace(seed=0).key
-
-
-def why_not_packable(configs: Sequence[RunConfig]) -> str | None:
-    """None if these configs can train as one packed network, else the reason."""
-    if not configs:
-        return "no configs"
-    if len({_family(c) for c in configs}) > 1:
-        return "the configs differ in more than their seed"
-    seeds = [c.seed for c in configs]
-    if len(set(seeds)) != len(seeds):
-        return f"seeds repeat ({seeds}): those would be the same run twice"
-    if configs[0].shortcut == "dropout":
-        return ("the dropout shortcut draws its masks from the global RNG: packed, a seed would not "
-                "repeat its standalone run exactly")
-    return None
-
-
-def should_pack(device: str | torch.device, configs: Sequence[RunConfig]) -> bool:
-    """Pack where it is faster: on a GPU (these small nets leave it mostly idle), not on the CPU,
-    where a grouped convolution does the same arithmetic as K plain ones with no idle cores to
-    fill (measured: docs/benchmarks.md)."""
-    dev = resolve_device(device)
-    return dev.type == "cuda" and len(configs) > 1 and why_not_packable(configs) is None
-
-
-def plan(configs: Sequence[RunConfig], device: str | torch.device = "auto", max_packs: int = 8
-         ) -> list[list[int]]:
-    """Indices of `configs` grouped into the trainings to do: packs of same-family seeds where
-    `should_pack` says so, single runs otherwise. Input order is kept within and across groups."""
-    dev = resolve_device(device)
-    groups: dict[str, list[int]] = {}
-    for i, c in enumerate(configs):
-        groups.setdefault(_family(c), []).append(i)
-    out: list[list[int]] = []
-    for idx in groups.values():
-        if dev.type == "cuda" and len(idx) > 1 and why_not_packable([configs[i] for i in idx]) is None:
-            out += [idx[j : j + max_packs] for j in range(0, len(idx), max_packs)]
-        else:
-            out += [[i] for i in idx]
-    return sorted(out, key=lambda g: g[0])
-
-
-def train_seeds(configs: Sequence[RunConfig], *, device: str | torch.device = "auto",
-                cache_dir: str | Path = "cache", on_event_per_run: Sequence[Callable | None] | None = None,
-                **kwargs: Any) -> list[dict[str, Any]]:
-    """Train every config, packing seeds where that is faster (`plan`). Results in input order."""
-    results: list[dict[str, Any] | None] = [None] * len(configs)
-    callbacks = list(on_event_per_run) if on_event_per_run is not None else [None] * len(configs)
-    for group in plan(configs, device):
-        if len(group) > 1:
-            try:
-                rs = train_packed([configs[i] for i in group], device=device, cache_dir=cache_dir,
-                                  on_event_per_run=[callbacks[i] for i in group], **kwargs)
-            except PackingError:  # e.g. checkpoints at different iterations: one by one instead
-                rs = None
-            if rs is not None:
-                for i, r in zip(group, rs):
-                    results[i] = r
-                continue
-        for i in group:
-            stop = kwargs.get("should_stop_per_run")
-            single = {k: v for k, v in kwargs.items() if k != "should_stop_per_run"}
-            results[i] = train(configs[i], device=device, cache_dir=cache_dir, on_event=callbacks[i],
-                               should_stop=stop[i] if stop else None, **single)
-    return results  # type: ignore[return-value]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -381,8 +306,8 @@ def train_packed(
 
     def finish(r: _Run, status: str, iteration: int) -> None:
         test_error = r.last_eval[0] if r.last_eval else None
-        if status == "done" and (test_error is None or test_error > FAIL_THRESHOLD):
-            status = "fail"
+        if status == "done":
+            status = final_status(r.cfg, test_error)
         result = {
             "key": r.cfg.key, "status": status, "test_error": test_error,
             "test_loss": r.last_eval[1] if r.last_eval else None,

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.config import RunConfig
+from ..core.registry import SHORTCUTS
 from .model import build_model, unit_specs
 
 
@@ -97,22 +98,10 @@ def signal_propagation(cfg: RunConfig, *, batch: int = 16, seed: int = 0) -> dic
 
 
 def shortcut_factor(cfg: RunConfig) -> float | None:
-    """The scalar the shortcut path of one unit multiplies its signal by, at initialisation.
-
-    identity 1; constant λ; dropout its expectation 1-p (1 when rescaled); gates 1 - g with
-    g = sigmoid(b_g) (W_g x has mean zero at initialisation); a 1x1 conv is a matrix, not a
-    scalar: None.
-    """
-    name = cfg.shortcut
-    if name == "identity":
-        return 1.0
-    if name == "constant":
-        return cfg.shortcut_scale
-    if name == "dropout":
-        return 1.0 if cfg.dropout_rescale else 1.0 - cfg.dropout_p
-    if name in ("exclusive_gate", "shortcut_gate"):
-        return 1.0 - 1.0 / (1.0 + math.exp(-cfg.gate_bias))
-    return None
+    """The scalar the shortcut path of one unit multiplies its signal by, at initialisation
+    (the registry's `Shortcut.factor`: identity 1, constant λ, gates 1 - sigmoid(b_g), dropout
+    its expectation; None for a 1x1 conv, a matrix rather than a scalar)."""
+    return SHORTCUTS[cfg.shortcut].factor(cfg)
 
 
 def shortcut_product(cfg: RunConfig) -> dict:

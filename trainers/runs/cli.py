@@ -34,6 +34,8 @@ def _fmt_eta(s: float | None) -> str:
 
 
 def _status_line(rec: dict) -> str:
+    from trainers.core.results import shown_status
+
     prog = f"{100 * (rec.get('progress') or 0):5.1f}%"
     te = rec.get("test_error")
     err = "" if te is None else f"{te:6.2f}%"
@@ -44,7 +46,7 @@ def _status_line(rec: dict) -> str:
             extra += " (cancelling)"
     elif rec["status"] == "queued" and rec.get("last_failure"):
         extra = f"restart {rec['restarts']}: {rec['last_failure']}"
-    return (f"{rec['key']}  {rec['status']:<9} {prog}  {rec.get('iteration') or 0:>6}/{rec.get('total') or 0:<6} "
+    return (f"{rec['key']}  {shown_status(rec):<9} {prog}  {rec.get('iteration') or 0:>6}/{rec.get('total') or 0:<6} "
             f"{err:>8}  seed {rec['config']['seed']}  {rec['label']}  {extra}").rstrip()
 
 
@@ -144,11 +146,17 @@ def cmd_results(args: argparse.Namespace) -> int:
             print(f"error: {e.args[0]}", file=sys.stderr)
             return 2
     rows = results_table(recs, preset=args.name)
+    if args.csv:
+        from trainers.core.results import to_csv
+
+        with open(args.csv, "w", newline="") as f:
+            f.write(to_csv(rows))
     if args.json:
         print(json.dumps(rows))
-    else:
+    elif not args.csv:
         print(format_table(rows))
-        print("test error %, our median of n finished runs; 'fail' = above 20% (the paper's convention)")
+        print("test error %, our median of n finished runs; 'fail' = above 20% after the paper's full "
+              "schedule (its convention); shorter runs show their number beside their schedule")
     return 0
 
 
@@ -241,6 +249,7 @@ def add_commands(sub) -> dict[str, Handler]:
     p = sub.add_parser("results", help="a sweep's table: our median (n), min–max, the paper, the difference")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--csv", metavar="FILE", help="write the table as CSV (the Compare page's columns)")
     _cache_arg(p)
 
     p = sub.add_parser("cancel", help="cancel runs (queued: at once; running: checkpointed, resumable)")

@@ -21,6 +21,9 @@ import time
 from pathlib import Path
 from typing import IO
 
+from trainers.core import packing
+from trainers.core.config import RunConfig
+
 from .backends.local import LocalBackend, spawn_detached
 from .settings import Settings, load_settings
 from .store import Store, now
@@ -142,18 +145,16 @@ class Supervisor:
     def pack_group(self, rec: dict, queued: list[dict], slot) -> list[dict]:
         """`rec` and the queued local runs one worker trains with it as one packed network: same
         family (everything but the seed), checkpoints at the same iteration, at most `max_packs`,
-        and only where `pack_seeds` allows it ("auto": where `packing.should_pack` says faster)."""
+        and only where `pack_seeds` allows it ("auto": where `packing.should_pack` says faster).
+        Plain rules (trainers/core/packing.py): the supervisor never imports the engine."""
         mode = self.settings.pack_seeds.strip().lower()
         if mode not in ("auto", "always") or self.settings.max_packs < 2:
             return [rec]
         if mode == "auto" and slot.device != "cuda":
-            return [rec]  # packing measured slower on the CPU: not even worth importing the engine
+            return [rec]  # packing measured slower on the CPU
         try:
-            from trainers.core.config import RunConfig
-            from trainers.engine.packing import _family, should_pack, why_not_packable
-
             cfg = RunConfig.from_dict(rec["config"])
-            family = _family(cfg)
+            family = packing.family(cfg)
             group, cfgs = [rec], [cfg]
             for other in queued:
                 if len(group) >= self.settings.max_packs:
@@ -164,15 +165,15 @@ class Supervisor:
                     c = RunConfig.from_dict(other["config"])
                 except Exception:
                     continue
-                if _family(c) == family and why_not_packable(cfgs + [c]) is None:
+                if packing.family(c) == family and packing.why_not_packable(cfgs + [c]) is None:
                     group.append(other)
                     cfgs.append(c)
-            if len(group) < 2 or why_not_packable(cfgs) is not None:
+            if len(group) < 2 or packing.why_not_packable(cfgs) is not None:
                 return [rec]
-            if mode == "auto" and not should_pack(slot.device, cfgs):
+            if mode == "auto" and not packing.should_pack(slot.device, cfgs):
                 return [rec]
             return group
-        except Exception:  # a config the engine refuses: the worker reports it, run by run
+        except Exception:  # a config that no longer validates: the worker reports it, run by run
             log.exception("could not plan a pack for %s", rec["key"])
             return [rec]
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
-import statistics
 from pathlib import Path
 from typing import Any, Iterable
 
 from trainers.core.config import ConfigError, RunConfig
-from trainers.core.presets import FAIL_THRESHOLD, PRESETS, paper_reference, preset_configs, schedule_name
+from trainers.core.presets import PRESETS, paper_reference, preset_configs
+from trainers.core.results import number_text, result_rows
 
 from .store import Store
 from .jobs import submit
@@ -106,60 +105,12 @@ def progress_counts(records: list[dict]) -> dict[str, int]:
     return counts
 
 
-# --- the results table ---------------------------------------------------------------------------
-def _error_value(rec: dict) -> float | None:
-    """A finished run's test error for the median; a diverged run counts as a fail (+inf)."""
-    if rec["status"] == "diverged":
-        return math.inf
-    if rec["status"] in ("done", "fail") and rec.get("result"):
-        te = rec["result"].get("test_error")
-        return math.inf if te is None else float(te)
-    return None
-
-
-def fmt_error(x: float | None) -> str:
-    if x is None:
-        return "–"
-    return "fail" if x > FAIL_THRESHOLD else f"{x:.2f}"
-
-
+# --- the results table: the rows come from trainers.core.results (the UI shows the same) ---------
 def results_table(records: list[dict], preset: str | None = None) -> list[dict[str, Any]]:
     """One row per config without its seed: n finished, median, min, max, the paper's number and
-    the difference. Errors in %, "fail" (> 20%, or diverged) as in the paper. `preset` names the
-    rows to label with first (Table 2's "original" rather than Table 1's, same number)."""
-    rows_first = PRESETS[preset].rows if preset in PRESETS else None
-    groups: dict[str, list[dict]] = {}
-    for rec in records:
-        cfg = {k: v for k, v in rec["config"].items() if k != "seed"}
-        groups.setdefault(json.dumps(cfg, sort_keys=True), []).append(rec)
-    rows = []
-    for recs in groups.values():
-        cfg = RunConfig.from_dict(recs[0]["config"])
-        errors = sorted(e for e in (_error_value(r) for r in recs) if e is not None)
-        ref = (rows_first and paper_reference(cfg, rows_first)) or paper_reference(cfg)
-        median = statistics.median(errors) if errors else None
-        row: dict[str, Any] = {
-            "label": ref.label if ref else cfg.label(),
-            "table": ref.table if ref else "",
-            "config": cfg.label(),
-            "schedule": schedule_name(cfg),
-            "dataset": cfg.dataset,
-            "n": len(errors),
-            "runs": len(recs),
-            "median": median,
-            "min": errors[0] if errors else None,
-            "max": errors[-1] if errors else None,
-            "paper": None if ref is None else ("fail" if ref.fails else ref.reported),
-            "comparable": True if ref is None else ref.comparable,
-            "difference": None,
-            "statuses": progress_counts(recs),
-            "keys": [r["key"] for r in recs],
-            "seeds": sorted(r["config"]["seed"] for r in recs),
-        }
-        if ref and not ref.fails and median is not None and median <= FAIL_THRESHOLD:
-            row["difference"] = median - ref.reported
-        rows.append(row)
-    return rows
+    the difference (`trainers.core.results.result_rows`). `preset` names the rows to label with
+    first (Table 2's "original" rather than Table 1's, same number)."""
+    return result_rows(records, preset=preset)
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -167,22 +118,14 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     head = ["row", "schedule", "ours (n)", "min–max", "paper", "diff", "runs"]
     lines = []
     for r in rows:
-        ours = f"{fmt_error(r['median'])} ({r['n']})" if r["n"] else "– (0)"
-        span = f"{fmt_error(r['min'])}–{fmt_error(r['max'])}" if r["n"] else ""
+        ours = f"{r['ours']} ({r['n']})"
+        span = f"{number_text(r['min'])}–{number_text(r['max'])}" if r["n"] else ""
         paper = "" if r["paper"] is None else (r["paper"] if r["paper"] == "fail" else f"{r['paper']:.2f}")
         if paper and not r["comparable"]:
             paper += "*"
-        if r["difference"] is not None:
-            diff = f"{r['difference']:+.2f}"
-        elif r["paper"] == "fail" and r["median"] is not None:
-            diff = "both fail" if r["median"] > FAIL_THRESHOLD else "paper fails"
-        elif r["paper"] is not None and r["median"] is not None and r["median"] > FAIL_THRESHOLD:
-            diff = "ours fails"
-        else:
-            diff = ""
         states = ", ".join(f"{v} {k}" for k, v in sorted(r["statuses"].items()))
         label = (f"{r['table']}: " if r["table"] else "") + r["label"]
-        lines.append([label, r["schedule"], ours, span, paper, diff, states])
+        lines.append([label, r["schedule"], ours, span, paper, r["versus"], states])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *lines)]
     out = [" | ".join(str(x).ljust(w) for x, w in zip(head, widths))]
     out.append("-+-".join("-" * w for w in widths))

@@ -22,14 +22,17 @@ import threading
 import traceback
 from pathlib import Path
 
+from trainers.core.errors import RunError
+
 from .settings import load_settings
 from .store import Store, hostname
 
 log = logging.getLogger("trainers.worker")
 
 EXIT_RETRY = 75  # EX_TEMPFAIL
-# Faults of the run itself, not of the machine: retrying cannot help, the message says why.
-PERMANENT = ("ConfigError", "DataError", "CheckpointError")
+# Faults of the run itself, not of the machine (ConfigError, DataError, CheckpointError):
+# retrying cannot help, the message says why.
+PERMANENT = (RunError,)
 
 
 def is_retryable(e: BaseException) -> bool:
@@ -112,8 +115,8 @@ def run_worker(key: str, cache_dir: str | Path, attempt: int, device: str = "aut
                        checkpoint_every_s=settings.checkpoint_every_s, should_stop=should_stop)
     except Exception as e:
         log.error("run %s attempt %d failed:\n%s", key, attempt, traceback.format_exc())
-        message = str(e) if type(e).__name__ in PERMANENT else f"{type(e).__name__}: {e}"
-        if type(e).__name__ not in PERMANENT and is_retryable(e):
+        message = str(e) if isinstance(e, PERMANENT) else f"{type(e).__name__}: {e}"
+        if not isinstance(e, PERMANENT) and is_retryable(e):
             store.note_failure(key, attempt, message)
             return EXIT_RETRY
         store.fail(key, attempt, message)
@@ -212,7 +215,8 @@ def run_pack_worker(keys: list[str], cache_dir: str | Path, attempts: list[int],
     try:
         import torch
 
-        from trainers.engine.packing import PackingError, train_packed
+        from trainers.core.errors import PackingError
+        from trainers.engine.packing import train_packed
         from trainers.engine.train import train
 
         if device == "cpu":
@@ -233,8 +237,8 @@ def run_pack_worker(keys: list[str], cache_dir: str | Path, attempts: list[int],
             settle(i, result)  # normally done by its "end" event already
     except Exception as e:
         log.error("packed runs %s failed:\n%s", keys, traceback.format_exc())
-        message = str(e) if type(e).__name__ in PERMANENT else f"{type(e).__name__}: {e}"
-        retry = type(e).__name__ not in PERMANENT and is_retryable(e)
+        message = str(e) if isinstance(e, PERMANENT) else f"{type(e).__name__}: {e}"
+        retry = not isinstance(e, PERMANENT) and is_retryable(e)
         for i, (key, attempt, _) in enumerate(ours):
             if not settled[i]:  # runs that already left the pack keep their result
                 (store.note_failure if retry else store.fail)(key, attempt, message)

@@ -9,16 +9,14 @@ from typing import Callable
 
 import torch
 
+from ...core.errors import DataError
+from ...core.paths import PROJECT_ROOT
+
 Progress = Callable[[str, float], None]
 
 IMAGE_SIZE = 32
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-PROJECT_ROOT = Path(__file__).resolve().parents[3]  # the repository: trainers/engine/data/base.py
 SUBSET_SEED = 20160316  # the paper's arXiv date; fixes which images a train_size/test_size run sees
-
-
-class DataError(Exception):
-    """A dataset that is missing, corrupt or of the wrong shape. The message says what to do."""
 
 
 @dataclass(eq=False)

@@ -16,7 +16,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .base import IMAGE_SIZE, PROJECT_ROOT, DataError, Dataset, Progress, is_image_name, short_hash
+from ...core.paths import folder_path
+from .base import IMAGE_SIZE, DataError, Dataset, Progress, is_image_name, short_hash
 from .cache import finish, read_cache
 from .tarballs import Tree, read_tarball
 
@@ -27,16 +28,6 @@ except ImportError:  # pragma: no cover - torchvision dropped its codecs (deprec
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 ImageList = list[tuple[str, int]]  # (relative path, label)
-
-
-def folder_path(spec: str) -> Path:
-    raw = spec[len("folder:"):]
-    if not raw:
-        raise DataError("folder: needs a path, e.g. folder:/data/my-images or folder:images.tar.gz")
-    path = Path(raw).expanduser()
-    # Relative paths are relative to the project root, not to whoever's working directory: the
-    # CLI, the app and the detached workers must all read the same files for the same run key.
-    return (path if path.is_absolute() else PROJECT_ROOT / path).resolve()
 
 
 def _is_archive(path: Path) -> bool:

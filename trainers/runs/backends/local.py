@@ -7,6 +7,7 @@ by the lease (no heartbeat for `lease_s`) or, quicker, by the exit of a process 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import signal
@@ -29,15 +30,23 @@ class Slot:
 
 
 def detect_gpus(spec: str) -> list[str]:
-    """GPU indices to use: "auto" asks torch (guarded: no torch or no driver means none)."""
+    """GPUs to use, as CUDA_VISIBLE_DEVICES entries for the workers. "auto" asks without torch
+    (the supervisor never imports the engine): the entries of our own CUDA_VISIBLE_DEVICES where
+    it is set, else one per line of `nvidia-smi -L`; no driver (or a broken one) means none."""
     if spec.strip().lower() != "auto":
         return [g.strip() for g in spec.split(",") if g.strip()]
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        ids = [g.strip() for g in visible.split(",") if g.strip()]
+        # CUDA stops at the first invalid entry ("-1", "NoDevFiles": none at all)
+        return list(itertools.takewhile(lambda g: not g.startswith("-") and g != "NoDevFiles", ids))
     try:
-        import torch
-
-        return [str(i) for i in range(torch.cuda.device_count())]
-    except Exception:  # no CUDA build, no driver, a broken driver: run on the CPU
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):  # no driver, no tool, a hung driver: the CPU
         return []
+    if out.returncode != 0:
+        return []
+    return [str(i) for i, line in enumerate(l for l in out.stdout.splitlines() if l.startswith("GPU "))]
 
 
 def make_slots(settings: Settings) -> list[Slot]:

@@ -124,8 +124,8 @@ class RayBackend:
         except ray.exceptions.RayTaskError as e:
             cause = getattr(e, "cause", None) or e
             name = type(cause).__name__
-            message = str(cause) if name in PERMANENT else f"{name}: {cause}"
-            if name not in PERMANENT and is_retryable(cause):
+            message = str(cause) if isinstance(cause, PERMANENT) else f"{name}: {cause}"
+            if not isinstance(cause, PERMANENT) and is_retryable(cause):
                 self.store.note_failure(key, attempt, message)
                 self.store.worker_lost(key, attempt, "a retryable fault on the Ray worker",
                                        self.settings.max_restarts)

@@ -1,0 +1,174 @@
+"""The layers import only downward, and the job layer never loads torch.
+
+    explorer/          the UI: reaches `trainers` only through explorer/runs_api.py (its one door)
+    trainers/runs/     the job layer: the core; the engine only inside a worker process
+    trainers/engine/   torch: the core
+    trainers/core/     torch-free: nothing above it, no torch
+
+Every import is read from the source (ast), the lazy ones inside functions too.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The worker-side entry points of the job layer: they start the engine, lazily, in a worker process.
+WORKER_ENTRY = {"trainers/runs/worker.py", "trainers/runs/backends/ray_task.py"}
+UI_DOOR = "explorer/runs_api.py"
+HEAVY = ("torch", "torchvision", "streamlit", "plotly", "pandas", "diskcache", "ray")
+
+
+def module_name(rel: str) -> str:
+    parts = rel[:-3].split("/")
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(rel: str, source: str) -> list[tuple[str, bool]]:
+    """(absolute module, at module level?) for every import in `source` (file `rel`)."""
+    package = module_name(rel).split(".")
+    if not rel.endswith("__init__.py"):
+        package = package[:-1]
+    tree = ast.parse(source)
+    top = {id(n) for n in tree.body}
+    for node in tree.body:  # `if TYPE_CHECKING:` / `try:` blocks at module level count as top level
+        if isinstance(node, (ast.If, ast.Try)):
+            top |= {id(n) for n in ast.walk(node)}
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(a.name, id(node) in top) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            name = ".".join(base + ([node.module] if node.module else []))
+            if node.module is None:  # from . import x: x may be a module
+                out += [(f"{name}.{a.name}", id(node) in top) for a in node.names]
+            else:
+                out.append((name, id(node) in top))
+    return out
+
+
+def layer(module: str) -> str | None:
+    for prefix in ("trainers.core", "trainers.engine", "trainers.runs"):
+        if module == prefix or module.startswith(prefix + "."):
+            return prefix.split(".")[1]
+    if module == "trainers" or module.startswith("trainers."):
+        return "top"  # trainers/__init__, cli, __main__
+    if module == "explorer" or module.startswith("explorer."):
+        return "ui"
+    if module == "app":
+        return "app"
+    return None
+
+
+def violations(rel: str, source: str) -> list[str]:
+    """What `rel` imports against the layering, in words (empty: all downward)."""
+    here = layer(module_name(rel))
+    bad = []
+    for target, at_top in imports(rel, source):
+        there = layer(target)
+        root = target.split(".")[0]
+        why = None
+        if here == "core":
+            if there not in (None, "core"):
+                why = "the core imports nothing above it"
+            elif root in HEAVY:
+                why = "the core is torch-free (and UI-free)"
+        elif here == "engine":
+            if there not in (None, "core", "engine"):
+                why = "the engine imports the core only"
+            elif root in ("streamlit", "plotly", "diskcache", "ray"):
+                why = "the engine runs on a bare GPU machine (torch only)"
+        elif here == "runs":
+            if there == "engine":
+                if rel not in WORKER_ENTRY:
+                    why = "the job layer reaches the engine only in its worker entry points"
+                elif at_top:
+                    why = "a worker entry point imports the engine lazily (after its first heartbeat)"
+            elif there not in (None, "core", "runs") and target != "trainers":  # the package: its path
+                why = "the job layer imports the core and itself"
+            elif root in ("torch", "torchvision", "streamlit", "plotly") and not (rel in WORKER_ENTRY and not at_top):
+                why = "the job layer never loads torch or the UI"
+        elif here == "ui":
+            if there in ("core", "engine", "runs", "top") and rel != UI_DOOR:
+                why = f"the UI reaches trainers only through {UI_DOOR}"
+        elif here == "app":
+            if there not in (None, "ui"):
+                why = "app.py routes to explorer pages only"
+        if why:
+            bad.append(f"{rel} imports {target}: {why}")
+    return bad
+
+
+def sources() -> list[str]:
+    files = [p for d in ("trainers", "explorer") for p in (ROOT / d).rglob("*.py")] + [ROOT / "app.py"]
+    return sorted(str(p.relative_to(ROOT)) for p in files)
+
+
+def test_every_module_imports_only_downward():
+    found = [v for rel in sources() for v in violations(rel, (ROOT / rel).read_text())]
+    assert not found, "\n".join(found)
+    assert len(sources()) > 60  # the walk saw the whole project
+
+
+def test_the_check_catches_upward_and_sideways_imports():
+    cases = {
+        ("trainers/core/results.py", "from trainers.runs.store import Store"): "nothing above it",
+        ("trainers/core/results.py", "import torch"): "torch-free",
+        ("trainers/engine/train.py", "from ..runs import store"): "core only",
+        ("trainers/runs/sweeps.py", "def f():\n    from trainers.engine.train import train"): "worker entry",
+        ("trainers/runs/worker.py", "from trainers.engine.train import train"): "lazily",
+        ("explorer/figures.py", "from trainers.core.results import result_rows"): "runs_api",
+        ("explorer/pages/system.py", "def f():\n    from trainers.engine.data import dataset_info"): "runs_api",
+    }
+    for (rel, source), why in cases.items():
+        found = violations(rel, source)
+        assert found and why in found[0], (rel, source, found)
+    # and what is allowed passes
+    assert not violations("trainers/runs/worker.py", "def f():\n    from trainers.engine.train import train")
+    assert not violations("trainers/engine/train.py", "from ..core.results import final_status")
+    assert not violations("explorer/runs_api.py", "from trainers.core.config import RunConfig")
+
+
+def test_the_job_layer_and_its_cli_verbs_load_no_torch(tmp_path):
+    """In a fresh interpreter: import the job layer, run `status`, `results`, `export` on a store
+    with finished runs, and let the supervisor plan a pack for a GPU slot; torch stays unloaded."""
+    script = textwrap.dedent(f"""
+        import json, sys
+        import trainers.runs
+        from trainers.runs import Store, submit
+        from trainers.runs import cli, export, jobs, settings, store, supervisor, sweeps
+        from trainers.runs.backends import local
+        from trainers.core.config import RunConfig
+        from trainers.cli import main
+
+        cache = {str(tmp_path / "cache")!r}
+        s = Store(cache)
+        cfgs = [RunConfig(depth=8, dataset="synthetic", iterations=20, seed=k) for k in range(2)]
+        for c in cfgs:
+            s.create(c.to_dict(), c.label(), c.key)
+        a = s.claim(cfgs[0].key, "local", "cpu0")
+        s.finish(cfgs[0].key, a, {{"key": cfgs[0].key, "status": "done", "test_error": 50.0,
+                                   "iterations": 20, "config": cfgs[0].to_dict()}})
+        s.save_sweep("mine", [c.key for c in cfgs])
+        codes = [main(["status", "--cache-dir", cache]), main(["results", "mine", "--cache-dir", cache]),
+                 main(["export", {str(tmp_path / "runs.csv")!r}, "--cache-dir", cache])]
+        sup = supervisor.Supervisor(cache, settings.load_settings(cache, gpus="", pack_seeds="auto"))
+        recs = sup.store.active()
+        group = sup.pack_group(recs[0], recs, local.Slot("gpu0", "0", "cuda"))
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision")
+                        or m.startswith("trainers.engine"))
+        print(json.dumps({{"codes": codes, "loaded": loaded, "group": len(group)}}))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["codes"] == [0, 0, 0]
+    assert report["loaded"] == []
+    assert report["group"] == 1  # one queued run: nothing to pack with, decided without the engine
