@@ -19,6 +19,7 @@ from trainers.core.config import RunConfig
 from trainers.core.errors import ConfigError, DataError, RunError
 from trainers.core.layout import Op, UnitSpec, unit_specs
 from trainers.core.paths import folder_path
+from trainers.core.records import CurvePoint, RunRecord
 from trainers.core.registry import BLOCKS, ORDERINGS, PARAMS, SHORTCUTS
 from trainers.core.results import (FAIL_THRESHOLD, FINISHED, dataset_short, group_key, group_label, number_text,
                                    result_rows)
@@ -26,7 +27,7 @@ from trainers.core.results import (FAIL_THRESHOLD, FINISHED, dataset_short, grou
 from .settings import cache_dir
 
 __all__ = ["BLOCKS", "ORDERINGS", "PARAMS", "SHORTCUTS", "FAIL_THRESHOLD", "FINISHED", "ConfigError", "DataError",
-           "Op", "RunConfig", "RunError", "UnitSpec", "bench_speed", "cancel", "curve", "dataset_info",
+           "CurvePoint", "Op", "RunConfig", "RunError", "RunRecord", "UnitSpec", "bench_speed", "cancel", "curve", "dataset_info",
            "dataset_short", "devices", "folder_path", "get", "group_key", "group_label", "list_runs",
            "load_dataset", "number_text", "presets", "reference", "result_rows", "runs_settings",
            "shortcut_product", "signal_propagation", "store", "submit_all", "supervisor_alive", "unit_specs",
@@ -62,28 +63,28 @@ def store():
     return _store(cache_dir())
 
 
-def list_runs() -> list[dict]:
+def list_runs() -> list[RunRecord]:
     runs = store().list_runs()
     return sorted(runs, key=lambda r: float(r.get("created_at") or 0), reverse=True)
 
 
-def get(key: str) -> dict | None:
+def get(key: str) -> RunRecord | None:
     return store().get(key)
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
-def _finished_curve(path: str, key: str, updated_at) -> list[dict]:
+def _finished_curve(path: str, key: str, updated_at) -> list[CurvePoint]:
     return _store(path).curve(key)
 
 
-def curve(record: dict) -> list[dict]:
+def curve(record: RunRecord) -> list[CurvePoint]:
     """The record's metrics/eval events; cached once the run has finished."""
     if record.get("status") in ("queued", "running"):
         return store().curve(record["key"])
     return _finished_curve(cache_dir(), record["key"], record.get("updated_at"))
 
 
-def submit_all(cfgs: Iterable[RunConfig], backend: str = "local") -> list[dict]:
+def submit_all(cfgs: Iterable[RunConfig], backend: str = "local") -> list[RunRecord]:
     runs = _runs()
     return [runs.submit(cfg, cache_dir=cache_dir(), backend=backend) for cfg in cfgs]
 

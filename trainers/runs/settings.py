@@ -90,10 +90,3 @@ def load_settings(cache_dir: str | Path = "cache", **overrides: Any) -> Settings
     clean = {k: _coerce(k, known[k], v) for k, v in values.items() if k in known}
     return replace(Settings(), **clean)
 
-
-def save_settings(cache_dir: str | Path, settings: Settings) -> None:
-    path = settings_path(cache_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(settings.to_dict(), indent=1))
-    os.replace(tmp, path)

@@ -30,10 +30,9 @@ from typing import Any, Callable, Iterator
 from diskcache import Cache
 from diskcache.core import MODE_BINARY, MODE_RAW, UNKNOWN, Disk
 
-STATUSES = ("queued", "running", "done", "fail", "diverged", "error", "cancelled")
-ACTIVE = ("queued", "running")
-FINAL = ("done", "fail", "diverged", "error", "cancelled")
-RESULT_STATUSES = ("done", "fail", "diverged", "cancelled")  # what train() can return
+from trainers.core.records import RunRecord, new_record
+from trainers.core.results import ACTIVE, FINAL, RESULT_STATUSES, STATUSES  # noqa: F401 - the store's vocabulary
+
 CURVE_CHUNK = 256  # points per curve chunk: an append rewrites one small chunk, not the curve
 _ACTIVE_INDEX = "index:active"
 
@@ -120,7 +119,7 @@ class Store:
         self.close()
 
     # --- reading -----------------------------------------------------------------------------
-    def get(self, key: str) -> dict | None:
+    def get(self, key: str) -> RunRecord | None:
         return self._cache.get(f"run:{key}")
 
     def list_runs(self, statuses: tuple[str, ...] | None = None) -> list[dict]:
@@ -189,18 +188,7 @@ class Store:
         with self.transaction():
             rec = self.get(key)
             if rec is None:
-                t = now()
-                rec = {
-                    "key": key, "config": config, "label": label, "status": "queued",
-                    "progress": 0.0, "iteration": 0, "total": config.get("iterations"),
-                    "eta_s": None, "images_per_s": None, "device": None, "device_name": None,
-                    "attempt": 0, "restarts": 0, "created_at": t, "updated_at": t,
-                    "queued_at": t, "started_at": None, "finished_at": None, "heartbeat_at": None,
-                    "error": None, "last_failure": None, "worker_error": None, "result": None, "backend": backend,
-                    "slot": None, "pid": None, "host": None, "log": None, "cancel_requested": False,
-                    "cancel_requested_at": None, "test_error": None, "train_loss": None,
-                    "checkpoint_iteration": None, "curve_len": 0,
-                }
+                rec = new_record(key, config, label, backend, now())
                 # Cache.add is atomic on its own; inside the transaction the index moves with it.
                 if not self._cache.add(f"run:{key}", rec):
                     return self.get(key), False
@@ -410,9 +398,6 @@ class Store:
 
     def get_sweep(self, name: str) -> dict | None:
         return self._cache.get(f"sweep:{name}")
-
-    def list_sweeps(self) -> list[dict]:
-        return [self._cache.get(k) for k in self._cache.iterkeys() if isinstance(k, str) and k.startswith("sweep:")]
 
 
 def hostname() -> str:

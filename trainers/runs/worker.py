@@ -23,6 +23,7 @@ import traceback
 from pathlib import Path
 
 from trainers.core.errors import RunError
+from trainers.core.records import Event
 
 from .settings import load_settings
 from .store import Store, hostname
@@ -95,7 +96,7 @@ def run_worker(key: str, cache_dir: str | Path, attempt: int, device: str = "aut
     terminated = threading.Event()  # SIGTERM: stop at the next poll, checkpointed
     signal.signal(signal.SIGTERM, lambda *_: terminated.set())
 
-    def on_event(ev: dict) -> None:
+    def on_event(ev: Event) -> None:
         if not store.apply_event(key, attempt, ev):
             lease.lost = True
 
@@ -198,7 +199,7 @@ def run_pack_worker(keys: list[str], cache_dir: str | Path, attempts: list[int],
     def on_event_for(i: int):
         key, attempt, _ = ours[i]
 
-        def on_event(ev: dict) -> None:
+        def on_event(ev: Event) -> None:
             if not store.apply_event(key, attempt, ev):
                 leases[i].lost = True
             if ev.get("type") == "end":
