@@ -21,8 +21,13 @@ from trainers.runs import Store, cancel, ensure_supervisor, submit
 from trainers.runs.supervisor import supervisor_pid
 
 ROOT = Path(__file__).resolve().parents[1]
+# Leases as measured (2026-11-29, 2 cores at load average ~20): a worker's first heartbeat comes
+# 0.5-0.8 s after its start (before it imports the engine), its start event 13-17 s after, and
+# heartbeats stay at most 1.5 s apart meanwhile. The lease (6 s) runs from the first heartbeat;
+# the start timeout (60 s) only covers a worker that never beats at all.
 FAST = {
     "TRAINERS_POLL_S": "0.2", "TRAINERS_HEARTBEAT_S": "0.3", "TRAINERS_LEASE_S": "6",
+    "TRAINERS_START_TIMEOUT_S": "60",
     "TRAINERS_IDLE_EXIT_S": "3", "TRAINERS_CHECKPOINT_EVERY_S": "0.5", "TRAINERS_CANCEL_GRACE_S": "5",
     "TRAINERS_GPUS": "", "TRAINERS_CPU_JOBS": "1", "TRAINERS_CPU_THREADS": "1",
 }

@@ -44,7 +44,6 @@ def train_remote(config: dict[str, Any], key: str, attempt: int, relay, cache_di
                  heartbeat_s: float, checkpoint_every_s: float) -> dict[str, Any]:
     """Train one run on this node; datasets and checkpoints live in the node's own `cache_dir`."""
     from trainers.core.config import RunConfig
-    from trainers.engine.train import train
 
     cfg = RunConfig.from_dict(config)
     cache_dir = os.path.expanduser(cache_dir)
@@ -68,6 +67,8 @@ def train_remote(config: dict[str, Any], key: str, attempt: int, relay, cache_di
         last[0] = relay.put.remote(key, attempt, [ev])
 
     try:
+        from trainers.engine.train import train  # after the first heartbeat: importing torch takes a while
+
         result = train(cfg, device="auto", cache_dir=cache_dir, on_event=on_event, resume=True,
                        checkpoint_every_s=checkpoint_every_s, should_stop=stop.is_set)
     finally:
