@@ -50,7 +50,7 @@ def test_events_and_result(cache_dir):
     json.dumps(events)  # every event is JSON
     assert result["key"] == cfg.key and result["iterations"] == 12
     assert result["test_error"] == evals[-1]["test_error"]
-    assert result["status"] in ("done", "fail")
+    assert result["status"] == "done"  # a 12-iteration run cannot "fail": that is the paper's 64k schedule
     prov = result["provenance"]
     assert prov["device"] == "cpu" and prov["precision"] == "fp32" and prov["torch"] == torch.__version__
     assert prov["code_version"] and prov["dataset"].startswith("synthetic")
