@@ -280,11 +280,10 @@ def test_design_missing_folder_blocks_launch_with_a_message(app_cache, tmp_path)
 
 def test_error_messages_are_literal_and_say_what_to_do():
     from explorer.guard import advice, md_escape
-
-    class DataError(Exception):
-        pass
+    from trainers.core.errors import ConfigError, DataError
 
     msg = advice(DataError("could not download CIFAR-10 (no internet); use folder:PATH/*.jpg"))
     assert "Local folder / tarball" in msg and r"\*\.jpg" in msg
+    assert "Change the field" in advice(ConfigError("depth must be 6n+2"))  # caught by class, not name
     assert md_escape("costs $5") == r"costs \$5"  # no LaTeX in the browser
     assert "RESNET_EXPLORER_CACHE" in advice(PermissionError("cache/store"))
