@@ -22,7 +22,7 @@ from trainers.core.paths import folder_path
 from trainers.core.records import CurvePoint, RunRecord
 from trainers.core.registry import BLOCKS, ORDERINGS, PARAMS, SHORTCUTS
 from trainers.core.results import (FAIL_THRESHOLD, FINISHED, dataset_short, group_key, group_label, number_text,
-                                   result_rows)
+                                   result_rows, shown_status)
 
 from .settings import cache_dir
 
@@ -30,7 +30,7 @@ __all__ = ["BLOCKS", "ORDERINGS", "PARAMS", "SHORTCUTS", "FAIL_THRESHOLD", "FINI
            "CurvePoint", "Op", "RunConfig", "RunError", "RunRecord", "UnitSpec", "bench_speed", "cancel", "curve", "dataset_info",
            "dataset_short", "devices", "folder_path", "get", "group_key", "group_label", "list_runs",
            "load_dataset", "number_text", "presets", "reference", "result_rows", "runs_settings",
-           "shortcut_product", "signal_propagation", "store", "submit_all", "supervisor_alive", "unit_specs",
+           "shortcut_product", "shown_status", "signal_propagation", "store", "submit_all", "supervisor_alive", "unit_specs",
            "wake_supervisor"]
 
 

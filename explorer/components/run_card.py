@@ -14,7 +14,7 @@ ICONS = {"queued": ":material/schedule:", "running": ":material/play_circle:", "
 
 
 def run_card(rec: dict) -> None:
-    status = rec.get("status", "?")
+    status = runs_api.shown_status(rec) or "?"  # a short run stored as "fail" reads "done"
     with st.container(border=True):
         c1, c2 = st.columns([5, 1], vertical_alignment="center")
         with c1:

@@ -48,7 +48,7 @@ from .data import load_dataset
 from .model import build_model, count_parameters
 from .provenance import code_version
 from .train import (EVAL_BATCH, Event, _now, _print_progress, _result_json,
-                    device_name, lr_at, resolve_device, train)
+                    device_name, lr_at, resolve_device)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Callable
 
 import torch
 
 from ...core.errors import DataError
-from ...core.paths import PROJECT_ROOT
+from ...core.paths import PROJECT_ROOT  # noqa: F401 - re-exported by trainers.engine.data
 
 Progress = Callable[[str, float], None]
 
