@@ -54,3 +54,11 @@ def test_step_modes_resolve_per_device():
     assert resolve_mode(False, cuda) == "eager"
     with pytest.raises(ValueError):
         resolve_mode("graph", cpu)  # CUDA graphs need CUDA
+
+
+def test_the_estimates_speed_is_the_trainers_own_step():
+    """The Design page's estimate (runs_api.bench_speed) times `bench`'s step (`Ours`), here."""
+    from trainers.engine.bench import step_speed
+
+    r = step_speed(RunConfig(depth=8, batch_size=8), device="cpu", steps=1)
+    assert r["images_per_s"] > 0 and r["batch"] == 8 and r["mode"] == "eager" and "own step" in r["basis"]
