@@ -45,6 +45,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     base: dict[str, Any] = json.loads(args.config_json) if getattr(args, "config_json", None) else {}
+    if not isinstance(base, dict):
+        raise ConfigError(f"--config-json must be a JSON object of config fields, got {type(base).__name__}")
     for f in CONFIG_FIELDS:
         v = getattr(args, f.name, None)
         if v is not None:

@@ -248,9 +248,9 @@ def train(
 
 
 def _result_json(result: dict, history: list) -> bytes:
-    import json
+    from ..core.strict_json import dumps  # NaN/Infinity (a diverged run) as null
 
-    return json.dumps({**result, "curve": history}, indent=1).encode()
+    return dumps({**result, "curve": history}, indent=1).encode()
 
 
 def _print_progress(ev: Event, cfg: RunConfig) -> None:

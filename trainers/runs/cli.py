@@ -12,11 +12,12 @@ and returns {verb: handler(args) -> exit code}. The engine CLI dispatches those 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from typing import Callable
+
+from trainers.core.strict_json import dumps
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -92,16 +93,39 @@ def _watch(cache_dir: str, keys: list[str], name: str) -> int:
         return 0
 
 
+MAX_SEEDS = 100  # runs per config in one sweep
+
+
+def _check_fields(assignments: dict, flag: str) -> None:
+    """--set/--grid name real config fields; the seed is --seeds' job."""
+    from trainers.core.config import CONFIG_FIELDS, ConfigError
+
+    names = {f.name for f in CONFIG_FIELDS}
+    for name, value in assignments.items():
+        if name == "seed":
+            raise ConfigError(f"{flag} seed: the seeds of a sweep are set with --seeds N (seeds 0..N-1)")
+        if name not in names:
+            raise ConfigError(f"{flag} {name}: no such config field (fields: {', '.join(sorted(names))})")
+        if flag == "--grid" and not [v for v in value if v != ""]:
+            raise ConfigError(f"--grid {name}: give at least one value (field=v1,v2)")
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from trainers.core.config import ConfigError
 
     from .sweeps import parse_assignments, submit_sweep, sweep_configs
 
     try:
+        if not 1 <= args.seeds <= MAX_SEEDS:
+            raise ConfigError(f"--seeds must be between 1 and {MAX_SEEDS}, got {args.seeds}")
         overrides = parse_assignments(args.set or [])
         grid = parse_assignments(args.grid or [], many=True)
+        _check_fields(overrides, "--set")
+        _check_fields(grid, "--grid")
+        # --set on a schedule: the schedule first, then the user's values (--schedule smoke --set
+        # iterations=50 trains 50 iterations with the rest of smoke)
         configs = sweep_configs(args.name, args.seeds, args.schedule, overrides, grid)
-    except ConfigError as e:
+    except (ConfigError, TypeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     meta = {"schedule": args.schedule, "seeds": args.seeds, "overrides": overrides, "grid": grid}
@@ -123,7 +147,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     with Store(args.cache_dir) as store:
         recs = sweep_runs(store, args.sweep) if args.sweep else store.list_runs()
     if args.json:
-        print(json.dumps(recs))
+        print(dumps(recs))
         return 0
     alive = supervisor_alive(args.cache_dir)
     active = [r for r in recs if r["status"] in ACTIVE]
@@ -145,7 +169,7 @@ def cmd_results(args: argparse.Namespace) -> int:
             return 2
     rows = results_table(recs, preset=args.name)
     if args.json:
-        print(json.dumps(rows))
+        print(dumps(rows))
     else:
         print(format_table(rows))
         print("test error %, our median of n finished runs; 'fail' = above 20% (the paper's convention)")

@@ -14,11 +14,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from trainers.core.config import ConfigError, RunConfig
+from trainers.core.strict_json import dumps
 
 from .store import FINAL, RESULT_STATUSES, Store, now
 
@@ -58,6 +60,8 @@ def export_runs(store: Store, keys: list[str] | None = None) -> dict[str, Any]:
 
 
 def _num(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return ""  # like null in JSON: a strict reader takes no NaN/Infinity
     return "" if x is None else (repr(x) if isinstance(x, float) else x)
 
 
@@ -67,9 +71,9 @@ def to_csv(doc: dict[str, Any]) -> str:
     w.writeheader()
     for run in doc["runs"]:
         w.writerow({"key": run["key"], "row": "run", "status": run["status"], "label": run["label"],
-                    "config": json.dumps(run["config"], sort_keys=True),
-                    "result": json.dumps(run["result"]), "error": run["error"] or "",
-                    "meta": json.dumps(run["meta"])})
+                    "config": dumps(run["config"], sort_keys=True),
+                    "result": dumps(run["result"]), "error": run["error"] or "",
+                    "meta": dumps(run["meta"])})
         for p in run["curve"]:
             w.writerow({"key": run["key"], "row": p["type"],
                         **{f: _num(p.get(f)) for f in POINT_FIELDS[p["type"]]}})
@@ -81,7 +85,7 @@ def write_export(path: str | Path, store: Store, keys: list[str] | None = None, 
     path = Path(path)
     fmt = fmt or ("csv" if path.suffix.lower() == ".csv" else "json")
     doc = export_runs(store, keys)
-    text = to_csv(doc) if fmt == "csv" else json.dumps(doc, indent=1)
+    text = to_csv(doc) if fmt == "csv" else dumps(doc, indent=1)
     path.write_text(text)
     return len(doc["runs"])
 

@@ -22,6 +22,8 @@ import threading
 import traceback
 from pathlib import Path
 
+from trainers.core.atomic import StaleWriter, set_fence
+
 from .settings import load_settings
 from .store import Store, hostname
 
@@ -35,6 +37,12 @@ PERMANENT = ("ConfigError", "DataError", "CheckpointError")
 def is_retryable(e: BaseException) -> bool:
     text = str(e)
     return type(e).__name__ == "OutOfMemoryError" or "CUDA" in text or "out of memory" in text
+
+
+def fence_run(store: Store, key: str, attempt: int) -> None:
+    """Fence every file write into the run's folder (checkpoint, result) by this attempt: a stale
+    worker, resumed after a newer attempt took over or the run finished, writes nothing."""
+    set_fence(store.run_dir(key), lambda: store.owns(key, attempt))
 
 
 class Lease:
@@ -88,6 +96,7 @@ def run_worker(key: str, cache_dir: str | Path, attempt: int, device: str = "aut
     lease = Lease(store, key, attempt, settings.heartbeat_s)
     lease.beat()
     lease.start()
+    fence_run(store, key, attempt)
 
     terminated = threading.Event()  # SIGTERM: stop at the next poll, checkpointed
     signal.signal(signal.SIGTERM, lambda *_: terminated.set())
@@ -110,6 +119,9 @@ def run_worker(key: str, cache_dir: str | Path, attempt: int, device: str = "aut
         log.info("attempt %d of %s (%s) on %s", attempt, key, cfg.label(), device)
         result = train(cfg, device=device, cache_dir=store.cache_dir, on_event=on_event, resume=True,
                        checkpoint_every_s=settings.checkpoint_every_s, should_stop=should_stop)
+    except StaleWriter as e:
+        log.warning("run %s attempt %d was superseded; stopped (%s)", key, attempt, e)
+        return 0
     except Exception as e:
         log.error("run %s attempt %d failed:\n%s", key, attempt, traceback.format_exc())
         message = str(e) if type(e).__name__ in PERMANENT else f"{type(e).__name__}: {e}"
@@ -169,6 +181,7 @@ def run_pack_worker(keys: list[str], cache_dir: str | Path, attempts: list[int],
         lease = Lease(store, key, attempt, settings.heartbeat_s)
         lease.beat()
         leases.append(lease.start())
+        fence_run(store, key, attempt)
 
     terminated = threading.Event()  # SIGTERM: every run stops at the next poll, checkpointed
     signal.signal(signal.SIGTERM, lambda *_: terminated.set())
@@ -231,6 +244,9 @@ def run_pack_worker(keys: list[str], cache_dir: str | Path, attempts: list[int],
                 settle(i, results[-1])
         for i, result in enumerate(results):
             settle(i, result)  # normally done by its "end" event already
+    except StaleWriter as e:
+        log.warning("packed runs %s: one was superseded; stopped (%s)", keys, e)
+        return 0
     except Exception as e:
         log.error("packed runs %s failed:\n%s", keys, traceback.format_exc())
         message = str(e) if type(e).__name__ in PERMANENT else f"{type(e).__name__}: {e}"
