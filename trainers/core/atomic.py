@@ -43,6 +43,16 @@ def fence_of(folder: Path) -> Callable[[], bool] | None:
         return _FENCES.get(folder.resolve()) if _FENCES else None
 
 
+def mkdir_private(folder: Path) -> None:
+    """Create `folder` and its missing parents 0700 (results are private); existing ones keep theirs."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for d in reversed(missing):
+        d.mkdir(mode=0o700, exist_ok=True)
+
+
 @contextmanager
 def folder_lock(folder: str | Path) -> Iterator[None]:
     """An exclusive flock on `folder/.write.lock` (created 0600)."""
@@ -60,7 +70,7 @@ def atomic_write(path: str | Path, write: Callable[[Any], None], mode: int = 0o6
     Files are private (0600). Raises StaleWriter (and writes nothing) if the folder's fence says
     this writer's attempt is no longer the run's."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    mkdir_private(path.parent)
     tmp = path.with_name(f".{path.name}{TMP_MARK}{uuid.uuid4().hex[:8]}")
     fence = fence_of(path.parent)
     try:

@@ -140,28 +140,48 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .store import ACTIVE, Store
-    from .supervisor import supervisor_alive
+    from .store import ACTIVE, Store, disk_state
+    from .supervisor import ensure_supervisor, supervisor_alive
     from .sweeps import sweep_runs
 
-    with Store(args.cache_dir) as store:
-        recs = sweep_runs(store, args.sweep) if args.sweep else store.list_runs()
+    if not os.path.exists(os.path.join(args.cache_dir, "store")):
+        recs, any_active = [], False  # a status query creates nothing
+    else:
+        with Store(args.cache_dir, readonly=True) as store:  # reading writes nothing (a full disk)
+            recs = sweep_runs(store, args.sweep) if args.sweep else store.list_runs()
+            any_active = bool(store.active())
+    # the watchdog: runs waiting but no supervisor (it died with its worker): start one
+    restarted = any_active and not supervisor_alive(args.cache_dir) and _try_ensure(ensure_supervisor, args.cache_dir)
     if args.json:
         print(dumps(recs))
         return 0
-    alive = supervisor_alive(args.cache_dir)
+    alive = supervisor_alive(args.cache_dir) or restarted
     active = [r for r in recs if r["status"] in ACTIVE]
-    print(f"{len(recs)} runs, {len(active)} queued or running; supervisor {'running' if alive else 'not running'}")
+    print(f"{len(recs)} runs, {len(active)} queued or running; supervisor "
+          f"{'restarted' if restarted else 'running' if alive else 'not running'}")
+    disk = disk_state(args.cache_dir)
+    if disk["full"]:
+        print(disk["message"])
     for rec in recs:
-        print(_status_line(rec))
+        line = _status_line(rec)
+        if disk["full"] and rec["status"] in ACTIVE:
+            line += "  [disk full]"
+        print(line)
     return 0
+
+
+def _try_ensure(ensure, cache_dir: str) -> bool:
+    try:
+        return ensure(cache_dir)
+    except OSError:  # a full or read-only disk: nothing can run anyway; status still answers
+        return False
 
 
 def cmd_results(args: argparse.Namespace) -> int:
     from .store import Store
     from .sweeps import format_table, results_table, sweep_runs
 
-    with Store(args.cache_dir) as store:
+    with Store(args.cache_dir, readonly=True) as store:
         try:
             recs = sweep_runs(store, args.name)
         except KeyError as e:
@@ -206,7 +226,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .store import Store
     from .sweeps import sweep_runs
 
-    with Store(args.cache_dir) as store:
+    with Store(args.cache_dir, readonly=True) as store:
         keys = list(args.key) or None
         if args.sweep:
             keys = (keys or []) + [r["key"] for r in sweep_runs(store, args.sweep)]
@@ -241,6 +261,7 @@ def add_commands(sub) -> dict[str, Handler]:
     p.add_argument("--attempts", type=int, nargs="+", default=None,
                    help="the attempts the supervisor claimed, one per key (for several keys)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--progress", action="store_true", help="print progress to stderr (the train verb)")
 
     p = sub.add_parser("supervise", help="run the job supervisor in the foreground (normally automatic)")
     _cache_arg(p)

@@ -442,7 +442,9 @@ class Store:
             if kind == "start":
                 rec.update(iteration=ev["iteration"], total=ev["total"], device=ev.get("device"),
                            device_name=ev.get("device_name"), parameters=ev.get("parameters"),
-                           dataset=ev.get("dataset"), resumed_at=ev["iteration"] if ev.get("resumed") else None)
+                           dataset=ev.get("dataset"), resumed_at=ev["iteration"] if ev.get("resumed") else None,
+                           # kept across attempts, e.g. "checkpoint ... moved aside": the app shows them
+                           notes=((rec.get("notes") or []) + [str(n)[:1000] for n in (ev.get("notes") or [])])[-10:])
                 rec["progress"] = ev["iteration"] / max(1, ev["total"])
                 # Resumed (or restarted from scratch): points past the checkpoint are replayed.
                 self._truncate_curve(rec, ev["iteration"])

@@ -22,10 +22,10 @@ import threading
 import traceback
 from pathlib import Path
 
-from trainers.core.atomic import StaleWriter, set_fence
+from trainers.core.atomic import StaleWriter, clean_orphan_temps, set_fence
 
 from .settings import load_settings
-from .store import Store, hostname
+from .store import Store, hostname, is_disk_full, make_private
 
 log = logging.getLogger("trainers.worker")
 
@@ -42,7 +42,11 @@ def is_retryable(e: BaseException) -> bool:
 def fence_run(store: Store, key: str, attempt: int) -> None:
     """Fence every file write into the run's folder (checkpoint, result) by this attempt: a stale
     worker, resumed after a newer attempt took over or the run finished, writes nothing."""
-    set_fence(store.run_dir(key), lambda: store.owns(key, attempt))
+    folder = store.run_dir(key)
+    set_fence(folder, lambda: store.owns(key, attempt))
+    if folder.is_dir():
+        make_private(folder, 0o700)
+        clean_orphan_temps(folder)  # left by a killed attempt
 
 
 class Lease:
@@ -77,7 +81,7 @@ class Lease:
         self._thread.join(timeout=5)
 
 
-def run_worker(key: str, cache_dir: str | Path, attempt: int, device: str = "auto") -> int:
+def run_worker(key: str, cache_dir: str | Path, attempt: int, device: str = "auto", progress: bool = False) -> int:
     settings = load_settings(cache_dir)
     store = Store(cache_dir)
     rec = store.get(key)
@@ -118,13 +122,20 @@ def run_worker(key: str, cache_dir: str | Path, attempt: int, device: str = "aut
 
         log.info("attempt %d of %s (%s) on %s", attempt, key, cfg.label(), device)
         result = train(cfg, device=device, cache_dir=store.cache_dir, on_event=on_event, resume=True,
-                       checkpoint_every_s=settings.checkpoint_every_s, should_stop=should_stop)
+                       checkpoint_every_s=settings.checkpoint_every_s, should_stop=should_stop,
+                       progress=progress)
     except StaleWriter as e:
         log.warning("run %s attempt %d was superseded; stopped (%s)", key, attempt, e)
         return 0
     except Exception as e:
         log.error("run %s attempt %d failed:\n%s", key, attempt, traceback.format_exc())
         message = str(e) if type(e).__name__ in PERMANENT else f"{type(e).__name__}: {e}"
+        if is_disk_full(e):  # not the run's fault: it waits (queued) and resumes once space is back
+            try:
+                store.release(key, attempt, f"disk full: {message}")
+            except Exception:  # the store is on the full disk too: the supervisor tells it
+                log.exception("could not record the full disk")
+            return EXIT_RETRY
         if type(e).__name__ not in PERMANENT and is_retryable(e):
             store.note_failure(key, attempt, message)
             return EXIT_RETRY
@@ -285,5 +296,6 @@ def main(args) -> int:
             return 1
         keys, attempts = [k for k, _ in pairs], [a for _, a in pairs]
     if len(keys) == 1:
-        return run_worker(keys[0], args.cache_dir, attempts[0], device=args.device)
+        return run_worker(keys[0], args.cache_dir, attempts[0], device=args.device,
+                          progress=getattr(args, "progress", False))
     return run_pack_worker(keys, args.cache_dir, attempts, device=args.device)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..settings import Settings
-from ..store import Store, hostname, now, private_dir
+from ..store import Store, disk_state, hostname, now, private_dir
 
 log = logging.getLogger("trainers.supervisor")
 
@@ -64,7 +64,7 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 def spawn_detached(args: list[str], log_path: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
     private_dir(log_path.parent)
-    with open(log_path, "ab") as out:
+    with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "trainers.runs", *args],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
@@ -205,6 +205,11 @@ class LocalBackend:
                 del self.procs[key]
 
     def _lost(self, rec: dict, reason: str) -> None:
+        disk = disk_state(self.store.cache_dir)
+        if disk["full"]:  # it died of the full disk, not of itself: queue it, no restart counted
+            if self.store.release(rec["key"], rec["attempt"], f"{disk['message']} ({reason})"):
+                log.warning("run %s attempt %d: %s", rec["key"], rec["attempt"], disk["message"])
+            return
         status = self.store.worker_lost(rec["key"], rec["attempt"], reason, self.settings.max_restarts)
         if status:
             log.warning("run %s attempt %d: %s -> %s", rec["key"], rec["attempt"], reason, status)
