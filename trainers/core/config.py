@@ -25,7 +25,7 @@ DOWNSAMPLES = ("zeropad", "conv")
 GATE_WIDTHS = ("channel", "single")
 
 
-# Upper bounds (docs/interfaces.md, "Bounds"): far above anything the paper trains (64k iterations,
+# Upper bounds (docs/limits.md): far above anything the paper trains (64k iterations,
 # batch 128, depth 1202), low enough that a typo (iterations=1e12) is refused instead of becoming
 # a run that never ends.
 MAX_ITERATIONS = 1_000_000  # 15.6x the paper's 64k

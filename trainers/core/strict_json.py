@@ -3,7 +3,7 @@
 Python's json writes the tokens NaN and Infinity, which strict parsers (JavaScript's JSON.parse,
 jq, most other languages) reject. A non-finite number in our data means "no value" (a diverged
 run's loss, an ETA before the first step), so it is written as null, everywhere: result.json,
-the store, `export` (JSON and CSV), `status --json` and `results --json` (docs/interfaces.md).
+the store, `export` (JSON and CSV), `status --json` and `results --json` (docs/limits.md).
 """
 
 from __future__ import annotations

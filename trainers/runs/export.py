@@ -26,7 +26,7 @@ from .store import FINAL, RESULT_STATUSES, Store, now
 
 FORMAT = "resnet-v2-explorer/runs"
 VERSION = 1
-# Bounds of an import (docs/interfaces.md, "Bounds"): far above any real export, low enough that a
+# Bounds of an import (docs/limits.md): far above any real export, low enough that a
 # hostile or broken file is refused quickly instead of filling memory or the store.
 MAX_BYTES = 64 * 2**20  # an export of a thousand runs with their curves is ~30 MB
 MAX_RUNS = 100_000
