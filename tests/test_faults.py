@@ -138,7 +138,7 @@ def test_a_stopped_worker_resumed_after_a_newer_attempt_finished_writes_nothing(
     """The issue's case end to end: a real worker, SIGSTOPped mid-run; attempt 2 finishes; the
     stale worker is continued and must leave checkpoint.pt and result.json as attempt 2 left them."""
     store = Store(cache_dir)
-    cfg = tiny(iterations=4000, log_every=2, eval_every=4000)
+    cfg = tiny(iterations=200_000, log_every=2, eval_every=200_000)  # cannot end however slow we are
     first = claimed(store, cfg, lease_starts=False)
     proc = subprocess.Popen([sys.executable, "-m", "trainers.runs", "worker", cfg.key, "--cache-dir",
                              str(cache_dir), "--attempt", str(first), "--device", "cpu"],
@@ -148,7 +148,7 @@ def test_a_stopped_worker_resumed_after_a_newer_attempt_finished_writes_nothing(
     try:
         wait_for(lambda: (folder / "checkpoint.pt").exists(), 180, "the first checkpoint")
         os.kill(proc.pid, signal.SIGSTOP)
-        assert store.worker_lost(cfg.key, first, "no heartbeat", 3) == "queued"
+        assert store.worker_lost(cfg.key, first, "no heartbeat", 3) == "queued", store.get(cfg.key)
         second = store.claim(cfg.key, "local", "cpu0")
         atomic_write(folder / "checkpoint.pt", lambda f: f.write(b"attempt 2"))
         atomic_write(folder / "result.json", lambda f: f.write(b'{"status": "done"}'))

@@ -65,12 +65,15 @@ def cmd_describe(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     try:  # the job system, where it is installed: the run is in `status`, and trained once
+        from .runs.cli import _disk_errors
         from .runs.jobs import train_here
     except ImportError:  # the engine alone (a bare GPU machine without diskcache)
         train_here = None
     if train_here is not None and not args.no_resume:
-        rec = train_here(cfg, args.cache_dir, args.device, threads=args.threads,
-                         checkpoint_every_s=args.checkpoint_every_s)
+        rec = _disk_errors(lambda a: train_here(cfg, a.cache_dir, a.device, threads=a.threads,
+                                                checkpoint_every_s=a.checkpoint_every_s))(args)
+        if rec == 1:  # the disk is full or read-only: said so already
+            return 1
         if rec is None:
             print(f"error: run {cfg.key} vanished from the store (deleted?)", file=sys.stderr)
             return 1

@@ -305,5 +305,26 @@ def add_commands(sub) -> dict[str, Handler]:
     p.add_argument("file")
     _cache_arg(p)
 
-    return {"worker": cmd_worker, "supervise": cmd_supervise, "sweep": cmd_sweep, "status": cmd_status,
-            "results": cmd_results, "cancel": cmd_cancel, "export": cmd_export, "import": cmd_import}
+    handlers = {"worker": cmd_worker, "supervise": cmd_supervise, "sweep": cmd_sweep, "status": cmd_status,
+                "results": cmd_results, "cancel": cmd_cancel, "export": cmd_export, "import": cmd_import}
+    return {verb: _disk_errors(h) for verb, h in handlers.items()}
+
+
+def _disk_errors(handler: Handler) -> Handler:
+    """A full or read-only disk is a message and exit code 1, not a traceback; nothing stored is lost."""
+    def run(args: argparse.Namespace) -> int:
+        import sqlite3
+
+        from .store import StoreUnavailable, is_disk_full
+
+        try:
+            return handler(args)
+        except (StoreUnavailable, OSError, sqlite3.OperationalError) as e:
+            if not (isinstance(e, StoreUnavailable) or is_disk_full(e)):
+                raise
+            what = "disk full" if is_disk_full(e) else "cannot write"
+            print(f"error: {what}: {e}\nnothing stored was lost; free some space (or use a writable "
+                  f"--cache-dir) and run it again", file=sys.stderr)
+            return 1
+
+    return run

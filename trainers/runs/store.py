@@ -144,7 +144,7 @@ class _ReadOnlyCache:
         last: Exception | None = None
         for query in ("mode=ro", "immutable=1"):  # immutable: no -shm needed (a read-only copy)
             try:
-                self._con = sqlite3.connect(f"file:{db}?{query}", uri=True, timeout=60,
+                self._con = sqlite3.connect(f"{db.resolve().as_uri()}?{query}", uri=True, timeout=60,
                                             check_same_thread=False)
                 self._con.execute("SELECT 1 FROM Cache LIMIT 1").fetchall()
                 return
