@@ -109,7 +109,7 @@ def is_disk_full(e: BaseException) -> bool:
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
             return True
         text = str(e)
-        if "No space left" in text or "disk is full" in text or "Disk quota" in text:
+        if any(s in text for s in ("No space left", "disk is full", "disk full", "Disk quota")):
             return True
         e, seen = (e.__cause__ or e.__context__), seen + 1
     return False
@@ -196,6 +196,8 @@ class Store:
         self.cache_dir = Path(cache_dir).expanduser().resolve()
         self.path = self.cache_dir / "store"
         self.readonly: str | None = None
+        self._size_limit = size_limit
+        self._fallback = False  # read-only because the disk was: a later write tries again
         if readonly and (self.path / DBNAME).exists():
             self.readonly = "opened for reading"
             self._cache = _ReadOnlyCache(self.path, self.readonly)
@@ -203,8 +205,23 @@ class Store:
         try:
             self._cache = self._open(size_limit)
         except (OSError, sqlite3.Error) as e:
-            self.readonly = ("disk full" if is_disk_full(e) else "read-only") + f" ({type(e).__name__}: {e})"
+            # SQLite reports a full disk as "disk I/O error" when opening: ask the disk itself
+            full = is_disk_full(e) or disk_state(self.cache_dir)["full"]
+            self.readonly = ("disk full" if full else "read-only") + f" ({type(e).__name__}: {e})"
             self._cache = _ReadOnlyCache(self.path, self.readonly)
+            self._fallback = True
+
+    def writable(self) -> bool:
+        """True if writes can go through; a store opened read-only because its disk was full or
+        read-only tries to open for writing again (space may be back), else stays read-only."""
+        if self._fallback:
+            try:
+                cache = self._open(self._size_limit)
+            except (OSError, sqlite3.Error):
+                return False
+            self._cache.close()
+            self._cache, self.readonly, self._fallback = cache, None, False
+        return self.readonly is None
 
     def _open(self, size_limit: int | None) -> Cache:
         self.cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -278,6 +295,7 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """One SQLite write transaction (BEGIN IMMEDIATE): reads inside it see no concurrent write."""
+        self.writable()  # if it stays read-only, transact() below raises StoreUnavailable
         with self._cache.transact(retry=True):
             yield
 

@@ -27,6 +27,7 @@ from .store import Store, disk_state, is_disk_full, now
 
 log = logging.getLogger("trainers.supervisor")
 RAY_RETRY_S = 60.0  # after a failed connection, Ray runs fail at once for this long
+DISK_RETRY_S = 60.0  # a run stopped by a full disk is tried again after this long (not counted)
 
 
 class RayUnavailable(RuntimeError):
@@ -116,13 +117,8 @@ class Supervisor:
         return self._ray
 
     def tick(self) -> None:
-        if self.store.readonly:  # opened on a full disk: writable again once space is back?
-            store = Store(self.cache_dir)
-            if store.readonly:
-                store.close()
-                raise OSError(28, f"the results store is not writable: {self.store.readonly}")
-            self.store.close()
-            self.store = self.local.store = store
+        if not self.store.writable():  # opened on a full disk: wait until space is back
+            raise OSError(28, f"the results store is not writable: {self.store.readonly}")
         active = self.store.active()
         running = [r for r in active if r["status"] == "running"]
         self.local.poll([r for r in running if r["backend"] == "local"])
@@ -143,6 +139,8 @@ class Supervisor:
         for rec in active:
             if rec["status"] != "queued" or rec["key"] in taken:
                 continue
+            if (rec.get("last_failure") or "").startswith("disk full") and now() - (rec.get("queued_at") or 0) < DISK_RETRY_S:
+                continue  # its checkpoint did not fit on the disk a moment ago: not again at once
             if rec["backend"] == "ray":
                 self._ray_step(lambda b: b.start_queued(rec), [rec])
             elif free:
