@@ -26,7 +26,7 @@ from trainers.runs.backends.local import LocalBackend, kill_worker
 from trainers.runs.settings import load_settings
 from trainers.runs.store import StoreUnavailable, disk_state
 
-from test_jobs import FAST, ROOT, tiny, wait_for
+from test_jobs import FAST, ROOT, tiny, wait_for  # noqa: I001 - a sibling test module
 
 
 def strict_loads(text: str):
@@ -486,8 +486,7 @@ def test_status_restarts_a_dead_supervisor_when_runs_wait(cache_dir, fast_env, c
 def test_orphan_temp_files_are_cleaned_and_run_files_are_private(cache_dir):
     from trainers.runs.supervisor import Supervisor
 
-    with Store(cache_dir) as store:
-        pass
+    Store(cache_dir).close()
     assert (cache_dir / "store").stat().st_mode & 0o777 == 0o700
     run = cache_dir / "runs" / "0123456789abcdef"
     atomic_write(run / "checkpoint.pt", lambda f: f.write(b"x"))

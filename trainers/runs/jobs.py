@@ -48,7 +48,6 @@ def train_here(cfg: RunConfig, cache_dir: str | Path = "cache", device: str = "a
     A run already queued or running elsewhere is followed until it ends instead; a finished one is
     answered from the store. Ctrl-C cancels the run (checkpointed: training it again resumes it).
     Returns the final record."""
-    import os
     import subprocess
     import sys
     import time
@@ -102,6 +101,6 @@ def train_here(cfg: RunConfig, cache_dir: str | Path = "cache", device: str = "a
             ensure_supervisor(cache, only_if_needed=True)  # if that worker died, it is restarted
             time.sleep(poll_s)
     except KeyboardInterrupt:
-        print(f"\nstopped waiting; the run goes on: python -m trainers status", file=out)
+        print("\nstopped waiting; the run goes on: python -m trainers status", file=out)
         with Store(cache, readonly=True) as store:
             return store.get(cfg.key)
