@@ -64,6 +64,7 @@ def store():
 
 
 def list_runs() -> list[RunRecord]:
+    watchdog()
     runs = store().list_runs()
     return sorted(runs, key=lambda r: float(r.get("created_at") or 0), reverse=True)
 
@@ -101,6 +102,33 @@ def reference(config: dict):
         raise
     except Exception:  # noqa: BLE001 - an old record whose config no longer validates
         return None
+
+
+_WATCHDOG_S = 10.0  # how often a page that lists runs checks that a supervisor is alive
+_last_watch = [0.0]
+
+
+def watchdog() -> None:
+    """Runs queued or running but no supervisor alive (it died with its worker, say): start one.
+    At most every few seconds per server; a flock probe when one is alive."""
+    import time
+
+    if time.monotonic() - _last_watch[0] < _WATCHDOG_S:
+        return
+    _last_watch[0] = time.monotonic()
+    try:
+        _runs().ensure_supervisor(cache_dir(), only_if_needed=True)
+    except Exception:  # noqa: BLE001 - the pages show the runs' own errors
+        pass
+
+
+def disk_full_message() -> str | None:
+    """"disk full: ..." while the cache's disk has no space left (a probe that writes nothing)."""
+    try:
+        from trainers.runs.store import disk_state
+    except Exception:  # noqa: BLE001
+        return None
+    return disk_state(cache_dir())["message"]
 
 
 def wake_supervisor() -> None:

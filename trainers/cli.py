@@ -15,8 +15,9 @@ from dataclasses import MISSING
 from typing import Any, Callable
 
 from .core.config import CONFIG_FIELDS, RunConfig
-from .core.errors import RunError
+from .core.errors import ConfigError, RunError
 from .core.registry import BLOCKS, ORDERINGS, SHORTCUTS
+from .core.strict_json import dumps
 
 CHOICES = {"ordering": list(ORDERINGS), "shortcut": list(SHORTCUTS), "block": list(BLOCKS)}
 
@@ -47,6 +48,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     base: dict[str, Any] = json.loads(args.config_json) if getattr(args, "config_json", None) else {}
+    if not isinstance(base, dict):
+        raise ConfigError(f"--config-json must be a JSON object of config fields, got {type(base).__name__}")
     for f in CONFIG_FIELDS:
         v = getattr(args, f.name, None)
         if v is not None:
@@ -62,16 +65,36 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    try:  # the job system, where it is installed: the run is in `status`, and trained once
+        from .runs.cli import _disk_errors
+        from .runs.jobs import train_here
+    except ImportError:  # the engine alone (a bare GPU machine without diskcache)
+        train_here = None
+    if train_here is not None and not args.no_resume:
+        rec = _disk_errors(lambda a: train_here(cfg, a.cache_dir, a.device, threads=a.threads,
+                                                checkpoint_every_s=a.checkpoint_every_s))(args)
+        if rec == 1:  # the disk is full or read-only: said so already
+            return 1
+        if rec is None:
+            print(f"error: run {cfg.key} vanished from the store (deleted?)", file=sys.stderr)
+            return 1
+        result = rec.get("result") or {"key": cfg.key, "status": rec["status"], "test_error": None,
+                                       "iterations": rec.get("iteration"), "wall_time_s": None}
+        if rec.get("error"):
+            print(f"error: {rec['error']}", file=sys.stderr)
+        print(dumps({k: result.get(k) for k in ("key", "status", "test_error", "iterations", "wall_time_s")}))
+        return 0 if rec["status"] in ("done", "fail", "cancelled") else 1
+
     import torch
 
     from .engine.train import train
 
-    cfg = config_from_args(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     result = train(cfg, device=args.device, cache_dir=args.cache_dir, resume=not args.no_resume,
                    checkpoint_every_s=args.checkpoint_every_s, progress=True)
-    print(json.dumps({k: result[k] for k in ("key", "status", "test_error", "iterations", "wall_time_s")}))
+    print(dumps({k: result[k] for k in ("key", "status", "test_error", "iterations", "wall_time_s")}))
     return 0 if result["status"] in ("done", "fail", "cancelled") else 1
 
 
@@ -137,7 +160,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
     p.add_argument("--cache-dir", default=os.environ.get("RESNET_EXPLORER_CACHE", "cache"))
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads (default: all cores)")
     p.add_argument("--checkpoint-every-s", type=float, default=60.0)
-    p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint of this run")
+    p.add_argument("--no-resume", action="store_true",
+                   help="ignore an existing checkpoint of this run (trains outside the job system)")
     handlers["train"] = cmd_train
 
     add_bench(sub)

@@ -25,7 +25,11 @@ def run_card(rec: dict) -> None:
                 if rec.get("cancel_requested"):
                     text += " · cancelling…"
                 st.progress(min(1.0, max(0.0, float(rec.get("progress") or 0.0))), text=text)
-            else:
+                if disk := runs_api.disk_full_message():
+                    st.warning(md_escape(disk))
+            for note in rec.get("notes") or []:  # e.g. a checkpoint that did not fit, set aside
+                st.caption(f":material/info: {md_escape(note)}")
+            if status not in ("queued", "running"):
                 result = rec.get("result") or {}
                 err = result.get("test_error")
                 if isinstance(err, (int, float)):

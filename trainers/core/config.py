@@ -26,6 +26,17 @@ DOWNSAMPLES = ("zeropad", "conv")
 GATE_WIDTHS = ("channel", "single")
 
 
+# Upper bounds (docs/limits.md): far above anything the paper trains (64k iterations,
+# batch 128, depth 1202), low enough that a typo (iterations=1e12) is refused instead of becoming
+# a run that never ends.
+MAX_ITERATIONS = 1_000_000  # 15.6x the paper's 64k
+MAX_BATCH_SIZE = 8_192
+MAX_DEPTH = 2_000  # the paper's deepest: 1202 (basic), 1001 (bottleneck)
+MAX_SAMPLES = 10_000_000  # train_size, test_size
+MAX_SEED = 2**63 - 1  # torch seeds are 64-bit
+MAX_TEXT = 4_096  # characters of a string field (a folder dataset's path)
+
+
 @dataclass(frozen=True)
 class RunConfig:
     # --- the network -------------------------------------------------------------------------
@@ -97,6 +108,8 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        if not isinstance(d, dict):
+            raise ConfigError(f"a config must be a JSON object of fields, got {type(d).__name__}")
         d = dict(d)
         schema = d.pop("schema", SCHEMA_VERSION)
         if schema != SCHEMA_VERSION:
@@ -187,7 +200,16 @@ def _one_of(name: str, value: str, allowed) -> None:
         raise ConfigError(f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}")
 
 
+def _in_range(name: str, value: int, lo: int, hi: int) -> None:
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} must be between {lo:,} and {hi:,}, got {value:,}")
+
+
 def _validate(c: RunConfig) -> None:
+    for f in fields(c):
+        v = getattr(c, f.name)
+        if isinstance(v, str) and len(v) > MAX_TEXT:
+            raise ConfigError(f"{f.name} is longer than {MAX_TEXT} characters")
     _one_of("ordering", c.ordering, list(ORDERINGS))
     _one_of("shortcut", c.shortcut, list(SHORTCUTS))
     _one_of("block", c.block, list(BLOCKS))
@@ -206,10 +228,15 @@ def _validate(c: RunConfig) -> None:
             f"depth {c.depth} does not fit {c.block} units: depth must be {3 * L}n+2 "
             f"(e.g. {ok}, ...)"
         )
-    if c.iterations < 1:
-        raise ConfigError(f"iterations must be >= 1, got {c.iterations}")
-    if c.batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {c.batch_size}")
+    _in_range("iterations", c.iterations, 1, MAX_ITERATIONS)
+    _in_range("batch_size", c.batch_size, 1, MAX_BATCH_SIZE)
+    if c.depth > MAX_DEPTH:
+        raise ConfigError(f"depth must be <= {MAX_DEPTH}, got {c.depth}")
+    for name in ("train_size", "test_size"):
+        _in_range(name, getattr(c, name), 0, MAX_SAMPLES)
+    for name in ("warmup_iterations", "log_every", "eval_every"):
+        _in_range(name, getattr(c, name), 0, MAX_ITERATIONS)
+    _in_range("seed", c.seed, 0, MAX_SEED)
     if c.lr <= 0:
         raise ConfigError(f"lr must be > 0, got {c.lr}")
     if c.warmup_lr <= 0:
@@ -226,9 +253,6 @@ def _validate(c: RunConfig) -> None:
         )
     if not 0 <= c.dropout_p < 1:
         raise ConfigError(f"dropout_p must be in [0, 1), got {c.dropout_p}")
-    for name in ("train_size", "test_size", "log_every", "eval_every", "seed"):
-        if getattr(c, name) < 0:
-            raise ConfigError(f"{name} must be >= 0, got {getattr(c, name)}")
 
 
 CONFIG_FIELDS: tuple[dataclasses.Field, ...] = fields(RunConfig)

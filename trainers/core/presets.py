@@ -177,7 +177,7 @@ def preset_configs(name: str, seeds: int | Iterable[int] = 5, schedule: str = "p
         raise KeyError(f"unknown schedule {schedule!r}; choose one of: {', '.join(SCHEDULES)}")
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     return [
-        row.config(**SCHEDULES[schedule], **overrides, seed=seed)
+        row.config(**{**SCHEDULES[schedule], **overrides, "seed": seed})  # the user's values win
         for seed in seed_list
         for row in PRESETS[name].rows
     ]

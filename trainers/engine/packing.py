@@ -257,6 +257,12 @@ def train_packed(
 
     try:
         states = [ckpt.load(r.ckpt_path, r.cfg.key) if resume else None for r in runs]
+        for r, s in zip(runs, states):
+            if s is not None:
+                with torch.device("meta"):  # shapes only
+                    net = build_model(r.cfg, num_classes=num_classes)
+                ckpt.check_fits(s, net, torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9),
+                                r.sampler, r.cfg.iterations)
     except ckpt.CheckpointError as e:  # train() sets an unreadable checkpoint aside, run by run
         raise PackingError(f"cannot pack: {e}") from None
     if all(s is None for s in states):

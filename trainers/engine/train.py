@@ -135,6 +135,8 @@ def train(
     notes: list[str] = []
     try:
         state = ckpt.load(ckpt_path, cfg.key) if resume else None
+        if state is not None:  # parses, but does it fit? (right key, wrong shapes: unreadable too)
+            ckpt.check_fits(state, model, optimizer, sampler, cfg.iterations)
     except ckpt.CheckpointError as e:
         # keep the unreadable file for inspection and train from scratch: nothing is deleted
         aside = ckpt_path.with_name(f"checkpoint.unreadable-{int(time.time())}.pt")
@@ -247,9 +249,9 @@ def train(
 
 
 def _result_json(result: dict, history: list) -> bytes:
-    import json
+    from ..core.strict_json import dumps  # NaN/Infinity (a diverged run) as null
 
-    return json.dumps({**result, "curve": history}, indent=1).encode()
+    return dumps({**result, "curve": history}, indent=1).encode()
 
 
 def _print_progress(ev: Event, cfg: RunConfig) -> None:

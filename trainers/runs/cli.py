@@ -12,11 +12,12 @@ and returns {verb: handler(args) -> exit code}. The engine CLI dispatches those 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from typing import Callable
+
+from trainers.core.strict_json import dumps
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -94,16 +95,39 @@ def _watch(cache_dir: str, keys: list[str], name: str) -> int:
         return 0
 
 
+MAX_SEEDS = 100  # runs per config in one sweep
+
+
+def _check_fields(assignments: dict, flag: str) -> None:
+    """--set/--grid name real config fields; the seed is --seeds' job."""
+    from trainers.core.config import CONFIG_FIELDS, ConfigError
+
+    names = {f.name for f in CONFIG_FIELDS}
+    for name, value in assignments.items():
+        if name == "seed":
+            raise ConfigError(f"{flag} seed: the seeds of a sweep are set with --seeds N (seeds 0..N-1)")
+        if name not in names:
+            raise ConfigError(f"{flag} {name}: no such config field (fields: {', '.join(sorted(names))})")
+        if flag == "--grid" and not [v for v in value if v != ""]:
+            raise ConfigError(f"--grid {name}: give at least one value (field=v1,v2)")
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from trainers.core.config import ConfigError
 
     from .sweeps import parse_assignments, submit_sweep, sweep_configs
 
     try:
+        if not 1 <= args.seeds <= MAX_SEEDS:
+            raise ConfigError(f"--seeds must be between 1 and {MAX_SEEDS}, got {args.seeds}")
         overrides = parse_assignments(args.set or [])
         grid = parse_assignments(args.grid or [], many=True)
+        _check_fields(overrides, "--set")
+        _check_fields(grid, "--grid")
+        # --set on a schedule: the schedule first, then the user's values (--schedule smoke --set
+        # iterations=50 trains 50 iterations with the rest of smoke)
         configs = sweep_configs(args.name, args.seeds, args.schedule, overrides, grid)
-    except ConfigError as e:
+    except (ConfigError, TypeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     meta = {"schedule": args.schedule, "seeds": args.seeds, "overrides": overrides, "grid": grid}
@@ -118,28 +142,48 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .store import ACTIVE, Store
-    from .supervisor import supervisor_alive
+    from .store import ACTIVE, Store, disk_state
+    from .supervisor import ensure_supervisor, supervisor_alive
     from .sweeps import sweep_runs
 
-    with Store(args.cache_dir) as store:
-        recs = sweep_runs(store, args.sweep) if args.sweep else store.list_runs()
+    if not os.path.exists(os.path.join(args.cache_dir, "store")):
+        recs, any_active = [], False  # a status query creates nothing
+    else:
+        with Store(args.cache_dir, readonly=True) as store:  # reading writes nothing (a full disk)
+            recs = sweep_runs(store, args.sweep) if args.sweep else store.list_runs()
+            any_active = bool(store.active())
+    # the watchdog: runs waiting but no supervisor (it died with its worker): start one
+    restarted = any_active and not supervisor_alive(args.cache_dir) and _try_ensure(ensure_supervisor, args.cache_dir)
     if args.json:
-        print(json.dumps(recs))
+        print(dumps(recs))
         return 0
-    alive = supervisor_alive(args.cache_dir)
+    alive = supervisor_alive(args.cache_dir) or restarted
     active = [r for r in recs if r["status"] in ACTIVE]
-    print(f"{len(recs)} runs, {len(active)} queued or running; supervisor {'running' if alive else 'not running'}")
+    print(f"{len(recs)} runs, {len(active)} queued or running; supervisor "
+          f"{'restarted' if restarted else 'running' if alive else 'not running'}")
+    disk = disk_state(args.cache_dir)
+    if disk["full"]:
+        print(disk["message"])
     for rec in recs:
-        print(_status_line(rec))
+        line = _status_line(rec)
+        if disk["full"] and rec["status"] in ACTIVE:
+            line += "  [disk full]"
+        print(line)
     return 0
+
+
+def _try_ensure(ensure, cache_dir: str) -> bool:
+    try:
+        return ensure(cache_dir)
+    except OSError:  # a full or read-only disk: nothing can run anyway; status still answers
+        return False
 
 
 def cmd_results(args: argparse.Namespace) -> int:
     from .store import Store
     from .sweeps import format_table, results_table, sweep_runs
 
-    with Store(args.cache_dir) as store:
+    with Store(args.cache_dir, readonly=True) as store:
         try:
             recs = sweep_runs(store, args.name)
         except KeyError as e:
@@ -152,7 +196,7 @@ def cmd_results(args: argparse.Namespace) -> int:
         with open(args.csv, "w", newline="") as f:
             f.write(to_csv(rows))
     if args.json:
-        print(json.dumps(rows))
+        print(dumps(rows))
     elif not args.csv:
         print(format_table(rows))
         print("test error %, our median of n finished runs; 'fail' = above 20% after the paper's full "
@@ -190,7 +234,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .store import Store
     from .sweeps import sweep_runs
 
-    with Store(args.cache_dir) as store:
+    with Store(args.cache_dir, readonly=True) as store:
         keys = list(args.key) or None
         if args.sweep:
             keys = (keys or []) + [r["key"] for r in sweep_runs(store, args.sweep)]
@@ -225,6 +269,7 @@ def add_commands(sub) -> dict[str, Handler]:
     p.add_argument("--attempts", type=int, nargs="+", default=None,
                    help="the attempts the supervisor claimed, one per key (for several keys)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--progress", action="store_true", help="print progress to stderr (the train verb)")
 
     p = sub.add_parser("supervise", help="run the job supervisor in the foreground (normally automatic)")
     _cache_arg(p)
@@ -269,5 +314,26 @@ def add_commands(sub) -> dict[str, Handler]:
     p.add_argument("file")
     _cache_arg(p)
 
-    return {"worker": cmd_worker, "supervise": cmd_supervise, "sweep": cmd_sweep, "status": cmd_status,
-            "results": cmd_results, "cancel": cmd_cancel, "export": cmd_export, "import": cmd_import}
+    handlers = {"worker": cmd_worker, "supervise": cmd_supervise, "sweep": cmd_sweep, "status": cmd_status,
+                "results": cmd_results, "cancel": cmd_cancel, "export": cmd_export, "import": cmd_import}
+    return {verb: _disk_errors(h) for verb, h in handlers.items()}
+
+
+def _disk_errors(handler: Handler) -> Handler:
+    """A full or read-only disk is a message and exit code 1, not a traceback; nothing stored is lost."""
+    def run(args: argparse.Namespace) -> int:
+        import sqlite3
+
+        from .store import StoreUnavailable, is_disk_full
+
+        try:
+            return handler(args)
+        except (StoreUnavailable, OSError, sqlite3.OperationalError) as e:
+            if not (isinstance(e, StoreUnavailable) or is_disk_full(e)):
+                raise
+            what = "disk full" if is_disk_full(e) else "cannot write"
+            print(f"error: {what}: {e}\nnothing stored was lost; free some space (or use a writable "
+                  f"--cache-dir) and run it again", file=sys.stderr)
+            return 1
+
+    return run

@@ -14,17 +14,36 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from trainers.core.config import ConfigError, RunConfig
+from trainers.core.config import MAX_ITERATIONS, ConfigError, RunConfig
+from trainers.core.strict_json import dumps
 
 from .store import FINAL, RESULT_STATUSES, Store, now
 
 FORMAT = "resnet-v2-explorer/runs"
 VERSION = 1
-MAX_BYTES = 512 * 2**20  # an export of thousands of runs is a few MB; refuse what cannot be one
+# Bounds of an import (docs/limits.md): far above any real export, low enough that a
+# hostile or broken file is refused quickly instead of filling memory or the store.
+MAX_BYTES = 64 * 2**20  # an export of a thousand runs with their curves is ~30 MB
+MAX_RUNS = 100_000
+MAX_POINTS = 100_000  # per curve: 64k iterations logged at every one of them
+MAX_TEXT = 10_000  # characters of any string (an error message, a label, a device name)
+RUN_FIELDS = ("key", "label", "status", "config", "result", "error", "meta", "curve")
+RESULT_NUMBERS = {  # field -> (low, high)
+    "test_error": (0.0, 100.0), "test_loss": (0.0, 1e6), "train_loss": (0.0, 1e6),
+    "iterations": (0, MAX_ITERATIONS), "epochs": (0.0, 1e9), "wall_time_s": (0.0, 1e9),
+    "parameters": (0, 1e12),
+}
+RESULT_FIELDS = ("key", "status", "config", "provenance", *RESULT_NUMBERS)
+POINT_RANGES = {
+    "iteration": (0, MAX_ITERATIONS), "epoch": (0.0, 1e9), "train_loss": (0.0, 1e6),
+    "train_error": (0.0, 100.0), "lr": (0.0, 1e6), "images_per_s": (0.0, 1e12), "elapsed_s": (0.0, 1e9),
+    "eta_s": (0.0, 1e12), "test_error": (0.0, 100.0), "test_loss": (0.0, 1e6),
+}
 META_FIELDS = ("created_at", "finished_at", "attempt", "device", "device_name", "backend", "parameters")
 POINT_FIELDS = {
     "metrics": ("iteration", "epoch", "train_loss", "train_error", "lr", "images_per_s", "elapsed_s", "eta_s"),
@@ -58,6 +77,8 @@ def export_runs(store: Store, keys: list[str] | None = None) -> dict[str, Any]:
 
 
 def _num(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return ""  # like null in JSON: a strict reader takes no NaN/Infinity
     return "" if x is None else (repr(x) if isinstance(x, float) else x)
 
 
@@ -67,9 +88,9 @@ def to_csv(doc: dict[str, Any]) -> str:
     w.writeheader()
     for run in doc["runs"]:
         w.writerow({"key": run["key"], "row": "run", "status": run["status"], "label": run["label"],
-                    "config": json.dumps(run["config"], sort_keys=True),
-                    "result": json.dumps(run["result"]), "error": run["error"] or "",
-                    "meta": json.dumps(run["meta"])})
+                    "config": dumps(run["config"], sort_keys=True),
+                    "result": dumps(run["result"]), "error": run["error"] or "",
+                    "meta": dumps(run["meta"])})
         for p in run["curve"]:
             w.writerow({"key": run["key"], "row": p["type"],
                         **{f: _num(p.get(f)) for f in POINT_FIELDS[p["type"]]}})
@@ -81,15 +102,27 @@ def write_export(path: str | Path, store: Store, keys: list[str] | None = None, 
     path = Path(path)
     fmt = fmt or ("csv" if path.suffix.lower() == ".csv" else "json")
     doc = export_runs(store, keys)
-    text = to_csv(doc) if fmt == "csv" else json.dumps(doc, indent=1)
+    text = to_csv(doc) if fmt == "csv" else dumps(doc, indent=1)
     path.write_text(text)
     return len(doc["runs"])
 
 
 # --- import: parsing -----------------------------------------------------------------------------
+def _loads(text: str, what: str) -> Any:
+    """json.loads that refuses NaN/Infinity tokens and deep nesting (a clear message, not a
+    RecursionError); every value is then checked field by field, so no deep structure is stored."""
+    def no_constant(token: str) -> Any:
+        raise ImportFileError(f"{what}: {token} is not a number JSON allows (write null)")
+
+    try:
+        return json.loads(text, parse_constant=no_constant)
+    except RecursionError:
+        raise ImportFileError(f"{what} is nested too deeply: not a runs export") from None
+
+
 def _json_field(text: str, what: str, where: str) -> Any:
     try:
-        return json.loads(text) if text else None
+        return _loads(text, f"{where}: {what}") if text else None
     except json.JSONDecodeError as e:
         raise ImportFileError(f"{where}: {what} is not valid JSON ({e})") from None
 
@@ -98,9 +131,12 @@ def _csv_number(text: str, where: str) -> float | None:
     if text == "":
         return None
     try:
-        return float(text)
+        x = float(text)
     except ValueError:
-        raise ImportFileError(f"{where}: {text!r} is not a number") from None
+        raise ImportFileError(f"{where}: {text[:40]!r} is not a number") from None
+    if not math.isfinite(x):
+        raise ImportFileError(f"{where}: {text[:40]!r} is not a finite number (leave it empty)")
+    return x
 
 
 def parse_csv(text: str) -> dict[str, Any]:
@@ -109,6 +145,7 @@ def parse_csv(text: str) -> dict[str, Any]:
     if missing:
         raise ImportFileError(f"not a runs CSV export: missing column(s) {', '.join(missing)}")
     runs: dict[str, dict[str, Any]] = {}
+    csv.field_size_limit(MAX_BYTES)
     for i, line in enumerate(reader, start=2):
         where = f"line {i}"
         kind, key = line.get("row"), line.get("key") or ""
@@ -128,6 +165,8 @@ def parse_csv(text: str) -> dict[str, Any]:
                 v = _csv_number(line.get(f) or "", f"{where}, {f}")
                 point[f] = int(v) if f == "iteration" and v is not None and v.is_integer() else v
             runs[key]["curve"].append(point)
+            if len(runs[key]["curve"]) > MAX_POINTS:
+                raise ImportFileError(f"{where}: run {key} has more than {MAX_POINTS:,} curve points")
         else:
             raise ImportFileError(f"{where}: row must be run, metrics or eval, got {kind!r}")
     return {"format": FORMAT, "version": VERSION, "runs": list(runs.values())}
@@ -144,7 +183,7 @@ def parse_file(path: str | Path) -> dict[str, Any]:
     if path.suffix.lower() == ".csv":
         return parse_csv(text)
     try:
-        doc = json.loads(text)
+        doc = _loads(text, str(path))
     except json.JSONDecodeError as e:
         raise ImportFileError(f"{path} is not valid JSON ({e}); expected a runs export (.json or .csv)") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
@@ -153,6 +192,11 @@ def parse_file(path: str | Path) -> dict[str, Any]:
         raise ImportFileError(f"{path}: export version {doc.get('version')!r} is not {VERSION}")
     if not isinstance(doc.get("runs"), list):
         raise ImportFileError(f"{path}: \"runs\" must be a list")
+    if len(doc["runs"]) > MAX_RUNS:
+        raise ImportFileError(f"{path}: more than {MAX_RUNS:,} runs")
+    unknown = set(doc) - {"format", "version", "exported_at", "runs"}
+    if unknown:
+        raise ImportFileError(f"{path}: unknown field(s) {', '.join(sorted(unknown))}")
     return doc
 
 
@@ -161,10 +205,34 @@ def _is_num(x: Any) -> bool:
     return x is None or (isinstance(x, (int, float)) and not isinstance(x, bool))
 
 
+def _check_number(x: Any, lo: float, hi: float, what: str) -> None:
+    """`x` is null or a finite number in [lo, hi] (ImportFileError naming `what`, else)."""
+    if x is None:
+        return
+    if not _is_num(x):
+        raise ImportFileError(f"{what} must be numbers, got {str(x)[:40]!r}")
+    if not math.isfinite(x) or not lo <= x <= hi:
+        raise ImportFileError(f"{what} must be a finite number in [{lo:g}, {hi:g}], got {x!r:.40}")
+
+
+def _check_text(x: Any, what: str, limit: int = MAX_TEXT) -> None:
+    if x is not None and (not isinstance(x, str) or len(x) > limit):
+        raise ImportFileError(f"{what} must be text of at most {limit:,} characters")
+
+
+def _check_unknown(d: dict, allowed, what: str) -> None:
+    unknown = set(d) - set(allowed)
+    if unknown:
+        names = ", ".join(sorted(str(k)[:40] for k in unknown)[:5])
+        raise ImportFileError(f"{what}: unknown field(s) {names}")
+
+
 def validate_run(run: Any, where: str) -> tuple[dict, list[dict]]:
     """A record ready for the store and its curve, or ImportFileError saying what is wrong."""
     if not isinstance(run, dict):
         raise ImportFileError(f"{where}: a run must be an object")
+    _check_unknown(run, RUN_FIELDS, where)
+    _check_text(run.get("label"), f"{where}: label", 1000)
     if not isinstance(run.get("config"), dict):
         raise ImportFileError(f"{where}: missing config")
     try:
@@ -180,30 +248,60 @@ def validate_run(run: Any, where: str) -> tuple[dict, list[dict]]:
     if status in RESULT_STATUSES:
         if not isinstance(result, dict) or result.get("status") != status:
             raise ImportFileError(f"{where}: a {status} run needs a result with status {status!r}")
-        if not _is_num(result.get("test_error")):
-            raise ImportFileError(f"{where}: result test_error must be a number")
         if "config" in result and result["config"] != cfg.to_dict():
             raise ImportFileError(f"{where}: the result was produced by another config")
     elif result is not None and not isinstance(result, dict):
         raise ImportFileError(f"{where}: result must be an object or null")
+    if isinstance(result, dict):
+        _check_unknown(result, RESULT_FIELDS, f"{where}: result")
+        for f, (lo, hi) in RESULT_NUMBERS.items():
+            _check_number(result.get(f), lo, hi, f"{where}: result {f}")
+        if result.get("key") not in (None, cfg.key):
+            raise ImportFileError(f"{where}: result key {str(result['key'])[:40]!r} is not the run's")
+        prov = result.get("provenance")
+        if prov is not None and not isinstance(prov, dict):
+            raise ImportFileError(f"{where}: result provenance must be an object")
+        for k, v in (prov or {}).items():
+            _check_text(k, f"{where}: a provenance field name", 100)
+            if isinstance(v, list):  # packed_with: the keys of a pack
+                if len(v) > 1000 or not all(isinstance(x, str) and len(x) <= 100 for x in v):
+                    raise ImportFileError(f"{where}: result provenance {k} must be a short list of text")
+            elif isinstance(v, str):
+                _check_text(v, f"{where}: result provenance {k}", 1000)
+            elif not (v is None or isinstance(v, bool) or _is_num(v)) or (
+                    isinstance(v, float) and not math.isfinite(v)):
+                raise ImportFileError(f"{where}: result provenance {k} must be text, a number or true/false")
     error = run.get("error")
     if error is not None and not isinstance(error, str):
         raise ImportFileError(f"{where}: error must be text")
+    _check_text(error, f"{where}: error")
     curve = run.get("curve", [])
     if not isinstance(curve, list):
         raise ImportFileError(f"{where}: curve must be a list")
+    if len(curve) > MAX_POINTS:
+        raise ImportFileError(f"{where}: curve has {len(curve):,} points, more than {MAX_POINTS:,}")
     for j, p in enumerate(curve):
         if not isinstance(p, dict) or p.get("type") not in POINT_FIELDS:
             raise ImportFileError(f"{where}, curve point {j}: type must be metrics or eval")
+        _check_unknown(p, ("type", *POINT_FIELDS[p["type"]]), f"{where}, curve point {j}")
         it = p.get("iteration")
         if isinstance(it, bool) or not isinstance(it, int) or it < 0:
             raise ImportFileError(f"{where}, curve point {j}: iteration must be a whole number >= 0")
         bad = [f for f in POINT_FIELDS[p["type"]] if not _is_num(p.get(f))]
         if bad:
             raise ImportFileError(f"{where}, curve point {j}: {', '.join(bad)} must be numbers")
+        for f in POINT_FIELDS[p["type"]]:
+            _check_number(p.get(f), *POINT_RANGES[f], f"{where}, curve point {j}: {f}")
     meta = run.get("meta") or {}
     if not isinstance(meta, dict):
         raise ImportFileError(f"{where}: meta must be an object")
+    _check_unknown(meta, META_FIELDS, f"{where}: meta")
+    for f in META_FIELDS:
+        v = meta.get(f)
+        if isinstance(v, str):
+            _check_text(v, f"{where}: meta {f}", 1000)
+        elif not _is_num(v) or (isinstance(v, float) and not math.isfinite(v)):
+            raise ImportFileError(f"{where}: meta {f} must be text or a finite number")
     curve = [{"type": p["type"], **{f: p.get(f) for f in POINT_FIELDS[p["type"]]}} for p in curve]
     t = now()
     test_error = result.get("test_error") if isinstance(result, dict) else None

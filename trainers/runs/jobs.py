@@ -36,3 +36,71 @@ def cancel(key: str, cache_dir: str | Path = "cache") -> dict | None:
     if rec is not None and rec["status"] == "running":
         ensure_supervisor(cache_dir)  # someone must enforce the cancel if the worker is stuck
     return rec
+
+
+def train_here(cfg: RunConfig, cache_dir: str | Path = "cache", device: str = "auto", *,
+               threads: int | None = None, checkpoint_every_s: float | None = None,
+               poll_s: float = 2.0, out=None) -> dict:
+    """`python -m trainers train`: the run goes through the store like any submit (so it shows in
+    `status` and the app, and two of them at once train it once), then is trained here, in the
+    foreground, by a worker process (lease, attempt fence, restart by the supervisor if it dies).
+
+    A run already queued or running elsewhere is followed until it ends instead; a finished one is
+    answered from the store. Ctrl-C cancels the run (checkpointed: training it again resumes it).
+    Returns the final record."""
+    import subprocess
+    import sys
+    import time
+
+    from .backends.local import child_env
+    from .store import FINAL
+    from .supervisor import ensure_supervisor
+
+    out = out or sys.stderr
+    with Store(cache_dir) as store:
+        rec, _ = store.create(cfg.to_dict(), cfg.label(), cfg.key, "local")
+        attempt = store.claim(cfg.key, "local", "cli", lease_starts=False) if rec["status"] == "queued" else None
+        cache = store.cache_dir
+    if attempt is not None:
+        env = {}
+        if threads:
+            env["TRAINERS_CPU_THREADS"] = str(threads)
+        if checkpoint_every_s is not None:
+            env["TRAINERS_CHECKPOINT_EVERY_S"] = str(checkpoint_every_s)
+        # Its own session: Ctrl-C reaches only us, and we stop it through the store, checkpointed.
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "trainers.runs", "worker", cfg.key, "--cache-dir", str(cache),
+             "--attempt", str(attempt), "--device", device, "--progress"],
+            stdin=subprocess.DEVNULL, env=child_env(env), start_new_session=True)
+        with Store(cache) as store:
+            store.set_worker(cfg.key, attempt, pid=proc.pid, host=__import__("socket").gethostname())
+        while True:
+            try:
+                proc.wait()
+                break
+            except KeyboardInterrupt:
+                print("\ncancelling (it checkpoints first; train it again to resume)", file=out, flush=True)
+                cancel(cfg.key, cache)
+        with Store(cache) as store:
+            rec = store.get(cfg.key)
+        if rec is not None and rec["status"] in FINAL:
+            return rec
+    # Someone else trains it (another `train`, the supervisor): follow it to the end.
+    last = None
+    try:
+        while True:
+            with Store(cache, readonly=True) as store:
+                rec = store.get(cfg.key)
+            if rec is None or rec["status"] in FINAL:
+                return rec
+            line = (f"run {cfg.key} is {rec['status']} elsewhere (pid {rec.get('pid')}): "
+                    f"{100 * (rec.get('progress') or 0):.0f}%; waiting for it")
+            if line != last:
+                print(line, file=out, flush=True)
+                last = line
+            ensure_supervisor(cache, only_if_needed=True)  # if that worker died, it is restarted
+            time.sleep(poll_s)
+    except KeyboardInterrupt:
+        print("\nstopped waiting; the run goes on: python -m trainers status", file=out)
+        with Store(cache, readonly=True) as store:
+            return store.get(cfg.key)

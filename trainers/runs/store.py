@@ -18,9 +18,12 @@ Why these settings:
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import socket
+import sqlite3
 import time
 import zlib
 from contextlib import contextmanager
@@ -28,7 +31,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from diskcache import Cache
-from diskcache.core import MODE_BINARY, MODE_RAW, UNKNOWN, Disk
+from diskcache.core import DBNAME, MODE_BINARY, MODE_RAW, UNKNOWN, Disk
+
+from trainers.core.strict_json import dumps as strict_dumps
 
 from trainers.core.records import RunRecord, new_record
 from trainers.core.results import ACTIVE, FINAL, RESULT_STATUSES, STATUSES  # noqa: F401 - the store's vocabulary
@@ -60,7 +65,7 @@ class SafeJSONDisk(Disk):
     def store(self, value, read, key=UNKNOWN):
         if read:
             raise TypeError("the store keeps JSON values, not files")
-        data = zlib.compress(json.dumps(value, allow_nan=True).encode(), self.compress_level)
+        data = zlib.compress(strict_dumps(value).encode(), self.compress_level)
         return super().store(data, False, key=key)
 
     def fetch(self, mode, filename, value, read):
@@ -71,10 +76,103 @@ class SafeJSONDisk(Disk):
 
 
 def private_dir(path: Path) -> Path:
-    """Create `path` (and parents) readable only by the user: results and logs are private."""
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
+    """Create `path` (and parents) readable only by the user: results and logs are private.
+    A folder we do not own, or on a read-only disk (a copy of someone's cache), is left as it is."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_private(path, 0o700)
     return path
+
+
+def make_private(path: Path, mode: int) -> None:
+    """chmod `path` to `mode` if we own it and it is not already so; never fails."""
+    try:
+        st = path.lstat()
+        if st.st_uid == os.getuid() and (st.st_mode & 0o777) != mode and not path.is_symlink():
+            os.chmod(path, mode)
+    except OSError:
+        pass
+
+
+# --- full and read-only disks --------------------------------------------------------------------
+LOW_SPACE_BYTES = 8 * 2**20  # below this much free space the cache's disk counts as full
+
+
+class StoreUnavailable(OSError):
+    """The store cannot be written (disk full, read-only disk or copy); reads still work."""
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """ENOSPC or SQLite's "database or disk is full", anywhere in the exception's chain."""
+    seen = 0
+    while e is not None and seen < 10:
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(e)
+        if any(s in text for s in ("No space left", "disk is full", "disk full", "Disk quota")):
+            return True
+        e, seen = (e.__cause__ or e.__context__), seen + 1
+    return False
+
+
+def disk_state(cache_dir: str | Path) -> dict:
+    """{"full": bool, "free_bytes": int | None, "message": str | None} of the cache's disk: a probe
+    that writes nothing, so `status` and the app can say "disk full" within seconds."""
+    path = Path(cache_dir).expanduser()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        free = shutil.disk_usage(path).free
+    except OSError:
+        return {"full": False, "free_bytes": None, "message": None}
+    full = free < LOW_SPACE_BYTES
+    msg = (f"disk full: {free / 2**20:.1f} MB free on {path}; runs wait and resume once space is back"
+           if full else None)
+    return {"full": full, "free_bytes": free, "message": msg}
+
+
+class _ReadOnlyCache:
+    """The part of diskcache's Cache the Store reads with, on a plain read-only SQLite connection:
+    opening a Cache writes its settings, which fails on a full or read-only disk. Values are
+    decoded like SafeJSONDisk (JSON only, never pickle); every write raises StoreUnavailable."""
+
+    def __init__(self, directory: Path, why: str):
+        self.why = why
+        db = directory / DBNAME
+        if not db.exists():
+            raise StoreUnavailable(f"no results store at {directory} and it cannot be created ({why})")
+        last: Exception | None = None
+        for query in ("mode=ro", "immutable=1"):  # immutable: no -shm needed (a read-only copy)
+            try:
+                self._con = sqlite3.connect(f"{db.resolve().as_uri()}?{query}", uri=True, timeout=60,
+                                            check_same_thread=False)
+                self._con.execute("SELECT 1 FROM Cache LIMIT 1").fetchall()
+                return
+            except sqlite3.Error as e:
+                last = e
+        raise StoreUnavailable(f"cannot read the results store at {directory}: {last} ({why})")
+
+    def get(self, key: str, default: Any = None) -> Any:
+        row = self._con.execute("SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1",
+                                (key,)).fetchone()
+        if row is None:
+            return default
+        mode, filename, value = row
+        if mode != MODE_RAW or filename is not None:
+            raise ValueError(f"refusing a store row in mode {mode} (only JSON is ever written)")
+        return json.loads(zlib.decompress(bytes(value)).decode())
+
+    def iterkeys(self) -> Iterator[str]:
+        for (key,) in self._con.execute("SELECT key FROM Cache WHERE raw = 1 ORDER BY rowid").fetchall():
+            if isinstance(key, str):
+                yield key
+
+    def _refuse(self, *_: Any, **__: Any):
+        raise StoreUnavailable(f"the results store is read-only: {self.why}")
+
+    set = add = delete = transact = _refuse
+
+    def close(self) -> None:
+        self._con.close()
 
 
 def now() -> float:
@@ -89,14 +187,49 @@ class Store:
     """Run records, curves and sweeps of one cache directory. Safe to open from many processes and
     threads at once (SQLite WAL, busy timeout 60 s); every method returns plain JSON-able dicts."""
 
-    def __init__(self, cache_dir: str | Path = "cache", *, size_limit: int | None = None):
+    def __init__(self, cache_dir: str | Path = "cache", *, size_limit: int | None = None,
+                 readonly: bool = False):
+        """readonly: open for reading only and write nothing (status, results, export); a store
+        that cannot be opened for writing (full or read-only disk) is opened so anyway, and
+        `self.readonly` says why (every write then raises StoreUnavailable)."""
         self.cache_dir = Path(cache_dir).expanduser().resolve()
-        self.cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # an existing one keeps its mode
-        self.path = private_dir(self.cache_dir / "store")
+        self.path = self.cache_dir / "store"
+        self.readonly: str | None = None
+        self._size_limit = size_limit
+        self._fallback = False  # read-only because the disk was: a later write tries again
+        if readonly and (self.path / DBNAME).exists():
+            self.readonly = "opened for reading"
+            self._cache = _ReadOnlyCache(self.path, self.readonly)
+            return
+        try:
+            self._cache = self._open(size_limit)
+        except (OSError, sqlite3.Error) as e:
+            # SQLite reports a full disk as "disk I/O error" when opening: ask the disk itself
+            full = is_disk_full(e) or disk_state(self.cache_dir)["full"]
+            self.readonly = ("disk full" if full else "read-only") + f" ({type(e).__name__}: {e})"
+            self._cache = _ReadOnlyCache(self.path, self.readonly)
+            self._fallback = True
+
+    def writable(self) -> bool:
+        """True if writes can go through; a store opened read-only because its disk was full or
+        read-only tries to open for writing again (space may be back), else stays read-only."""
+        if self._fallback:
+            try:
+                cache = self._open(self._size_limit)
+            except (OSError, sqlite3.Error):
+                return False
+            self._cache.close()
+            self._cache, self.readonly, self._fallback = cache, None, False
+        return self.readonly is None
+
+    def _open(self, size_limit: int | None) -> Cache:
+        self.cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private(self.cache_dir, 0o700)
+        private_dir(self.path)
         opts: dict[str, Any] = {}
         if size_limit is not None:  # only tests set this: it shows that nothing is evicted anyway
             opts["size_limit"] = size_limit
-        self._cache = Cache(
+        cache = Cache(
             str(self.path),
             disk=SafeJSONDisk,
             timeout=60,
@@ -108,6 +241,10 @@ class Store:
             tag_index=False,
             **opts,
         )
+        for f in self.path.iterdir():  # the database and its WAL: private like the folder
+            if f.is_file():
+                make_private(f, 0o600)
+        return cache
 
     def close(self) -> None:
         self._cache.close()
@@ -138,6 +275,16 @@ class Store:
         recs = [r for r in (self.get(k) for k in keys) if r is not None and r["status"] in ACTIVE]
         return sorted(recs, key=lambda r: (r["created_at"], r["key"]))
 
+    def owns(self, key: str, attempt: int) -> bool:
+        """True while `attempt` is the run's current attempt and the run is still running: the
+        fence of every file a worker writes (trainers.core.atomic)."""
+        rec = self.get(key)
+        return rec is not None and rec["status"] == "running" and rec["attempt"] == attempt
+
+    def run_dir(self, key: str) -> Path:
+        """The run's folder: checkpoint, result.json (the engine's `cache_dir/runs/KEY`)."""
+        return self.cache_dir / "runs" / key
+
     def curve(self, key: str) -> list[dict]:
         """The run's metrics and eval events, in order."""
         rec = self.get(key)
@@ -147,6 +294,7 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """One SQLite write transaction (BEGIN IMMEDIATE): reads inside it see no concurrent write."""
+        self.writable()  # if it stays read-only, transact() below raises StoreUnavailable
         with self._cache.transact(retry=True):
             yield
 
@@ -300,7 +448,9 @@ class Store:
             if kind == "start":
                 rec.update(iteration=ev["iteration"], total=ev["total"], device=ev.get("device"),
                            device_name=ev.get("device_name"), parameters=ev.get("parameters"),
-                           dataset=ev.get("dataset"), resumed_at=ev["iteration"] if ev.get("resumed") else None)
+                           dataset=ev.get("dataset"), resumed_at=ev["iteration"] if ev.get("resumed") else None,
+                           # kept across attempts, e.g. "checkpoint ... moved aside": the app shows them
+                           notes=((rec.get("notes") or []) + [str(n)[:1000] for n in (ev.get("notes") or [])])[-10:])
                 rec["progress"] = ev["iteration"] / max(1, ev["total"])
                 # Resumed (or restarted from scratch): points past the checkpoint are replayed.
                 self._truncate_curve(rec, ev["iteration"])

@@ -26,10 +26,11 @@ from trainers.core.config import RunConfig
 
 from .backends.local import LocalBackend, spawn_detached
 from .settings import Settings, load_settings
-from .store import Store, now
+from .store import Store, disk_state, is_disk_full, now
 
 log = logging.getLogger("trainers.supervisor")
 RAY_RETRY_S = 60.0  # after a failed connection, Ray runs fail at once for this long
+DISK_RETRY_S = 60.0  # a run stopped by a full disk is tried again after this long (not counted)
 
 
 class RayUnavailable(RuntimeError):
@@ -45,7 +46,7 @@ def try_lock(cache_dir: str | Path) -> IO | None:
     so a killed supervisor never blocks the next one (unlike a pid file)."""
     path = lock_path(cache_dir)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    f = open(path, "a+")  # not inheritable: workers started by the holder do not keep it
+    f = open(os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600), "a+")  # not inheritable
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -119,6 +120,8 @@ class Supervisor:
         return self._ray
 
     def tick(self) -> None:
+        if not self.store.writable():  # opened on a full disk: wait until space is back
+            raise OSError(28, f"the results store is not writable: {self.store.readonly}")
         active = self.store.active()
         running = [r for r in active if r["status"] == "running"]
         self.local.poll([r for r in running if r["backend"] == "local"])
@@ -129,11 +132,18 @@ class Supervisor:
         active = self.store.active()  # polling may have queued runs again
         running = [r for r in active if r["status"] == "running"]
         free = self.local.free_slots(running)
+        disk = disk_state(self.cache_dir)
+        if disk["full"]:  # a worker started now would die at its first checkpoint: wait
+            if free and any(r["status"] == "queued" for r in active):
+                log.warning("%s", disk["message"])
+            free = []
         queued_local = [r for r in active if r["status"] == "queued" and r["backend"] == "local"]
         taken: set[str] = set()  # claimed in this tick (as part of a pack)
         for rec in active:
             if rec["status"] != "queued" or rec["key"] in taken:
                 continue
+            if (rec.get("last_failure") or "").startswith("disk full") and now() - (rec.get("queued_at") or 0) < DISK_RETRY_S:
+                continue  # its checkpoint did not fit on the disk a moment ago: not again at once
             if rec["backend"] == "ray":
                 self._ray_step(lambda b: b.start_queued(rec), [rec])
             elif free:
@@ -225,16 +235,23 @@ class Supervisor:
             log.info("another supervisor holds %s; exiting", lock_path(self.cache_dir))
             return 0
         _claim_lock_file(lock)
+        self.clean_leftovers()
         idle_exit_s = self.settings.idle_exit_s if idle_exit_s is None else idle_exit_s
         signal.signal(signal.SIGTERM, self._on_sigterm)
         log.info("supervisor %d for %s (idle exit after %g s)", os.getpid(), self.cache_dir, idle_exit_s)
         idle_since: float | None = None
+        last_full_log = 0.0
         try:
             while not self._stopping:
                 try:
                     self.tick()
-                except Exception:  # one bad record must not stop the scheduling of the rest
-                    log.exception("tick failed")
+                except Exception as e:  # one bad record must not stop the scheduling of the rest
+                    if is_disk_full(e):  # once a minute, not a traceback every tick
+                        if now() - last_full_log > 60:
+                            log.warning("disk full: %s; waiting for space", e)
+                            last_full_log = now()
+                    else:
+                        log.exception("tick failed")
                 if self.busy():
                     idle_since = None
                 else:
@@ -259,6 +276,24 @@ class Supervisor:
                 lock.close()
             log.info("supervisor %d exits", os.getpid())
         return 0
+
+    def clean_leftovers(self) -> None:
+        """Temp files of checkpoint and dataset writes that a kill interrupted (older than a
+        minute: none is being written), and folders made private (0700) where we own them."""
+        from trainers.core.atomic import clean_orphan_temps
+
+        from .store import make_private
+
+        folders = [self.cache_dir / "data"]
+        runs = self.cache_dir / "runs"
+        if runs.is_dir():
+            make_private(runs, 0o700)
+            folders += [d for d in runs.iterdir() if d.is_dir() and not d.is_symlink()]
+        for folder in folders:
+            if folder.parent == runs:
+                make_private(folder, 0o700)
+            for p in clean_orphan_temps(folder):
+                log.info("removed %s, left by an interrupted write", p)
 
     def _on_sigterm(self, *_) -> None:
         self._stopping = True  # workers keep running; the next supervisor adopts them

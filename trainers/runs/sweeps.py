@@ -68,7 +68,7 @@ def sweep_configs(name: str, seeds: int | Iterable[int] = 5, schedule: str = "pa
 
     if schedule not in SCHEDULES:
         raise ConfigError(f"unknown schedule {schedule!r}; choose one of: {', '.join(SCHEDULES)}")
-    base = (base or RunConfig()).replace(**SCHEDULES[schedule], **overrides)
+    base = (base or RunConfig()).replace(**{**SCHEDULES[schedule], **overrides})  # the user's values win
     return grid_configs(base, grid, seeds)
 
 

@@ -24,9 +24,10 @@ from pathlib import Path
 
 from trainers.core.errors import RunError
 from trainers.core.records import Event
+from trainers.core.atomic import StaleWriter, clean_orphan_temps, set_fence
 
 from .settings import load_settings
-from .store import Store, hostname
+from .store import Store, hostname, is_disk_full, make_private
 
 log = logging.getLogger("trainers.worker")
 
@@ -39,6 +40,16 @@ PERMANENT = (RunError,)
 def is_retryable(e: BaseException) -> bool:
     text = str(e)
     return type(e).__name__ == "OutOfMemoryError" or "CUDA" in text or "out of memory" in text
+
+
+def fence_run(store: Store, key: str, attempt: int) -> None:
+    """Fence every file write into the run's folder (checkpoint, result) by this attempt: a stale
+    worker, resumed after a newer attempt took over or the run finished, writes nothing."""
+    folder = store.run_dir(key)
+    set_fence(folder, lambda: store.owns(key, attempt))
+    if folder.is_dir():
+        make_private(folder, 0o700)
+        clean_orphan_temps(folder)  # left by a killed attempt
 
 
 class Lease:
@@ -73,7 +84,7 @@ class Lease:
         self._thread.join(timeout=5)
 
 
-def run_worker(key: str, cache_dir: str | Path, attempt: int, device: str = "auto") -> int:
+def run_worker(key: str, cache_dir: str | Path, attempt: int, device: str = "auto", progress: bool = False) -> int:
     settings = load_settings(cache_dir)
     store = Store(cache_dir)
     rec = store.get(key)
@@ -92,6 +103,7 @@ def run_worker(key: str, cache_dir: str | Path, attempt: int, device: str = "aut
     lease = Lease(store, key, attempt, settings.heartbeat_s)
     lease.beat()
     lease.start()
+    fence_run(store, key, attempt)
 
     terminated = threading.Event()  # SIGTERM: stop at the next poll, checkpointed
     signal.signal(signal.SIGTERM, lambda *_: terminated.set())
@@ -113,10 +125,20 @@ def run_worker(key: str, cache_dir: str | Path, attempt: int, device: str = "aut
 
         log.info("attempt %d of %s (%s) on %s", attempt, key, cfg.label(), device)
         result = train(cfg, device=device, cache_dir=store.cache_dir, on_event=on_event, resume=True,
-                       checkpoint_every_s=settings.checkpoint_every_s, should_stop=should_stop)
+                       checkpoint_every_s=settings.checkpoint_every_s, should_stop=should_stop,
+                       progress=progress)
+    except StaleWriter as e:
+        log.warning("run %s attempt %d was superseded; stopped (%s)", key, attempt, e)
+        return 0
     except Exception as e:
         log.error("run %s attempt %d failed:\n%s", key, attempt, traceback.format_exc())
         message = str(e) if isinstance(e, PERMANENT) else f"{type(e).__name__}: {e}"
+        if is_disk_full(e):  # not the run's fault: it waits (queued) and resumes once space is back
+            try:
+                store.release(key, attempt, f"disk full: {message}")
+            except Exception:  # the store is on the full disk too: the supervisor tells it
+                log.exception("could not record the full disk")
+            return EXIT_RETRY
         if not isinstance(e, PERMANENT) and is_retryable(e):
             store.note_failure(key, attempt, message)
             return EXIT_RETRY
@@ -173,6 +195,7 @@ def run_pack_worker(keys: list[str], cache_dir: str | Path, attempts: list[int],
         lease = Lease(store, key, attempt, settings.heartbeat_s)
         lease.beat()
         leases.append(lease.start())
+        fence_run(store, key, attempt)
 
     terminated = threading.Event()  # SIGTERM: every run stops at the next poll, checkpointed
     signal.signal(signal.SIGTERM, lambda *_: terminated.set())
@@ -236,6 +259,9 @@ def run_pack_worker(keys: list[str], cache_dir: str | Path, attempts: list[int],
                 settle(i, results[-1])
         for i, result in enumerate(results):
             settle(i, result)  # normally done by its "end" event already
+    except StaleWriter as e:
+        log.warning("packed runs %s: one was superseded; stopped (%s)", keys, e)
+        return 0
     except Exception as e:
         log.error("packed runs %s failed:\n%s", keys, traceback.format_exc())
         message = str(e) if isinstance(e, PERMANENT) else f"{type(e).__name__}: {e}"
@@ -274,5 +300,6 @@ def main(args) -> int:
             return 1
         keys, attempts = [k for k, _ in pairs], [a for _, a in pairs]
     if len(keys) == 1:
-        return run_worker(keys[0], args.cache_dir, attempts[0], device=args.device)
+        return run_worker(keys[0], args.cache_dir, attempts[0], device=args.device,
+                          progress=getattr(args, "progress", False))
     return run_pack_worker(keys, args.cache_dir, attempts, device=args.device)

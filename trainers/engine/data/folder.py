@@ -19,7 +19,7 @@ import torch
 from ...core.paths import folder_path
 from .base import IMAGE_SIZE, DataError, Dataset, Progress, is_image_name, short_hash
 from .cache import finish, read_cache
-from .tarballs import Tree, read_tarball
+from .tarballs import MAX_IMAGE_BYTES, Tree, read_tarball
 
 try:
     from torchvision.io import ImageReadMode, decode_image
@@ -70,7 +70,11 @@ def load_folder(spec: str, data_dir: Path, report: Progress) -> Dataset:
             return replace(cached, name=spec)
 
         def read(rel: str) -> bytes:
-            return (root / rel).read_bytes()
+            with open(root / rel, "rb") as f:
+                data = f.read(MAX_IMAGE_BYTES + 1)
+            if len(data) > MAX_IMAGE_BYTES:
+                raise DataError(f"{root / rel} is larger than {MAX_IMAGE_BYTES // 2**20} MB: not an image we can use")
+            return data
 
     elif path.exists():
         raise DataError(f"{path} is neither a folder nor a .tar.gz/.tgz/.tar archive")
@@ -117,22 +121,31 @@ def _find_split_root(path: Path) -> Path:
     """PATH itself, or its only subfolder (a copied archive often wraps its content in one)."""
     if (path / "train").is_dir() or (path / "test").is_dir():
         return path
-    subdirs = [p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    subdirs = [p for p in path.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")]
     if len(subdirs) == 1 and (subdirs[0] / "train").is_dir():
         return subdirs[0]
     return path  # _layout names what is missing
 
 
+def _inside(root: Path, p: Path) -> Path:
+    """`p`, unless it is a link that leads out of the dataset folder: a dataset reads only itself."""
+    if p.is_symlink() and not p.resolve().is_relative_to(root.resolve()):
+        raise DataError(f"{p} is a link to {p.resolve()}, outside the dataset folder {root}; "
+                        f"copy the files in instead")
+    return p
+
+
 def _folder_tree(root: Path) -> Tree:
     tree: Tree = {}
     for split in ("train", "test"):
-        if not (root / split).is_dir():
+        if not _inside(root, root / split).is_dir():
             continue
         tree[split] = {}
         for class_dir in (root / split).iterdir():
-            if class_dir.is_dir() and not class_dir.name.startswith("."):
+            if _inside(root, class_dir).is_dir() and not class_dir.name.startswith("."):
                 tree[split][class_dir.name] = [f"{split}/{class_dir.name}/{f.name}"
-                                               for f in class_dir.iterdir() if is_image_name(f.name)]
+                                               for f in class_dir.iterdir()
+                                               if is_image_name(f.name) and _inside(root, f)]
     return tree
 
 

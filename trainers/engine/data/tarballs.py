@@ -14,6 +14,11 @@ from .base import DataError, Progress, is_image_name
 # split ("train" | "test") -> class folder name -> image paths relative to the dataset root
 Tree = dict[str, dict[str, list[str]]]
 
+# A 32x32 CIFAR JPEG is ~1 KB; a photo a few MB. Bigger "images" are refused before they are
+# read (tar headers give the size), and the whole read is bounded, so an archive cannot fill memory.
+MAX_IMAGE_BYTES = 16 * 2**20
+MAX_IMAGES_BYTES = 4 * 2**30
+
 
 def read_tarball(archive: Path, report: Progress) -> tuple[Tree, dict[str, bytes]]:
     """The image files of a tarball, read in one streamed pass into memory (60k CIFAR JPEGs are
@@ -22,6 +27,7 @@ def read_tarball(archive: Path, report: Progress) -> tuple[Tree, dict[str, bytes
     and device files, by the same rules as tarfile's "data" extraction filter."""
     dirs: list[str] = []
     blobs: dict[str, bytes] = {}
+    total = 0
     size = max(1, archive.stat().st_size)
     try:
         with open(archive, "rb") as raw, tarfile.open(fileobj=raw, mode="r:*") as tar:
@@ -32,7 +38,14 @@ def read_tarball(archive: Path, report: Progress) -> tuple[Tree, dict[str, bytes
                 if member.isdir():
                     dirs.append(name)
                 elif is_image_name(name):
-                    blobs[name] = tar.extractfile(member).read()
+                    if member.size > MAX_IMAGE_BYTES:
+                        raise DataError(f"{archive}: member {name!r} is {member.size / 2**20:.0f} MB, more than "
+                                        f"{MAX_IMAGE_BYTES // 2**20} MB per image; refusing to read it")
+                    total += member.size
+                    if total > MAX_IMAGES_BYTES:
+                        raise DataError(f"{archive}: more than {MAX_IMAGES_BYTES // 2**30} GB of images; "
+                                        f"too large for an in-memory dataset")
+                    blobs[name] = tar.extractfile(member).read(MAX_IMAGE_BYTES + 1)
             report(f"reading {archive.name}", 1.0)
     except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
         raise DataError(f"cannot read {archive}: {e}. The archive is damaged or not a tar file; "

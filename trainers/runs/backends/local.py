@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..settings import Settings
-from ..store import Store, hostname, now, private_dir
+from ..store import Store, disk_state, hostname, now, private_dir
 
 log = logging.getLogger("trainers.supervisor")
 
@@ -73,7 +73,7 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 def spawn_detached(args: list[str], log_path: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
     private_dir(log_path.parent)
-    with open(log_path, "ab") as out:
+    with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "trainers.runs", *args],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
@@ -97,11 +97,32 @@ def is_our_worker(pid: int, key: str) -> bool:
     return b"worker" in cmdline and key.encode() in cmdline
 
 
-def kill_group(pid: int, sig: int) -> None:
+def kill_worker(pid: int, key: str, sig: int) -> bool:
+    """Signal the worker `pid` of `key`, and its process group if it leads one (what it started).
+
+    The pid itself is always signalled: a worker started by hand, or by something that did not give
+    it its own session, is not its group's leader, and a group kill alone silently misses it. The
+    group is signalled only when the worker leads it, never a shell's group it merely belongs to.
+    Nothing is sent unless `pid` is verifiably our worker (pid reuse). True if a signal was sent."""
+    if not is_our_worker(pid, key):
+        return False
     try:
-        os.killpg(pid, sig)  # the worker leads its own group: this reaches anything it started
+        leads = os.getpgid(pid) == pid
+    except (ProcessLookupError, PermissionError):
+        return False
+    sent = False
+    if leads:
+        try:
+            os.killpg(pid, sig)
+            sent = True
+        except (ProcessLookupError, PermissionError):
+            pass
+    try:
+        os.kill(pid, sig)
+        sent = True
     except (ProcessLookupError, PermissionError):
         pass
+    return sent
 
 
 class LocalBackend:
@@ -180,8 +201,9 @@ class LocalBackend:
                 code = proc.returncode if proc is not None else "unknown"
                 self._lost(rec, f"worker exited (code {code}) before finishing")
             elif age > limit:
-                if alive:
-                    kill_group(rec["pid"], signal.SIGKILL)  # hung: make sure it writes nothing more
+                if alive or (rec.get("pid") and rec.get("host") == hostname()):
+                    # hung or stopped (SIGSTOP): make sure it writes nothing more
+                    kill_worker(rec["pid"], key, signal.SIGKILL)
                 what = "no heartbeat" if beat else "no first heartbeat"
                 self._lost(rec, f"{what} for {age:.0f} s (limit {limit:g} s)")
             elif rec.get("cancel_requested") and alive:
@@ -192,6 +214,11 @@ class LocalBackend:
                 del self.procs[key]
 
     def _lost(self, rec: dict, reason: str) -> None:
+        disk = disk_state(self.store.cache_dir)
+        if disk["full"]:  # it died of the full disk, not of itself: queue it, no restart counted
+            if self.store.release(rec["key"], rec["attempt"], f"{disk['message']} ({reason})"):
+                log.warning("run %s attempt %d: %s", rec["key"], rec["attempt"], disk["message"])
+            return
         status = self.store.worker_lost(rec["key"], rec["attempt"], reason, self.settings.max_restarts)
         if status:
             log.warning("run %s attempt %d: %s -> %s", rec["key"], rec["attempt"], reason, status)
@@ -203,12 +230,12 @@ class LocalBackend:
         grace = self.settings.cancel_grace_s
         ident = (rec["key"], rec["attempt"])
         if waited > 2 * grace and self._signalled.get(ident) != signal.SIGKILL:
-            kill_group(rec["pid"], signal.SIGKILL)
+            kill_worker(rec["pid"], rec["key"], signal.SIGKILL)
             self._signalled[ident] = signal.SIGKILL
             self.store.mark_cancelled(rec["key"], rec["attempt"])
             log.info("cancel %s: killed", rec["key"])
         elif waited > grace and ident not in self._signalled:
-            kill_group(rec["pid"], signal.SIGTERM)
+            kill_worker(rec["pid"], rec["key"], signal.SIGTERM)
             self._signalled[ident] = signal.SIGTERM
             log.info("cancel %s: SIGTERM", rec["key"])
 
