@@ -13,7 +13,7 @@ from torch import nn
 from ..core.config import RunConfig
 from ..core.layout import STAGE_WIDTHS, UnitSpec, unit_specs
 from .layers import Head, ZeroPadShortcut, bn, conv, projection, relu
-from .shortcuts import MERGES
+from .shortcuts import MERGES, Gate
 
 def _sequential(ops, packs: int) -> nn.Sequential:
     layers = []
@@ -73,11 +73,12 @@ class ResNet(nn.Module):
             if isinstance(m, nn.Conv2d):
                 # He ("MSRA") init, fan_out as in fb.resnet.torch and torchvision
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:  # only gate convs have a bias: b_g
-                    nn.init.constant_(m.bias, cfg.gate_bias)
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+        for m in self.modules():
+            if isinstance(m, Gate):  # b_g: the gate conv's bias, or its BN's shift (shortcuts.Gate)
+                m.reset_bias()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.final(self.units(self.stem(x))))
