@@ -177,3 +177,19 @@ def test_describe_is_json_ready():
     json.dumps(d)
     assert d["units"] == 54 and len(d["structure"]) == 3
     assert d["structure"][1]["first_unit"].startswith("BN → ReLU → split")
+
+
+@pytest.mark.parametrize("kw, bn_count", [
+    ({"shortcut": "conv1x1"}, 3 * 1),  # a BN after each unit's 1x1 shortcut conv (depth 8: 3 units)
+    ({"shortcut": "conv1x1", "shortcut_bn": False}, 0),
+    ({"shortcut": "exclusive_gate"}, 3),  # after each gate conv
+])
+def test_shortcut_bn_builds_what_the_config_names(kw, bn_count):
+    model = build_model(RunConfig(depth=8, **kw))
+    merges = [u.merge for u in model.units]
+    assert sum(isinstance(m, nn.BatchNorm2d) for merge in merges for m in merge.modules()) == bn_count
+
+
+def test_describe_shows_the_shortcut_bn():
+    d = describe(RunConfig(depth=8, shortcut="conv1x1"))
+    assert d["shortcut_bn"] is True and "BN" in d["structure"][0]["first_unit"].split("(+")[1]

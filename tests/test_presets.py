@@ -40,7 +40,12 @@ def test_matching_ignores_seed_and_schedule_but_not_the_method():
     cfg = RunConfig(ordering="full_preact", seed=4, iterations=300, test_size=2000, precision="bf16")
     assert paper_reference(cfg).reported == 6.37
     assert paper_reference(RunConfig(gate_bias=-2.0)).reported == 6.61  # identity ignores b_g
-    assert paper_reference(RunConfig(shortcut_bn=True)) is None  # not the paper's network
+    # shortcut BN: the paper's default per ordering; overriding it leaves the paper's network
+    assert paper_reference(RunConfig(shortcut="conv1x1")).reported == 12.22  # with BN: Fig. 2 caption
+    assert paper_reference(RunConfig(shortcut="conv1x1", shortcut_bn=False)) is None
+    assert paper_reference(RunConfig(depth=164, block="bottleneck", ordering="full_preact",
+                                     shortcut_bn=True)) is None  # authors' pre-act projection: no BN
+    assert paper_reference(RunConfig(shortcut_bn=True)).reported == 6.61  # no shortcut conv: no BN
     assert paper_reference(RunConfig(depth=56)) is None
     assert paper_reference(RunConfig(dataset="synthetic")) is None
 

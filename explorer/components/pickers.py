@@ -122,7 +122,12 @@ def network_picker() -> dict:
                         p[field] = [st.selectbox("gate width", ["channel", "single"], key=key,
                                                  help="OPEN in the paper: one gate per channel and pixel, "
                                                       "or one gate map per pixel")]
-                    else:  # booleans: dropout_rescale, shortcut_bn
+                    elif field == "shortcut_bn":  # "auto" = the paper's choice for the ordering
+                        p[field] = [st.selectbox("BN after the shortcut's 1x1 conv", ["auto", True, False],
+                                                 key=key, format_func=lambda v: {
+                                                     "auto": "as in the paper (auto)", True: "yes",
+                                                     False: "no"}[v])]
+                    else:  # booleans: dropout_rescale
                         p[field] = [st.checkbox(field.replace("_", " "), key=key)]
                 params[s] = p
     c3, c4 = st.columns(2)

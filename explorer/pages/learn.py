@@ -13,6 +13,12 @@ from trainers.core.config import RunConfig
 from trainers.core.registry import BLOCKS, ORDERINGS, SHORTCUTS
 
 DEPTHS = (8, 20, 56, 110, 164, 302)  # basic units, 6n+2
+SHORTCUT_BN_NOTE = (
+    "BN on the shortcut path (shown as '→ BN' on its 1x1 convs): by default, as in the paper, after "
+    "the gate conv, the 1x1 shortcut conv and the projection in the original orderings (Fig. 2's "
+    "caption, first ResNet paper); none on the pre-activation projection (authors' code). Override "
+    "with `shortcut_bn` / `--shortcut-bn`."
+)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -38,7 +44,7 @@ def orderings_tab() -> None:
                              format_func=lambda o: ORDERINGS[o].title, key="learn_first_ordering")
         cfg = diagrams.representative_config(ordering=order, block=block)
         st.graphviz_chart(diagrams.unit_dot(cfg, diagrams.typical_unit(cfg, first_of_stage=True)))
-        st.caption(BLOCKS[block].note)
+        st.caption(BLOCKS[block].note + ". " + SHORTCUT_BN_NOTE)
 
 
 def shortcuts_tab() -> None:
@@ -57,6 +63,7 @@ def shortcuts_tab() -> None:
                 st.graphviz_chart(dots[name], width="content")
                 s = SHORTCUTS[name]
                 st.caption(f"shortcut × {s.on_shortcut}, F × {s.on_residual}")
+    st.caption(SHORTCUT_BN_NOTE)
 
 
 def signal_tab() -> None:

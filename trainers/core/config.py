@@ -49,9 +49,19 @@ class RunConfig:
     # The paper reasons about the dropout shortcut as a scale with expectation 1-p, so by default
     # no 1/(1-p) rescaling in training, and eval multiplies by 1-p. True = standard inverted dropout.
     dropout_rescale: bool = False
-    # OPEN: a BN after every 1x1 conv on the shortcut path (projection, conv1x1 shortcut, gate
-    # conv). The authors' resnet-pre-act.lua has none, so neither do we by default.
-    shortcut_bn: bool = False
+    # BN right after every 1x1 conv on the shortcut path (projection, conv1x1 shortcut, gate conv).
+    # "auto" follows the paper per ordering, resolved at construction so the key names what runs:
+    # - original-family orderings (original, BN after addition, ReLU before addition): True. Fig. 2's
+    #   caption: BN "right after the weight layers" in all of Table 1's units, the 1x1 shortcut conv
+    #   and the gate convs included; the first ResNet paper's projections (and fb.resnet.torch's
+    #   shortcut type B) have BN too.
+    # - pre-activation orderings: False. The authors' resnet-pre-act.lua projection is a bare 1x1
+    #   conv reading the shared pre-activation (its output joins the un-normalised stream); the
+    #   paper tests no gate or 1x1 shortcut in pre-activation units, so they follow the projection.
+    # - no conv on the shortcut path at all (identity/zero-pad, no gate): False, whatever was asked
+    #   (there is nothing to normalise, and two configs that train the same net share one key).
+    # true/false override "auto" where a shortcut conv exists.
+    shortcut_bn: bool | str = "auto"
     # --- the data ----------------------------------------------------------------------------
     dataset: str = "cifar10"  # cifar10 | cifar100 | synthetic | folder:PATH
     augment: bool = True  # pad 4 + random 32x32 crop + horizontal flip (paper)
@@ -79,6 +89,7 @@ class RunConfig:
         # Resolve "auto" values so the key names what actually runs.
         if self.downsample == "auto":
             object.__setattr__(self, "downsample", BLOCKS[self.block].default_downsample)
+        object.__setattr__(self, "shortcut_bn", _resolve_shortcut_bn(self))
         if self.log_every == 0:
             object.__setattr__(self, "log_every", max(1, self.iterations // 200))
         if self.eval_every == 0:
@@ -121,10 +132,10 @@ class RunConfig:
 
     def replace(self, **changes: Any) -> "RunConfig":
         d = self.to_dict()
-        for k in ("downsample", "log_every", "eval_every"):
+        for k in _AUTO_DEPENDS:
             # a changed depth/block/iterations must re-resolve the automatic values
             if k not in changes and any(c in changes for c in _AUTO_DEPENDS[k]):
-                d[k] = "auto" if k == "downsample" else 0
+                d[k] = _AUTO_VALUE.get(k, 0)
         d.update(changes)
         return RunConfig(**d)
 
@@ -151,9 +162,29 @@ class RunConfig:
 
 _AUTO_DEPENDS = {
     "downsample": ("block",),
+    "shortcut_bn": ("ordering", "shortcut", "block", "downsample"),
     "log_every": ("iterations",),
     "eval_every": ("iterations",),
 }
+
+
+_AUTO_VALUE = {"downsample": "auto", "shortcut_bn": "auto"}
+
+# Shortcut types that bring a 1x1 conv of their own (the gate's W_g, or h(x) itself).
+SHORTCUT_CONV_TYPES = ("exclusive_gate", "shortcut_gate", "conv1x1")
+
+
+def has_shortcut_conv(c: RunConfig) -> bool:
+    """Whether the net has any 1x1 conv on a shortcut path (projection, gate, 1x1 shortcut)."""
+    return c.shortcut in SHORTCUT_CONV_TYPES or c.downsample == "conv"
+
+
+def _resolve_shortcut_bn(c: RunConfig) -> bool:
+    if not has_shortcut_conv(c):
+        return False
+    if c.shortcut_bn == "auto":
+        return not ORDERINGS[c.ordering].preact_net  # see the field's comment
+    return c.shortcut_bn
 
 
 def _coerce_types(c: RunConfig) -> None:
@@ -174,6 +205,9 @@ def _coerce_types(c: RunConfig) -> None:
         elif want == "bool":
             if not isinstance(v, bool):
                 raise ConfigError(f"{f.name} must be true or false, got {v!r}")
+        elif want == "bool | str":  # true, false or "auto"
+            if not (isinstance(v, bool) or v == "auto"):
+                raise ConfigError(f"{f.name} must be true, false or \"auto\", got {v!r}")
         elif want == "str":
             if not isinstance(v, str):
                 raise ConfigError(f"{f.name} must be a string, got {v!r}")

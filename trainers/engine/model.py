@@ -108,6 +108,7 @@ def describe(cfg: RunConfig) -> dict:
         "ordering": cfg.ordering,
         "shortcut": cfg.shortcut,
         "downsample": cfg.downsample,
+        "shortcut_bn": cfg.shortcut_bn,  # resolved: BN after the shortcut path's 1x1 convs
         "structure": [
             {
                 "stage": s.stage + 1,
@@ -124,5 +125,6 @@ def describe(cfg: RunConfig) -> dict:
 
 def _unit_text(s: UnitSpec) -> str:
     parts = [o.label() for o in s.preact] + ["split"] + [o.label() for o in s.residual]
-    parts += [f"(+ {s.shortcut} shortcut, {s.downsample})"] + [o.label() for o in s.after_add]
+    bn = ", shortcut convs + BN" if s.shortcut_bn else ""
+    parts += [f"(+ {s.shortcut} shortcut, {s.downsample}{bn})"] + [o.label() for o in s.after_add]
     return " → ".join(parts)
