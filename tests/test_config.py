@@ -132,3 +132,40 @@ def test_shortcut_bn_re_resolves_when_the_ordering_changes():
 def test_shortcut_bn_refuses_other_values(bad):
     with pytest.raises(ConfigError, match="shortcut_bn"):
         RunConfig(shortcut_bn=bad)
+
+
+# --- recipe choices the paper is silent on (issue #9, item 4) ----------------------------------
+
+NEW_RECIPE_FIELDS = {"nesterov": True, "gate_bias_decay": False, "normalization": "pixel_mean",
+                     "crop_padding": "mean", "allow_tf32": False, "deterministic": True}
+
+
+def test_recipe_fields_at_default_leave_the_key_alone():
+    cfg = RunConfig()
+    assert not any(f'"{k}"' in cfg.canonical_json() for k in NEW_RECIPE_FIELDS)
+    assert all(k in cfg.to_dict() for k in NEW_RECIPE_FIELDS)  # results still record them
+    assert cfg.key == "1ed06446a2cf7f65"  # the default run's key before these fields existed
+
+
+@pytest.mark.parametrize("field, value", list(NEW_RECIPE_FIELDS.items()))
+def test_a_non_default_recipe_choice_is_its_own_run(field, value):
+    cfg = RunConfig(**{field: value})
+    assert cfg.key != RunConfig().key and f'"{field}"' in cfg.canonical_json()
+    assert RunConfig.from_json(cfg.canonical_json()) == cfg
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"normalization": "per_image"}, "normalization"),
+    ({"crop_padding": "reflect"}, "crop_padding"),
+    ({"gate_bias": float("nan")}, "gate_bias must be finite"),
+    ({"gate_bias": float("-inf")}, "gate_bias must be finite"),
+    ({"nesterov": "yes"}, "nesterov"),
+])
+def test_bad_recipe_input_is_refused(kw, match):
+    with pytest.raises(ConfigError, match=match):
+        RunConfig(**kw)
+
+
+def test_non_finite_gate_bias_in_json_is_refused():
+    with pytest.raises(ConfigError, match="finite"):
+        RunConfig.from_json('{"gate_bias": NaN}')

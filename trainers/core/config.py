@@ -23,6 +23,8 @@ DATASET_KINDS = ("cifar10", "cifar100", "synthetic")  # plus "folder:PATH"
 PRECISIONS = ("fp32", "bf16")
 DOWNSAMPLES = ("zeropad", "conv")
 GATE_WIDTHS = ("channel", "single")
+NORMALIZATIONS = ("channel", "pixel_mean")
+CROP_PADDINGS = ("zero", "mean")
 
 
 class ConfigError(ValueError):
@@ -77,8 +79,31 @@ class RunConfig:
     warmup_lr: float = 0.01
     # lr /10 at these fractions of `iterations`: 32k/64k and 48k/64k, so short runs scale them.
     milestones: tuple[float, ...] = (0.5, 0.75)
+    # SGD momentum flavour. False: plain momentum, as the paper's Caffe runs (first ResNet paper).
+    # The authors' Torch code (fb.resnet.torch, used for Table 4's batch-64 run) uses Nesterov.
+    nesterov: bool = False
     precision: str = "fp32"  # fp32 | bf16 (autocast); recorded with every result
     seed: int = 0
+    # --- recipe choices the paper is silent on (docs/fidelity.md; recorded in every result) -----
+    # Weight decay on the gate biases b_g. True: decay every parameter, as fb.resnet.torch does
+    # (and Caffe by default). Note: 1e-4 decay pulls b_g = -6 toward 0 over 64k iterations.
+    gate_bias_decay: bool = True
+    # Input normalisation. "channel": per-channel mean and std of the training images, as
+    # fb.resnet.torch's CIFAR loader; "pixel_mean": the first ResNet paper's per-pixel mean image
+    # subtracted (0-1 scale, no division).
+    normalization: str = "channel"
+    # What the 4 pixels of crop padding hold. "zero": black pixels, padded before normalisation
+    # (the papers' "padded with zeros" read on the image, as torchvision and most reproductions);
+    # "mean": zero after normalisation, i.e. the mean colour, as fb.resnet.torch (it normalises, then
+    # pads). The default keeps every stored run's key; the GPU check can compare the two.
+    crop_padding: str = "zero"
+    # TF32 for fp32 convolutions on NVIDIA GPUs (Ampere+): True = PyTorch's default for cuDNN
+    # (10-bit mantissa inside the convolutions; faster); False = strict fp32. No effect on the CPU.
+    # The result's provenance records whether it was actually on.
+    allow_tf32: bool = True
+    # cuDNN: False = autotuned algorithms (cudnn.benchmark, fastest, not bitwise reproducible);
+    # True = deterministic algorithms (torch.backends.cudnn.deterministic). No effect on the CPU.
+    deterministic: bool = False
     # --- what gets measured (part of the key: a run's curve depends on it) --------------------
     log_every: int = 0  # iterations between training metrics; 0 = auto (~200 points per run)
     eval_every: int = 0  # iterations between test evaluations; 0 = auto (~32 per run, paper: 2k)
@@ -102,7 +127,11 @@ class RunConfig:
         return d
 
     def canonical_json(self) -> str:
-        return json.dumps({"schema": SCHEMA_VERSION, **self.to_dict()}, sort_keys=True, separators=(",", ":"))
+        # Fields added after runs were stored are left out at their default (which is the behaviour
+        # those runs had): old keys stay valid without a schema bump, and a non-default value gives
+        # a new key. Only a change of meaning bumps SCHEMA_VERSION.
+        d = {k: v for k, v in self.to_dict().items() if not (k in _OMITTED_AT_DEFAULT and v == _DEFAULTS[k])}
+        return json.dumps({"schema": SCHEMA_VERSION, **d}, sort_keys=True, separators=(",", ":"))
 
     @property
     def key(self) -> str:
@@ -231,6 +260,8 @@ def _validate(c: RunConfig) -> None:
     _one_of("downsample", c.downsample, ("auto", *DOWNSAMPLES))
     _one_of("gate_width", c.gate_width, GATE_WIDTHS)
     _one_of("precision", c.precision, PRECISIONS)
+    _one_of("normalization", c.normalization, NORMALIZATIONS)
+    _one_of("crop_padding", c.crop_padding, CROP_PADDINGS)
     if not (c.dataset in DATASET_KINDS or (c.dataset.startswith("folder:") and len(c.dataset) > 7)):
         raise ConfigError(
             f"unknown dataset {c.dataset!r}; choose cifar10, cifar100, synthetic or folder:PATH"
@@ -269,3 +300,7 @@ def _validate(c: RunConfig) -> None:
 
 
 CONFIG_FIELDS: tuple[dataclasses.Field, ...] = fields(RunConfig)
+_DEFAULTS = {f.name: f.default for f in CONFIG_FIELDS}
+# Added with issue #9 (recipe options); see canonical_json.
+_OMITTED_AT_DEFAULT = frozenset({"nesterov", "gate_bias_decay", "normalization", "crop_padding",
+                                 "allow_tf32", "deterministic"})
