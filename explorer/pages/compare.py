@@ -13,6 +13,7 @@ from explorer import runs_api
 from explorer.figures import FINISHED, curve_figure, curve_frame, group_curves, group_key, group_label, results_table
 from explorer.guard import page_guard
 from explorer.pages_common import lr_drops
+from trainers.core.presets import TABLE5_NOTE, reference_rows
 
 TABLE_COLUMNS = {
     "run": st.column_config.TextColumn("run", width="large"),
@@ -147,3 +148,6 @@ def body() -> None:
 st.title("Compare")
 with page_guard("compare"):
     body()
+    with st.expander("Table 5 (ImageNet): the paper's reference rows, not trained here"):
+        st.dataframe(pd.DataFrame(reference_rows()), hide_index=True)
+        st.caption(TABLE5_NOTE)

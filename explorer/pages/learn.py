@@ -3,6 +3,7 @@ argument (signal through depth, Π λ) measured on a freshly initialised network
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from explorer import diagrams
@@ -10,6 +11,7 @@ from explorer.figures import product_figure, signal_figure
 from explorer.guard import page_guard
 from explorer.variants import DEFAULT_TEACHING, TEACHING_VARIANTS, teaching_config
 from trainers.core.config import RunConfig
+from trainers.core.presets import TABLE5_NOTE, reference_rows
 from trainers.core.registry import BLOCKS, ORDERINGS, SHORTCUTS
 
 DEPTHS = (8, 20, 56, 110, 164, 302)  # basic units, 6n+2
@@ -45,6 +47,9 @@ def orderings_tab() -> None:
         cfg = diagrams.representative_config(ordering=order, block=block)
         st.graphviz_chart(diagrams.unit_dot(cfg, diagrams.typical_unit(cfg, first_of_stage=True)))
         st.caption(BLOCKS[block].note + ". " + SHORTCUT_BN_NOTE)
+    with st.expander("Table 5 (ImageNet): original vs pre-activation, the paper's reference rows, not trained here"):
+        st.dataframe(pd.DataFrame(reference_rows()), hide_index=True)
+        st.caption(TABLE5_NOTE)
 
 
 def shortcuts_tab() -> None:
