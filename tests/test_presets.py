@@ -90,3 +90,11 @@ def test_table5_rows_are_reference_only():
     assert all(r["status"] == NOT_TRAINED_HERE for r in rows)
     assert "ImageNet folder" in TABLE5_NOTE and "multi-GPU" in TABLE5_NOTE
     assert not any(row.table == "Table 5" for p in PRESETS.values() for row in p.rows)  # never launched
+
+
+def test_schedule_name_knows_table4_s_own_paper_schedule():
+    from trainers.core.presets import PRESETS, preset_configs, schedule_name
+
+    assert schedule_name(PRESETS["table4"].rows[0].config(seed=3)) == "paper"
+    assert schedule_name(preset_configs("table4", 1, "short")[0]) == "short"
+    assert schedule_name(RunConfig()) == "paper" and schedule_name(RunConfig(iterations=300)) != "paper"

@@ -287,7 +287,10 @@ def is_fail(test_error: float | None) -> bool:
 
 def schedule_name(cfg: RunConfig) -> str:
     """Which SCHEDULES entry `cfg` was trained with, or a short description of its own schedule."""
-    defaults = RunConfig().to_dict()
+    # The paper's schedule of the run's own row (Table 4's batch-64 row has the authors' recipe),
+    # else the default one.
+    row = paper_reference(cfg)
+    defaults = (RunConfig.from_dict(row.template) if row else RunConfig()).to_dict()
     d = cfg.to_dict()
     base = {k: (defaults[k] if k in SCHEDULE_FIELDS and k not in ("seed", "precision", "allow_tf32",
                                                                   "deterministic") else v)
