@@ -28,7 +28,8 @@
 # budget (their logs keep the curve so far; rerun on a warm machine and they resume from
 # checkpoints, kept under cache/gpu_check).
 # Knobs for a dry run of the flow on a CPU (tiny sizes, figures meaningless):
-#   DEVICE=cpu FIDELITY_DATASET=synthetic EQUIV_STEPS=4 TRAIN_IMAGES_EVAL=200 \
+#   DEVICE=cpu FIDELITY_DATASET=synthetic EQUIV_STEPS=3 EQUIV_CONFIG='{"depth": 8, "batch_size": 16}' \
+#   TRAIN_IMAGES_EVAL=200 \
 #   BENCH_EXTRA="--depth 8 --batch-size 16 --steps 2 --rounds 1 --train-images 256" \
 #   TRAIN_EXTRA="--depth 8 --iterations 10 --train-size 512 --test-size 256" \
 #   PYTHON=.venv/bin/python bash scripts/gpu_check.sh
@@ -45,6 +46,7 @@ BENCH_EXTRA=${BENCH_EXTRA:-}  # appended to every bench command (argparse: the l
 TRAIN_EXTRA=${TRAIN_EXTRA:-}  # appended to the fidelity runs' train commands
 FIDELITY_DATASET=${FIDELITY_DATASET:-}  # default: folder:<the JPEG tarball>
 EQUIV_STEPS=${EQUIV_STEPS:-30}  # SGD steps per equivalence comparison
+EQUIV_CONFIG=${EQUIV_CONFIG:-'{"depth": 20}'}  # the equivalence checks' RunConfig fields (JSON)
 TRAIN_IMAGES_EVAL=${TRAIN_IMAGES_EVAL:-10000}  # training images for the eval-mode check
 START=$(date +%s)
 export PYTHONUNBUFFERED=1
@@ -113,7 +115,7 @@ fi
 #    standalone run; bf16, the dropout shortcut (RNG inside a graph) and a second batch shape work.
 if want equiv; then
   log "equivalence checks (TF32 off, deterministic cuDNN), beside the fidelity runs"
-  DEVICE="$DEVICE" EQUIV_STEPS="$EQUIV_STEPS" timeout 200 "$PY" - "$OUT/equivalence.json" <<'EOF' >"$OUT/equiv.tmp" 2>&1 &
+  DEVICE="$DEVICE" EQUIV_STEPS="$EQUIV_STEPS" EQUIV_CONFIG="$EQUIV_CONFIG" timeout 200 "$PY" - "$OUT/equivalence.json" <<'EOF' >"$OUT/equiv.tmp" 2>&1 &
 import json, math, os, sys, time
 import torch
 from trainers.engine import fast
@@ -175,9 +177,11 @@ def check(name, fn):
     except Exception as e:  # record and go on: one failure must not hide the others
         out[name] = {"error": f"{type(e).__name__}: {e}"}
     print(name, json.dumps(out[name]), flush=True)
+    json.dump(out, open(sys.argv[1], "w"), indent=1)  # after every check: a timeout keeps what ended
 
 
-cfg = RunConfig(depth=20)
+cfg = RunConfig.from_json(os.environ.get("EQUIV_CONFIG", '{"depth": 20}'))
+B = cfg.batch_size
 
 
 def graph_vs_eager():
@@ -206,7 +210,7 @@ def dropout_graph():
 
 
 def ragged_graph():
-    _, l, st, _ = run(cfg, GRAPH, max(N, 6), batches=[128, 128, 100])
+    _, l, st, _ = run(cfg, GRAPH, max(N, 6), batches=[B, B, B * 3 // 4])
     return {"loss": l, "finite": all(map(math.isfinite, l)), "graph_shapes": [list(s) for s in st._graphs]}
 
 
@@ -256,7 +260,9 @@ EOF
 fi
 if [[ -n "${equiv_pid:-}" ]]; then
   wait "$equiv_pid"
+  rc=$?
   cat "$OUT/equiv.tmp" >>"$OUT/log.txt"
+  ((rc == 0)) || log "equivalence checks ended with exit status $rc (124: cut by their 200 s timeout)"
   rm -f "$OUT/equiv.tmp"
 fi
 
