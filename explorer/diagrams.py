@@ -32,6 +32,10 @@ def typical_unit(cfg: RunConfig, first_of_stage: bool = False) -> UnitSpec:
     return next((s for s in specs if s.stage == 0 and s.index == 1), specs[-1])
 
 
+# The shortcut path's BN (RunConfig.shortcut_bn, resolved per ordering): shown on the conv's box.
+_BN = {True: " → BN", False: ""}
+
+
 def _q(text: str) -> str:
     return '"' + text.replace('"', r"\"") + '"'
 
@@ -73,7 +77,8 @@ def unit_dot(cfg: RunConfig, spec: UnitSpec | None = None, *, title: str | None 
     # shortcut branch h
     prev_h = "split"
     if spec.downsample in ("zeropad", "conv"):
-        text = "subsample + zero-pad channels" if spec.downsample == "zeropad" else f"1x1 conv, {spec.cout}, /{spec.stride}"
+        text = ("subsample + zero-pad channels" if spec.downsample == "zeropad"
+                else f"1x1 conv, {spec.cout}, /{spec.stride}" + _BN[spec.shortcut_bn])
         lines.append(f'  ds [label={_q(text)}, shape=box, style="dashed,rounded"];')
         lines.append(f"  {prev_h} -> ds;")
         prev_h = "ds"
@@ -86,7 +91,8 @@ def unit_dot(cfg: RunConfig, spec: UnitSpec | None = None, *, title: str | None 
         lines.append(f"  {prev_h} -> hs;")
         prev_h = "hs"
     if entry.has_gate:
-        gate = f"gate g(x) =\\nsigmoid(1x1 conv(x)\\n+ b_g), b_g from {cfg.gate_bias:g}"
+        conv = "BN(1x1 conv(x))" if spec.shortcut_bn else "1x1 conv(x)"
+        gate = f"gate g(x) =\\nsigmoid({conv}\\n+ b_g), b_g from {cfg.gate_bias:g}"
         lines.append(f'  gate [label="{gate}", shape=box, style="dotted,rounded", fontsize=10];')
         lines.append('  split -> gate [style=dotted];')
         lines.append('  gate -> hs [style=dotted];')

@@ -287,3 +287,12 @@ def test_error_messages_are_literal_and_say_what_to_do():
     assert "Change the field" in advice(ConfigError("depth must be 6n+2"))  # caught by class, not name
     assert md_escape("costs $5") == r"costs \$5"  # no LaTeX in the browser
     assert "RESNET_EXPLORER_CACHE" in advice(PermissionError("cache/store"))
+
+
+@pytest.mark.parametrize("page", ["compare", "learn"])
+def test_table5_reference_rows_are_shown_not_trained_here(app_cache, page):
+    at = open_page(page)
+    assert_clean(at)
+    table = next(d.value for d in at.dataframe if "top-1 error %" in d.value.columns)
+    assert len(table) == 5 and set(table["status"]) == {"not trained here"}
+    assert any("ImageNet folder" in c.value for c in at.caption)

@@ -95,3 +95,77 @@ def test_registries_have_stable_names():
     assert list(ORDERINGS) == ["original", "bn_after_add", "relu_before_add", "relu_only_preact", "full_preact"]
     assert set(SHORTCUTS) == {"identity", "constant", "exclusive_gate", "shortcut_gate", "conv1x1", "dropout"}
     assert set(BLOCKS) == {"basic", "bottleneck", "single"}
+
+
+# --- shortcut BN: the paper's choice per ordering and shortcut (issue #9, item 3) ---------------
+
+@pytest.mark.parametrize("kw, expected", [
+    ({}, False),  # identity + zero-pad: no conv on the shortcut path, nothing to normalise
+    ({"shortcut_bn": True}, False),
+    ({"shortcut": "conv1x1"}, True),  # Fig. 2 caption: BN after every weight layer
+    ({"shortcut": "exclusive_gate"}, True),
+    ({"shortcut": "shortcut_gate", "ordering": "bn_after_add"}, True),
+    ({"block": "bottleneck", "depth": 164}, True),  # first ResNet paper: projections with BN
+    ({"block": "bottleneck", "depth": 164, "ordering": "full_preact"}, False),  # resnet-pre-act.lua
+    ({"block": "bottleneck", "depth": 164, "ordering": "relu_only_preact"}, False),
+    ({"shortcut": "conv1x1", "shortcut_bn": False}, False),  # an override names what runs
+    ({"block": "bottleneck", "depth": 164, "ordering": "full_preact", "shortcut_bn": True}, True),
+])
+def test_shortcut_bn_auto_resolves_per_ordering_and_shortcut(kw, expected):
+    cfg = RunConfig(**kw)
+    assert cfg.shortcut_bn is expected
+    assert RunConfig.from_json(cfg.canonical_json()) == cfg
+
+
+def test_shortcut_bn_default_keeps_the_key_of_runs_without_a_shortcut_conv():
+    # the canonical JSON of the default run is what it was before "auto" existed
+    assert '"shortcut_bn":false' in RunConfig().canonical_json()
+    assert RunConfig(shortcut_bn=True).key == RunConfig().key
+
+
+def test_shortcut_bn_re_resolves_when_the_ordering_changes():
+    cfg = RunConfig(block="bottleneck", depth=164)
+    assert cfg.shortcut_bn is True and cfg.replace(ordering="full_preact").shortcut_bn is False
+
+
+@pytest.mark.parametrize("bad", ["yes", 1, None])
+def test_shortcut_bn_refuses_other_values(bad):
+    with pytest.raises(ConfigError, match="shortcut_bn"):
+        RunConfig(shortcut_bn=bad)
+
+
+# --- recipe choices the paper is silent on (issue #9, item 4) ----------------------------------
+
+NEW_RECIPE_FIELDS = {"nesterov": True, "gate_bias_decay": False, "normalization": "pixel_mean",
+                     "crop_padding": "mean", "allow_tf32": False, "deterministic": True}
+
+
+def test_recipe_fields_at_default_leave_the_key_alone():
+    cfg = RunConfig()
+    assert not any(f'"{k}"' in cfg.canonical_json() for k in NEW_RECIPE_FIELDS)
+    assert all(k in cfg.to_dict() for k in NEW_RECIPE_FIELDS)  # results still record them
+    assert cfg.key == "1ed06446a2cf7f65"  # the default run's key before these fields existed
+
+
+@pytest.mark.parametrize("field, value", list(NEW_RECIPE_FIELDS.items()))
+def test_a_non_default_recipe_choice_is_its_own_run(field, value):
+    cfg = RunConfig(**{field: value})
+    assert cfg.key != RunConfig().key and f'"{field}"' in cfg.canonical_json()
+    assert RunConfig.from_json(cfg.canonical_json()) == cfg
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"normalization": "per_image"}, "normalization"),
+    ({"crop_padding": "reflect"}, "crop_padding"),
+    ({"gate_bias": float("nan")}, "gate_bias must be finite"),
+    ({"gate_bias": float("-inf")}, "gate_bias must be finite"),
+    ({"nesterov": "yes"}, "nesterov"),
+])
+def test_bad_recipe_input_is_refused(kw, match):
+    with pytest.raises(ConfigError, match=match):
+        RunConfig(**kw)
+
+
+def test_non_finite_gate_bias_in_json_is_refused():
+    with pytest.raises(ConfigError, match="finite"):
+        RunConfig.from_json('{"gate_bias": NaN}')

@@ -146,3 +146,15 @@ def test_a_live_curve_spans_its_whole_schedule():
     fig = fg.curve_figure(curves, x_total=300)
     assert fig.layout.xaxis.range[1] >= 300
     assert fg.curve_figure(curves).layout.xaxis.range is None  # finished curves: the data decides
+
+
+def test_diagrams_show_the_shortcut_bn_choice():
+    from explorer import diagrams
+
+    dots = diagrams.shortcut_diagrams()
+    assert "1x1 conv, 16 → BN" in dots["conv1x1"] and "BN(1x1 conv(x))" in dots["exclusive_gate"]
+    assert "BN(1x1 conv(x))" not in diagrams.shortcut_diagrams(ordering="full_preact")["exclusive_gate"]
+    for ordering, bn in (("original", True), ("full_preact", False)):
+        cfg = diagrams.representative_config(ordering=ordering, block="bottleneck")
+        dot = diagrams.unit_dot(cfg, diagrams.typical_unit(cfg, first_of_stage=True))
+        assert ("/2 → BN" in dot) is bn

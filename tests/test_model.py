@@ -81,9 +81,47 @@ def test_he_init_and_no_conv_bias():
 
 
 def test_gate_bias_initialised_from_config():
-    model = build_model(RunConfig(depth=8, shortcut="exclusive_gate", gate_bias=-6.0))
+    model = build_model(RunConfig(depth=8, shortcut="exclusive_gate", gate_bias=-6.0, shortcut_bn=False))
     biases = [m.bias for m in model.modules() if isinstance(m, nn.Conv2d) and m.bias is not None]
     assert biases and all(torch.all(b == -6.0) for b in biases)
+
+
+def _mean_gate(model, x) -> float:
+    from trainers.engine.shortcuts import Gate
+
+    seen: list[float] = []
+    hooks = [m.register_forward_hook(lambda mod, i, out: seen.append(out.mean().item()))
+             for m in model.modules() if isinstance(m, Gate)]
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    assert seen
+    return sum(seen) / len(seen)  # the network's mean gate (one unit's 16 channels are noisy)
+
+
+@pytest.mark.parametrize("shortcut_bn", [False, True])
+@pytest.mark.parametrize("gate_bias", [0.0, -1.0, -6.0])
+def test_gate_bias_acts_the_same_in_training_and_evaluation(gate_bias, shortcut_bn):
+    """b_g sets the initial gate with and without BN, in train and eval mode (issue #9, item 1).
+
+    Before the fix BN followed the biased conv: in training it subtracted b_g again (mean gate
+    0.50 for every b_g) while evaluation kept it."""
+    torch.manual_seed(0)
+    cfg = RunConfig(depth=8, dataset="synthetic", shortcut="exclusive_gate", gate_bias=gate_bias,
+                    shortcut_bn=shortcut_bn)
+    model = build_model(cfg)
+    x = torch.randn(64, 3, 32, 32)
+    target = torch.sigmoid(torch.tensor(gate_bias)).item()
+    # In training, BN makes the gate's pre-activation exactly unit-variance around b_g, so the
+    # mean gate is E[sigmoid(z + b_g)], z ~ N(0, 1): σ(b_g) for 0 and -6 (within 0.002), 0.30 for
+    # b_g = -1 (σ(-1) = 0.27: the sigmoid is curved there, no bias placement can remove that).
+    z = torch.randn(200_000, generator=torch.Generator().manual_seed(1))
+    train_target = torch.sigmoid(z + gate_bias).mean().item() if shortcut_bn else target
+    model.train()
+    assert abs(_mean_gate(model, x) - train_target) < 0.02
+    model.eval()
+    assert abs(_mean_gate(model, x) - target) < 0.02
 
 
 def test_single_gate_width_has_one_gate_map():
@@ -139,3 +177,19 @@ def test_describe_is_json_ready():
     json.dumps(d)
     assert d["units"] == 54 and len(d["structure"]) == 3
     assert d["structure"][1]["first_unit"].startswith("BN → ReLU → split")
+
+
+@pytest.mark.parametrize("kw, bn_count", [
+    ({"shortcut": "conv1x1"}, 3 * 1),  # a BN after each unit's 1x1 shortcut conv (depth 8: 3 units)
+    ({"shortcut": "conv1x1", "shortcut_bn": False}, 0),
+    ({"shortcut": "exclusive_gate"}, 3),  # after each gate conv
+])
+def test_shortcut_bn_builds_what_the_config_names(kw, bn_count):
+    model = build_model(RunConfig(depth=8, **kw))
+    merges = [u.merge for u in model.units]
+    assert sum(isinstance(m, nn.BatchNorm2d) for merge in merges for m in merge.modules()) == bn_count
+
+
+def test_describe_shows_the_shortcut_bn():
+    d = describe(RunConfig(depth=8, shortcut="conv1x1"))
+    assert d["shortcut_bn"] is True and "BN" in d["structure"][0]["first_unit"].split("(+")[1]

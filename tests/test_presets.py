@@ -33,14 +33,19 @@ def test_paper_numbers_spot_check():
     assert paper_reference(RunConfig(shortcut="exclusive_gate", gate_bias=-3)).fails  # covered: 0 ... -5
     assert paper_reference(RunConfig(shortcut="shortcut_gate", gate_bias=0)).reported == 12.86
     assert paper_reference(RunConfig(depth=1001, block="bottleneck", ordering="full_preact",
-                                     batch_size=64)).reported == 4.62
+                                     batch_size=64, nesterov=True)).reported == 4.62
 
 
 def test_matching_ignores_seed_and_schedule_but_not_the_method():
     cfg = RunConfig(ordering="full_preact", seed=4, iterations=300, test_size=2000, precision="bf16")
     assert paper_reference(cfg).reported == 6.37
     assert paper_reference(RunConfig(gate_bias=-2.0)).reported == 6.61  # identity ignores b_g
-    assert paper_reference(RunConfig(shortcut_bn=True)) is None  # not the paper's network
+    # shortcut BN: the paper's default per ordering; overriding it leaves the paper's network
+    assert paper_reference(RunConfig(shortcut="conv1x1")).reported == 12.22  # with BN: Fig. 2 caption
+    assert paper_reference(RunConfig(shortcut="conv1x1", shortcut_bn=False)) is None
+    assert paper_reference(RunConfig(depth=164, block="bottleneck", ordering="full_preact",
+                                     shortcut_bn=True)) is None  # authors' pre-act projection: no BN
+    assert paper_reference(RunConfig(shortcut_bn=True)).reported == 6.61  # no shortcut conv: no BN
     assert paper_reference(RunConfig(depth=56)) is None
     assert paper_reference(RunConfig(dataset="synthetic")) is None
 
@@ -61,3 +66,35 @@ def test_preset_configs_seed_major_with_schedule():
     assert preset_configs("table3", seeds=[7])[0].seed == 7
     with pytest.raises(KeyError):
         preset_configs("table9", 1)
+
+
+def test_table4_batch64_row_is_the_authors_recipe():
+    """200 epochs at batch 64, lr /10 at epochs 81 and 122, Nesterov, no warm-up (issue #9, item 5)."""
+    from trainers.core.presets import PRESETS
+
+    cfg = PRESETS["table4"].rows[0].config()
+    per_epoch = 50_000 // 64
+    assert (cfg.batch_size, cfg.iterations, cfg.nesterov, cfg.warmup_iterations) == (64, 200 * per_epoch, True, 0)
+    assert cfg.milestone_iterations() == (81 * per_epoch, 122 * per_epoch)
+    assert "Nesterov" in PRESETS["table4"].rows[0].remark
+    # the same net with the paper's 64k-iteration plain-momentum recipe is not this row
+    assert paper_reference(cfg.replace(nesterov=False)) is None
+
+
+def test_table5_rows_are_reference_only():
+    from trainers.core.presets import NOT_TRAINED_HERE, PRESETS, TABLE5_NOTE, reference_rows
+
+    rows = reference_rows()
+    assert [(r["top-1 error %"], r["top-5 error %"]) for r in rows] == [
+        (21.3, 5.5), (21.1, 5.5), (21.8, 6.0), (20.7, 5.3), (20.1, 4.8)]
+    assert all(r["status"] == NOT_TRAINED_HERE for r in rows)
+    assert "ImageNet folder" in TABLE5_NOTE and "multi-GPU" in TABLE5_NOTE
+    assert not any(row.table == "Table 5" for p in PRESETS.values() for row in p.rows)  # never launched
+
+
+def test_schedule_name_knows_table4_s_own_paper_schedule():
+    from trainers.core.presets import PRESETS, preset_configs, schedule_name
+
+    assert schedule_name(PRESETS["table4"].rows[0].config(seed=3)) == "paper"
+    assert schedule_name(preset_configs("table4", 1, "short")[0]) == "short"
+    assert schedule_name(RunConfig()) == "paper" and schedule_name(RunConfig(iterations=300)) != "paper"

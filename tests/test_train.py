@@ -167,3 +167,65 @@ def test_an_unreadable_checkpoint_is_kept_aside_and_the_run_starts_over(cache_di
     assert "cannot be read" in events[0]["notes"][0]
     aside = list(run_dir.glob("checkpoint.unreadable-*.pt"))
     assert len(aside) == 1 and aside[0].read_bytes() == b"truncated by a full disk"
+
+
+# --- recipe options (issue #9, item 4) ---------------------------------------------------------
+
+def test_every_result_records_its_recipe(cache_dir):
+    cfg = RunConfig(**TINY, iterations=2, shortcut="exclusive_gate", nesterov=True, gate_bias_decay=False,
+                    normalization="pixel_mean", crop_padding="mean", allow_tf32=False, deterministic=True)
+    result = train(cfg, device="cpu", cache_dir=cache_dir)
+    rec = result["provenance"]["recipe"]
+    assert (rec["nesterov"], rec["gate_bias_decay"], rec["normalization"], rec["crop_padding"]) == (
+        True, False, "pixel_mean", "mean")
+    assert rec["tf32_convolutions"] is False and rec["cudnn_benchmark"] is False  # CPU: neither applies
+    assert result["status"] in ("done", "fail") and result["test_error"] is not None
+    default = train(RunConfig(**TINY, iterations=2), device="cpu", cache_dir=cache_dir)["provenance"]["recipe"]
+    assert (default["nesterov"], default["normalization"], default["crop_padding"]) == (False, "channel", "zero")
+
+
+def test_gate_biases_can_be_spared_from_weight_decay():
+    from trainers import build_model
+    from trainers.engine.fast import make_optimizer
+    from trainers.engine.shortcuts import Gate
+
+    cfg = RunConfig(depth=8, shortcut="shortcut_gate", gate_bias_decay=False, nesterov=True)
+    model = build_model(cfg)
+    opt = make_optimizer(model, cfg, torch.device("cpu"))
+    gate_biases = {id(m.bias) for m in model.modules() if isinstance(m, Gate)}
+    spared = [g for g in opt.param_groups if g["weight_decay"] == 0.0]
+    assert len(spared) == 1 and {id(p) for p in spared[0]["params"]} == gate_biases
+    assert all(g["nesterov"] for g in opt.param_groups)
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))
+    default = make_optimizer(build_model(RunConfig(depth=8, shortcut="shortcut_gate")), RunConfig(), torch.device("cpu"))
+    assert len(default.param_groups) == 1 and default.param_groups[0]["weight_decay"] == 1e-4
+
+
+def test_pixel_mean_normalisation_and_mean_colour_padding():
+    from trainers.engine.augment import crop_flip, normalize
+    from trainers.engine.recipe import input_stats
+
+    x = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
+
+    class Data:
+        train_x, mean, std = x, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+
+    mean, std = input_stats(RunConfig(normalization="pixel_mean"), Data, torch.device("cpu"))
+    assert mean.shape == (1, 3, 32, 32) and torch.all(std == 1)
+    assert normalize(x, mean, std).mean(0).abs().max() < 1e-5  # the per-pixel mean is subtracted
+    # "mean" padding = normalise first, pad with zeros: the border is exactly 0 (the mean colour)
+    cmean, cstd = input_stats(RunConfig(), Data, torch.device("cpu"))
+    zeros = torch.zeros(8, dtype=torch.long)
+    padded = crop_flip(normalize(x, cmean, cstd), zeros, zeros, zeros.bool())  # top-left: 4 rows of padding
+    assert torch.all(padded[:, :, :4] == 0)
+    black = normalize(crop_flip(x, zeros, zeros, zeros.bool()), cmean, cstd)  # "zero": black pixels
+    assert torch.allclose(black[:, :, :4], torch.tensor(-2.0))
+
+
+def test_checkpoint_error_in_eval_mode_on_training_images(cache_dir):
+    from trainers.engine.train import checkpoint_error
+
+    cfg = RunConfig(**TINY, iterations=4)
+    train(cfg, device="cpu", cache_dir=cache_dir)
+    r = checkpoint_error(cfg, images=100, device="cpu", cache_dir=cache_dir)
+    assert r["images"] == 100 and r["iteration"] == 4 and 0 <= r["error"] <= 100 and r["mode"] == "eval"

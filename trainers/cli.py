@@ -37,7 +37,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not MISSING else None
         help_ = f"default: {default}"
-        if f.type == "bool":
+        if f.type in ("bool", "bool | str"):  # "bool | str": unset = "auto"
             g.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_)
         elif f.type.startswith("tuple"):
             g.add_argument(flag, type=_floats, default=None, metavar="A,B", help=help_)

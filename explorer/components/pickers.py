@@ -108,8 +108,9 @@ def network_picker() -> dict:
                         except ConfigError as e:
                             errors.append(str(e))
                     elif param.kind == "choice":
-                        p[field] = [st.selectbox(param.label, list(param.choices), key=key, help=param.help or None)]
-                    else:  # flags: dropout_rescale, shortcut_bn
+                        p[field] = [st.selectbox(param.label, list(param.choices), key=key, help=param.help or None,
+                                                 format_func=lambda v, labels=param.choice_labels: labels.get(v, str(v)))]
+                    else:  # flags: dropout_rescale
                         p[field] = [st.checkbox(param.label, key=key, help=param.help or None)]
                 params[s] = p
     c3, c4 = st.columns(2)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+import pandas as pd
 import streamlit as st
 
 from explorer import runs_api
@@ -140,3 +141,6 @@ def body() -> None:
 st.title("Compare")
 with page_guard("compare"):
     body()
+    with st.expander("Table 5 (ImageNet): the paper's reference rows, not trained here"):
+        st.dataframe(pd.DataFrame(runs_api.presets().reference_rows()), hide_index=True)
+        st.caption(runs_api.presets().TABLE5_NOTE)

@@ -3,15 +3,22 @@ argument (signal through depth, Π λ) measured on a freshly initialised network
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
-from explorer import diagrams
+from explorer import diagrams, runs_api
 from explorer.runs_api import BLOCKS, ORDERINGS, SHORTCUTS, RunConfig, shortcut_product, signal_propagation
 from explorer.figures import product_figure, signal_figure
 from explorer.guard import page_guard
 from explorer.variants import DEFAULT_TEACHING, TEACHING_VARIANTS, teaching_config
 
 DEPTHS = (8, 20, 56, 110, 164, 302)  # basic units, 6n+2
+SHORTCUT_BN_NOTE = (
+    "BN on the shortcut path (shown as '→ BN' on its 1x1 convs): by default, as in the paper, after "
+    "the gate conv, the 1x1 shortcut conv and the projection in the original orderings (Fig. 2's "
+    "caption, first ResNet paper); none on the pre-activation projection (authors' code). Override "
+    "with `shortcut_bn` / `--shortcut-bn`."
+)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -35,7 +42,10 @@ def orderings_tab() -> None:
                              format_func=lambda o: ORDERINGS[o].title, key="learn_first_ordering")
         cfg = diagrams.representative_config(ordering=order, block=block)
         st.graphviz_chart(diagrams.unit_dot(cfg, diagrams.typical_unit(cfg, first_of_stage=True)))
-        st.caption(BLOCKS[block].note)
+        st.caption(BLOCKS[block].note + ". " + SHORTCUT_BN_NOTE)
+    with st.expander("Table 5 (ImageNet): original vs pre-activation, the paper's reference rows, not trained here"):
+        st.dataframe(pd.DataFrame(runs_api.presets().reference_rows()), hide_index=True)
+        st.caption(runs_api.presets().TABLE5_NOTE)
 
 
 def shortcuts_tab() -> None:
@@ -54,6 +64,7 @@ def shortcuts_tab() -> None:
                 st.graphviz_chart(dots[name], width="content")
                 s = SHORTCUTS[name]
                 st.caption(f"shortcut × {s.on_shortcut}, F × {s.on_residual}")
+    st.caption(SHORTCUT_BN_NOTE)
 
 
 def signal_tab() -> None:

@@ -24,6 +24,8 @@ DATASET_KINDS = ("cifar10", "cifar100", "synthetic")  # plus "folder:PATH"
 PRECISIONS = ("fp32", "bf16")
 DOWNSAMPLES = ("zeropad", "conv")
 GATE_WIDTHS = ("channel", "single")
+NORMALIZATIONS = ("channel", "pixel_mean")
+CROP_PADDINGS = ("zero", "mean")
 
 
 # Upper bounds (docs/limits.md): far above anything the paper trains (64k iterations,
@@ -57,9 +59,19 @@ class RunConfig:
     # The paper reasons about the dropout shortcut as a scale with expectation 1-p, so by default
     # no 1/(1-p) rescaling in training, and eval multiplies by 1-p. True = standard inverted dropout.
     dropout_rescale: bool = False
-    # OPEN: a BN after every 1x1 conv on the shortcut path (projection, conv1x1 shortcut, gate
-    # conv). The authors' resnet-pre-act.lua has none, so neither do we by default.
-    shortcut_bn: bool = False
+    # BN right after every 1x1 conv on the shortcut path (projection, conv1x1 shortcut, gate conv).
+    # "auto" follows the paper per ordering, resolved at construction so the key names what runs:
+    # - original-family orderings (original, BN after addition, ReLU before addition): True. Fig. 2's
+    #   caption: BN "right after the weight layers" in all of Table 1's units, the 1x1 shortcut conv
+    #   and the gate convs included; the first ResNet paper's projections (and fb.resnet.torch's
+    #   shortcut type B) have BN too.
+    # - pre-activation orderings: False. The authors' resnet-pre-act.lua projection is a bare 1x1
+    #   conv reading the shared pre-activation (its output joins the un-normalised stream); the
+    #   paper tests no gate or 1x1 shortcut in pre-activation units, so they follow the projection.
+    # - no conv on the shortcut path at all (identity/zero-pad, no gate): False, whatever was asked
+    #   (there is nothing to normalise, and two configs that train the same net share one key).
+    # true/false override "auto" where a shortcut conv exists.
+    shortcut_bn: bool | str = "auto"
     # --- the data ----------------------------------------------------------------------------
     dataset: str = "cifar10"  # cifar10 | cifar100 | synthetic | folder:PATH
     augment: bool = True  # pad 4 + random 32x32 crop + horizontal flip (paper)
@@ -75,8 +87,31 @@ class RunConfig:
     warmup_lr: float = 0.01
     # lr /10 at these fractions of `iterations`: 32k/64k and 48k/64k, so short runs scale them.
     milestones: tuple[float, ...] = (0.5, 0.75)
+    # SGD momentum flavour. False: plain momentum, as the paper's Caffe runs (first ResNet paper).
+    # The authors' Torch code (fb.resnet.torch, used for Table 4's batch-64 run) uses Nesterov.
+    nesterov: bool = False
     precision: str = "fp32"  # fp32 | bf16 (autocast); recorded with every result
     seed: int = 0
+    # --- recipe choices the paper is silent on (docs/fidelity.md; recorded in every result) -----
+    # Weight decay on the gate biases b_g. True: decay every parameter, as fb.resnet.torch does
+    # (and Caffe by default). Note: 1e-4 decay pulls b_g = -6 toward 0 over 64k iterations.
+    gate_bias_decay: bool = True
+    # Input normalisation. "channel": per-channel mean and std of the training images, as
+    # fb.resnet.torch's CIFAR loader; "pixel_mean": the first ResNet paper's per-pixel mean image
+    # subtracted (0-1 scale, no division).
+    normalization: str = "channel"
+    # What the 4 pixels of crop padding hold. "zero": black pixels, padded before normalisation
+    # (the papers' "padded with zeros" read on the image, as torchvision and most reproductions);
+    # "mean": zero after normalisation, i.e. the mean colour, as fb.resnet.torch (it normalises, then
+    # pads). The default keeps every stored run's key; the GPU check can compare the two.
+    crop_padding: str = "zero"
+    # TF32 for fp32 convolutions on NVIDIA GPUs (Ampere+): True = PyTorch's default for cuDNN
+    # (10-bit mantissa inside the convolutions; faster); False = strict fp32. No effect on the CPU.
+    # The result's provenance records whether it was actually on.
+    allow_tf32: bool = True
+    # cuDNN: False = autotuned algorithms (cudnn.benchmark, fastest, not bitwise reproducible);
+    # True = deterministic algorithms (torch.backends.cudnn.deterministic). No effect on the CPU.
+    deterministic: bool = False
     # --- what gets measured (part of the key: a run's curve depends on it) --------------------
     log_every: int = 0  # iterations between training metrics; 0 = auto (~200 points per run)
     eval_every: int = 0  # iterations between test evaluations; 0 = auto (~32 per run, paper: 2k)
@@ -87,6 +122,7 @@ class RunConfig:
         # Resolve "auto" values so the key names what actually runs.
         if self.downsample == "auto":
             object.__setattr__(self, "downsample", BLOCKS[self.block].default_downsample)
+        object.__setattr__(self, "shortcut_bn", _resolve_shortcut_bn(self))
         if self.log_every == 0:
             object.__setattr__(self, "log_every", max(1, self.iterations // 200))
         if self.eval_every == 0:
@@ -99,7 +135,11 @@ class RunConfig:
         return d
 
     def canonical_json(self) -> str:
-        return json.dumps({"schema": SCHEMA_VERSION, **self.to_dict()}, sort_keys=True, separators=(",", ":"))
+        # Fields added after runs were stored are left out at their default (which is the behaviour
+        # those runs had): old keys stay valid without a schema bump, and a non-default value gives
+        # a new key. Only a change of meaning bumps SCHEMA_VERSION.
+        d = {k: v for k, v in self.to_dict().items() if not (k in _OMITTED_AT_DEFAULT and v == _DEFAULTS[k])}
+        return json.dumps({"schema": SCHEMA_VERSION, **d}, sort_keys=True, separators=(",", ":"))
 
     @property
     def key(self) -> str:
@@ -131,10 +171,10 @@ class RunConfig:
 
     def replace(self, **changes: Any) -> "RunConfig":
         d = self.to_dict()
-        for k in ("downsample", "log_every", "eval_every"):
+        for k in _AUTO_DEPENDS:
             # a changed depth/block/iterations must re-resolve the automatic values
             if k not in changes and any(c in changes for c in _AUTO_DEPENDS[k]):
-                d[k] = "auto" if k == "downsample" else 0
+                d[k] = _AUTO_VALUE.get(k, 0)
         d.update(changes)
         return RunConfig(**d)
 
@@ -161,9 +201,29 @@ class RunConfig:
 
 _AUTO_DEPENDS = {
     "downsample": ("block",),
+    "shortcut_bn": ("ordering", "shortcut", "block", "downsample"),
     "log_every": ("iterations",),
     "eval_every": ("iterations",),
 }
+
+
+_AUTO_VALUE = {"downsample": "auto", "shortcut_bn": "auto"}
+
+# Shortcut types that bring a 1x1 conv of their own (the gate's W_g, or h(x) itself).
+SHORTCUT_CONV_TYPES = ("exclusive_gate", "shortcut_gate", "conv1x1")
+
+
+def has_shortcut_conv(c: RunConfig) -> bool:
+    """Whether the net has any 1x1 conv on a shortcut path (projection, gate, 1x1 shortcut)."""
+    return c.shortcut in SHORTCUT_CONV_TYPES or c.downsample == "conv"
+
+
+def _resolve_shortcut_bn(c: RunConfig) -> bool:
+    if not has_shortcut_conv(c):
+        return False
+    if c.shortcut_bn == "auto":
+        return not ORDERINGS[c.ordering].preact_net  # see the field's comment
+    return c.shortcut_bn
 
 
 def _coerce_types(c: RunConfig) -> None:
@@ -184,6 +244,9 @@ def _coerce_types(c: RunConfig) -> None:
         elif want == "bool":
             if not isinstance(v, bool):
                 raise ConfigError(f"{f.name} must be true or false, got {v!r}")
+        elif want == "bool | str":  # true, false or "auto"
+            if not (isinstance(v, bool) or v == "auto"):
+                raise ConfigError(f"{f.name} must be true, false or \"auto\", got {v!r}")
         elif want == "str":
             if not isinstance(v, str):
                 raise ConfigError(f"{f.name} must be a string, got {v!r}")
@@ -216,6 +279,8 @@ def _validate(c: RunConfig) -> None:
     _one_of("downsample", c.downsample, ("auto", *DOWNSAMPLES))
     _one_of("gate_width", c.gate_width, GATE_WIDTHS)
     _one_of("precision", c.precision, PRECISIONS)
+    _one_of("normalization", c.normalization, NORMALIZATIONS)
+    _one_of("crop_padding", c.crop_padding, CROP_PADDINGS)
     if not (c.dataset in DATASET_KINDS or (c.dataset.startswith("folder:") and len(c.dataset) > 7)):
         raise ConfigError(
             f"unknown dataset {c.dataset!r}; choose cifar10, cifar100, synthetic or folder:PATH"
@@ -256,3 +321,7 @@ def _validate(c: RunConfig) -> None:
 
 
 CONFIG_FIELDS: tuple[dataclasses.Field, ...] = fields(RunConfig)
+_DEFAULTS = {f.name: f.default for f in CONFIG_FIELDS}
+# Added with issue #9 (recipe options); see canonical_json.
+_OMITTED_AT_DEFAULT = frozenset({"nesterov", "gate_bias_decay", "normalization", "crop_padding",
+                                 "allow_tf32", "deterministic"})

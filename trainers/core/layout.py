@@ -41,6 +41,7 @@ class UnitSpec:
     downsample: str  # "identity" | "zeropad" | "conv" | "none" (the shortcut type brings its own)
     shortcut: str  # the shortcut type's registry name
     after_add: tuple[Op, ...]  # f
+    shortcut_bn: bool = False  # BN after the shortcut path's 1x1 convs (projection, gate, conv1x1)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -90,6 +91,6 @@ def unit_specs(cfg: RunConfig) -> list[UnitSpec]:
             else:
                 down = cfg.downsample
             specs.append(UnitSpec(stage, i, cin, cout, stride, tuple(preact), tuple(residual), down,
-                                  cfg.shortcut, tuple(_ops(ordering.after_add, cout))))
+                                  cfg.shortcut, tuple(_ops(ordering.after_add, cout)), cfg.shortcut_bn))
             cin = cout
     return specs

@@ -9,7 +9,7 @@ enumerate these dicts; adding a variant is one entry here (plus its merge module
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 
@@ -137,7 +137,8 @@ SHORTCUTS: dict[str, Shortcut] = {
                  factor=lambda c: 1.0 - _sigmoid(c.gate_bias), has_gate=True),
         Shortcut("conv1x1", "1x1 conv shortcut", "2(e)", "1x1 conv", "1", ("shortcut_bn",), True,
                  describe=lambda c: "1x1 conv shortcut", factor=lambda c: None,
-                 layer=lambda c, cout, stride: f"1x1 conv, {cout}" + (f", /{stride}" if stride > 1 else "")),
+                 layer=lambda c, cout, stride: f"1x1 conv, {cout}" + (f", /{stride}" if stride > 1 else "")
+                 + (" → BN" if c.shortcut_bn is True else "")),
         # the paper reasons about it as a scale with expectation 1-p (1 when rescaled)
         Shortcut("dropout", "dropout shortcut", "2(f)", "dropout p", "1", ("dropout_p", "dropout_rescale"), False,
                  describe=_dropout_text, factor=lambda c: 1.0 if c.dropout_rescale else 1.0 - c.dropout_p,
@@ -153,8 +154,9 @@ class Param:
     label: str
     kind: str = "numbers"  # "numbers": comma-separated values; "choice": one of `choices`; "flag"
     default: str = ""  # the values offered first ("numbers")
-    choices: tuple[str, ...] = ()
+    choices: tuple = ()
     help: str = ""
+    choice_labels: dict = field(default_factory=dict)  # how a "choice" is shown, when not str(v)
 
 
 PARAMS: dict[str, Param] = {
@@ -165,5 +167,7 @@ PARAMS: dict[str, Param] = {
                         help="OPEN in the paper: one gate per channel and pixel, or one gate map per pixel"),
     "dropout_p": Param("dropout ratio p", default="0.5"),
     "dropout_rescale": Param("dropout rescale", "flag"),
-    "shortcut_bn": Param("shortcut bn", "flag"),
+    # "auto" = the paper's choice for the ordering (trainers/core/config.py, _resolve_shortcut_bn)
+    "shortcut_bn": Param("BN after the shortcut's 1x1 conv", "choice", choices=("auto", True, False),
+                         choice_labels={"auto": "as in the paper (auto)", True: "yes", False: "no"}),
 }

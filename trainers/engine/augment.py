@@ -54,13 +54,20 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator, padding: int = PA
 
 def normalize(x: torch.Tensor, mean: Sequence[float] | torch.Tensor, std: Sequence[float] | torch.Tensor,
               dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """(x/255 - mean) / std per channel, for uint8 (B, 3, H, W) or (3, H, W) images.
+    """(x/255 - mean) / std for uint8 (B, 3, H, W) or (3, H, W) images; mean and std hold one
+    value per channel, or a value per channel and pixel (the per-pixel mean image).
 
     Computed in float32 and cast at the end: bf16 has too few bits for x/255 - mean."""
-    mean_t = torch.as_tensor(mean, dtype=torch.float32, device=x.device).reshape(-1, 1, 1)
-    std_t = torch.as_tensor(std, dtype=torch.float32, device=x.device).reshape(-1, 1, 1)
+    mean_t = _stat(mean, x)
+    std_t = _stat(std, x)
     out = (x.to(torch.float32) / 255 - mean_t) / std_t
     return out.to(dtype)
+
+
+def _stat(v, x: torch.Tensor) -> torch.Tensor:
+    t = torch.as_tensor(v, dtype=torch.float32, device=x.device)
+    c = x.shape[-3]
+    return t.reshape(c, 1, 1) if t.numel() == c else t.reshape(c, *x.shape[-2:])
 
 
 class BatchSampler:

@@ -73,11 +73,19 @@ def precision_note(precision: str, device: torch.device) -> str:
 
 
 def make_optimizer(model: nn.Module, cfg, device: torch.device) -> torch.optim.SGD:
-    """SGD, momentum 0.9, weight decay 1e-4 on every parameter (fb.resnet.torch). Fused on CUDA
+    """SGD, momentum 0.9, weight decay 1e-4 on every parameter (fb.resnet.torch; the gate biases
+    b_g are spared if `cfg.gate_bias_decay` is False). Nesterov if `cfg.nesterov`. Fused on CUDA
     (one kernel for all parameters, and a device-tensor lr makes it graph-capturable); foreach on
     the CPU. Same update either way: v = μv + (g + λw); w -= lr·v."""
+    from .shortcuts import Gate
+
     fused = device.type == "cuda"
-    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+    params: list = list(model.parameters())
+    if not cfg.gate_bias_decay:
+        spared = {id(m.bias) for m in model.modules() if isinstance(m, Gate)}
+        params = [{"params": [p for p in params if id(p) not in spared]},
+                  {"params": [p for p in params if id(p) in spared], "weight_decay": 0.0}]
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                            weight_decay=cfg.weight_decay, foreach=not fused, fused=fused)
 
 
@@ -106,7 +114,8 @@ class TrainStep:
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, train_x: torch.Tensor,
                  train_y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, *, augment: bool,
                  precision: str = "fp32", channels_last: bool = False, packs: int = 1,
-                 mode: str = "eager", warmup: int = 3):
+                 mode: str = "eager", warmup: int = 3, crop_padding: str = "zero",
+                 cudnn_benchmark: bool = True):
         self.device = train_x.device
         if mode not in STEP_MODES:
             raise ValueError(f"unknown step mode {mode!r}")
@@ -115,9 +124,12 @@ class TrainStep:
         self.model, self.optimizer = model, optimizer
         self.train_x, self.train_y = train_x, train_y
         # device tensors: normalize() inside a graph capture must not copy from the host
-        self.mean = torch.as_tensor(mean, dtype=torch.float32, device=self.device).reshape(-1)
-        self.std = torch.as_tensor(std, dtype=torch.float32, device=self.device).reshape(-1)
+        # (channel means, or a per-pixel mean image: normalize() takes either)
+        self.mean = torch.as_tensor(mean, dtype=torch.float32, device=self.device)
+        self.std = torch.as_tensor(std, dtype=torch.float32, device=self.device)
         self.augment, self.precision, self.channels_last = augment, precision, channels_last
+        # "mean": pad with the mean colour, i.e. normalise first and pad with zeros (fb.resnet.torch)
+        self.normalize_first = crop_padding == "mean"
         self.packs, self.mode, self.warmup = packs, mode, warmup
         self.forward = torch.compile(model, dynamic=False) if "compile" in mode else model
         self.loss_sum = torch.zeros(packs, device=self.device)
@@ -127,8 +139,9 @@ class TrainStep:
         self._calls: dict[tuple[int, ...], int] = {}
         self._lr_value: float | None = None
         if self.device.type == "cuda":
-            # Fixed shapes: let cuDNN time its algorithms once per shape (as the usual recipe does).
-            torch.backends.cudnn.benchmark = True
+            # Fixed shapes: let cuDNN time its algorithms once per shape (as the usual recipe does),
+            # unless the run asked for deterministic algorithms (RunConfig.deterministic).
+            torch.backends.cudnn.benchmark = cudnn_benchmark
         # fused/foreach are how the update is launched, not what it computes: a checkpoint from
         # another device may carry the other choice, so set this device's.
         fused = self.device.type == "cuda"
@@ -194,9 +207,12 @@ class TrainStep:
         idx = draws[:, 0].reshape(-1)
         x = self.train_x[idx]  # uint8 (K·B, 3, 32, 32)
         y = self.train_y[idx].view(k, b)
+        if self.normalize_first:  # then the crop's zero padding is the mean colour
+            x = normalize(x, self.mean, self.std)
         if self.augment:  # pad 4, random 32x32 crop, random horizontal flip (paper)
             x = crop_flip(x, draws[:, 1].reshape(-1), draws[:, 2].reshape(-1), draws[:, 3].reshape(-1).bool())
-        x = normalize(x, self.mean, self.std)
+        if not self.normalize_first:
+            x = normalize(x, self.mean, self.std)
         if k > 1:  # network j's images go to channels [3j, 3j+3)
             x = x.view(k, b, *x.shape[1:]).transpose(0, 1).reshape(b, k * x.shape[1], *x.shape[2:])
         if self.channels_last:

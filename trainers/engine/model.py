@@ -13,7 +13,7 @@ from torch import nn
 from ..core.config import RunConfig
 from ..core.layout import STAGE_WIDTHS, UnitSpec, unit_specs
 from .layers import Head, ZeroPadShortcut, bn, conv, projection, relu
-from .shortcuts import MERGES
+from .shortcuts import MERGES, Gate
 
 def _sequential(ops, packs: int) -> nn.Sequential:
     layers = []
@@ -73,11 +73,12 @@ class ResNet(nn.Module):
             if isinstance(m, nn.Conv2d):
                 # He ("MSRA") init, fan_out as in fb.resnet.torch and torchvision
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:  # only gate convs have a bias: b_g
-                    nn.init.constant_(m.bias, cfg.gate_bias)
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+        for m in self.modules():
+            if isinstance(m, Gate):  # b_g: the gate conv's bias, or its BN's shift (shortcuts.Gate)
+                m.reset_bias()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.final(self.units(self.stem(x))))
@@ -107,6 +108,7 @@ def describe(cfg: RunConfig) -> dict:
         "ordering": cfg.ordering,
         "shortcut": cfg.shortcut,
         "downsample": cfg.downsample,
+        "shortcut_bn": cfg.shortcut_bn,  # resolved: BN after the shortcut path's 1x1 convs
         "structure": [
             {
                 "stage": s.stage + 1,
@@ -123,5 +125,6 @@ def describe(cfg: RunConfig) -> dict:
 
 def _unit_text(s: UnitSpec) -> str:
     parts = [o.label() for o in s.preact] + ["split"] + [o.label() for o in s.residual]
-    parts += [f"(+ {s.shortcut} shortcut, {s.downsample})"] + [o.label() for o in s.after_add]
+    bn = ", shortcut convs + BN" if s.shortcut_bn else ""
+    parts += [f"(+ {s.shortcut} shortcut, {s.downsample}{bn})"] + [o.label() for o in s.after_add]
     return " → ".join(parts)

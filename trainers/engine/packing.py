@@ -47,6 +47,7 @@ from .cpu import keep_freed_memory
 from .data import load_dataset
 from .model import build_model, count_parameters
 from .provenance import code_version
+from . import recipe
 from .train import (EVAL_BATCH, Event, _now, _print_progress, _result_json,
                     device_name, lr_at, resolve_device)
 
@@ -195,7 +196,8 @@ class _Pack:
         train_x, train_y, mean, std = data
         self.step = fast.TrainStep(self.model, self.optimizer, train_x, train_y, mean, std,
                                    augment=cfg.augment, precision=cfg.precision, channels_last=channels_last,
-                                   packs=self.packs, mode=mode)
+                                   packs=self.packs, mode=mode, crop_padding=cfg.crop_padding,
+                                   cudnn_benchmark=not cfg.deterministic)
 
     def unpacked(self) -> tuple[list[dict], list[dict]]:
         sd = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
@@ -241,8 +243,8 @@ def train_packed(
     data = load_dataset(cfg.dataset, cache_dir).subset(cfg.train_size, cfg.test_size)
     train_x, train_y = data.train_x.to(dev), data.train_y.to(dev)
     test_x, test_y = data.test_x.to(dev), data.test_y.to(dev)
-    mean = torch.tensor(data.mean, device=dev).view(1, 3, 1, 1)
-    std = torch.tensor(data.std, device=dev).view(1, 3, 1, 1)
+    mean, std = recipe.input_stats(cfg, data, dev)  # as train() does
+    recipe.set_numerics(cfg, dev)
     num_classes = len(data.classes)
 
     callbacks = list(on_event_per_run) if on_event_per_run is not None else [None] * n
@@ -325,7 +327,7 @@ def train_packed(
                 "channels_last": channels_last, "step_mode": mode, "dataset": data.label,
                 "hostname": socket.gethostname(), "started_at": started_at, "finished_at": _now(),
                 "resumed": r.resumed, "pid": os.getpid(),
-                "packed": n, "packed_with": [c.key for c in configs],
+                "packed": n, "packed_with": [c.key for c in configs], "recipe": recipe.provenance(cfg, dev),
             },
         }
         atomic_write(r.run_dir / "result.json", lambda f: f.write(_result_json(result, r.history)))

@@ -34,19 +34,34 @@ class ConstantScaling(nn.Module):
 
 
 class Gate(nn.Module):
-    """g(x) = sigmoid(W_g x + b_g), W_g a 1x1 conv; b_g starts at `bias` (Table 1 sweeps 0 … -10)."""
+    """g(x) = sigmoid(W_g x + b_g), W_g a 1x1 conv; b_g starts at `bias` (Table 1 sweeps 0 … -10).
+
+    With BN (Fig. 2 caption: BN right after every weight layer, the gate conv included) the order
+    is conv → BN → + b_g → sigmoid, and b_g *is* BN's learnable shift β, initialised at b_g. A bias
+    inside the conv, before BN, would be subtracted again by BN's batch mean in training (the gate
+    then starts at 0.5 whatever b_g) while evaluation, using running statistics, kept it: training
+    and evaluation would disagree and Table 1's b_g sweep would mean nothing. Without BN, b_g is
+    the conv's own bias. Either way one parameter per gate channel holds b_g (`bias`)."""
 
     def __init__(self, cin: int, cout: int, stride: int, bias: float, width: str, packs: int, with_bn: bool):
         super().__init__()
         self.cout, self.packs = cout, packs
         gate_channels = cout if width == "channel" else 1
-        self.conv = nn.Conv2d(packs * cin, packs * gate_channels, 1, stride, bias=True, groups=packs)
+        self.conv = nn.Conv2d(packs * cin, packs * gate_channels, 1, stride, bias=not with_bn, groups=packs)
         self.bn = nn.BatchNorm2d(packs * gate_channels) if with_bn else nn.Identity()
         self.initial_bias = bias
         self.single = width == "single"
 
+    @property
+    def bias(self) -> nn.Parameter:
+        """b_g: BN's shift β with BN, else the conv's bias."""
+        return self.bn.bias if isinstance(self.bn, nn.BatchNorm2d) else self.conv.bias
+
+    def reset_bias(self) -> None:
+        nn.init.constant_(self.bias, self.initial_bias)
+
     def forward(self, x):
-        g = torch.sigmoid(self.bn(self.conv(x)))
+        g = torch.sigmoid(self.bn(self.conv(x)))  # sigmoid(BN(W_g x) + b_g) or sigmoid(W_g x + b_g)
         if self.single:  # one gate map per network, broadcast over its channels
             n, _, h, w = g.shape
             g = g.view(n, self.packs, 1, h, w).expand(n, self.packs, self.cout, h, w).reshape(n, -1, h, w)

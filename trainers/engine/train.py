@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from . import checkpoint as ckpt
-from . import fast
+from . import fast, recipe
 from ..core.atomic import atomic_write
 from .augment import BatchSampler, normalize
 from ..core.config import RunConfig
@@ -86,6 +86,31 @@ def evaluate(model, x_u8, y, mean, std, device, precision: str, channels_last: b
     return 100.0 * wrong / n, loss_sum / n
 
 
+def checkpoint_error(cfg: RunConfig, *, split: str = "train", images: int = 10_000,
+                     device: str | torch.device = "auto", cache_dir: str | Path = "cache",
+                     run_dir: str | Path | None = None) -> dict[str, Any]:
+    """Error % of a run's last checkpoint in eval mode (BN running statistics) on the first
+    `images` plain images of `split`. On the training images this checks the BN/eval path: it
+    should be near the training error logged in train mode, not far above it."""
+    dev = resolve_device(device)
+    run_dir = Path(run_dir) if run_dir is not None else Path(cache_dir) / "runs" / cfg.key
+    state = ckpt.load(run_dir / "checkpoint.pt", cfg.key)
+    if state is None:
+        raise FileNotFoundError(f"no checkpoint for run {cfg.key} in {run_dir}")
+    data = load_dataset(cfg.dataset, cache_dir).subset(cfg.train_size, cfg.test_size)
+    x, y = (data.train_x, data.train_y) if split == "train" else (data.test_x, data.test_y)
+    mean, std = recipe.input_stats(cfg, data, dev)  # the run's own normalisation
+    recipe.set_numerics(cfg, dev)
+    model = build_model(cfg, num_classes=len(data.classes))
+    model.load_state_dict(state["model"])
+    channels_last = fast.default_channels_last(dev)
+    model = model.to(dev, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+    error, loss = evaluate(model, x[:images].to(dev), y[:images].to(dev), mean, std, dev, cfg.precision,
+                           channels_last)
+    return {"key": cfg.key, "split": split, "images": min(images, len(y)), "iteration": state["iteration"],
+            "error": error, "loss": loss, "mode": "eval"}
+
+
 def train(
     cfg: RunConfig,
     *,
@@ -119,8 +144,8 @@ def train(
     data = load_dataset(cfg.dataset, cache_dir).subset(cfg.train_size, cfg.test_size)
     train_x, train_y = data.train_x.to(dev), data.train_y.to(dev)
     test_x, test_y = data.test_x.to(dev), data.test_y.to(dev)
-    mean = torch.tensor(data.mean, device=dev).view(1, 3, 1, 1)
-    std = torch.tensor(data.std, device=dev).view(1, 3, 1, 1)
+    mean, std = recipe.input_stats(cfg, data, dev)  # per channel (default) or per-pixel mean
+    recipe.set_numerics(cfg, dev)  # TF32 and cuDNN algorithms, as the config asks (CUDA only)
 
     # Init from the seed on the CPU, then move: the same seed gives the same net on any device.
     torch.manual_seed(cfg.seed)
@@ -154,7 +179,8 @@ def train(
 
     mode = fast.resolve_mode(compile, dev)
     step = fast.TrainStep(model, optimizer, train_x, train_y, mean, std, augment=cfg.augment,
-                          precision=cfg.precision, channels_last=channels_last, mode=mode)
+                          precision=cfg.precision, channels_last=channels_last, mode=mode,
+                          crop_padding=cfg.crop_padding, cudnn_benchmark=not cfg.deterministic)
 
     def emit(ev: Event) -> None:
         if ev["type"] in ("metrics", "eval"):
@@ -241,6 +267,7 @@ def train(
             "device": str(dev), "device_name": device_name(dev), "precision": cfg.precision,
             "channels_last": channels_last, "step_mode": mode, "dataset": data.label, "hostname": socket.gethostname(),
             "started_at": started_at, "finished_at": _now(), "resumed": resumed, "pid": os.getpid(),
+            "recipe": recipe.provenance(cfg, dev),
         },
     }
     atomic_write(run_dir / "result.json", lambda f: f.write(_result_json(result, history)))
