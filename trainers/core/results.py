@@ -257,11 +257,16 @@ def result_rows(records: Iterable[Mapping], reference: Reference | None = None,
     return rows
 
 
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and not math.isfinite(v))
+
+
 def to_csv(rows: list[dict[str, Any]]) -> str:
-    """The table as CSV (the same columns the UI shows; numbers unrounded, inf = diverged)."""
+    """The table as CSV (the same columns the UI shows; numbers unrounded). Non-finite numbers are
+    empty cells, as in every export (docs/limits.md): the "ours" column says "diverged"."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
     w.writeheader()
     for r in rows:
-        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in COLUMNS})
+        w.writerow({k: ("" if _missing(r.get(k)) else r.get(k)) for k in COLUMNS})
     return buf.getvalue()
