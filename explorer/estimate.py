@@ -1,82 +1,103 @@
-"""Honest time estimates: images per second measured on this machine, and the arithmetic.
+"""Honest time estimates: what runs took on this machine, else the engine's own step timed here.
 
-Two bases, best first: the speed that finished runs of the same network reached here (their
-records carry images/s and device), or a tiny benchmark of the network (one warm-up step and two
-timed forward+backward steps on random images). Either way the page shows which one it used.
+Two bases, best first:
+1. Finished runs of the same shape (block, depth, batch, precision) on this host and device: their
+   average training speed over the whole run (evaluations included) and their start-up time
+   (dataset decoding, building the net), read from their curves. Not the last logged window,
+   which swings with evaluations and other jobs.
+2. The engine's benchmark step (`trainers.engine.bench.Ours`: the training step `train()` runs,
+   with its optimiser, augmentation and, on CUDA, its graph), a few steps on random images.
+The page shows which basis it used.
 """
 
 from __future__ import annotations
 
+import socket
 import statistics
-import time
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 from trainers.core.config import RunConfig
 
-ARCH_FIELDS = ("ordering", "shortcut", "block", "depth", "downsample", "gate_width", "shortcut_bn",
-               "batch_size", "precision")
+SHAPE_FIELDS = ("block", "depth", "batch_size", "precision")  # what decides the speed, near enough
 EVAL_COST = 1 / 3  # a test image costs about a third of a training image (forward only)
 DEFAULT_TEST = {"cifar10": 10_000, "cifar100": 10_000, "synthetic": 1_000}
+STARTUP_S = 30.0  # no history: decoding CIFAR-10 the first time takes ~25 s here, then seconds
+HISTORY_RUNS = 5  # the most recent finished runs of a shape that an estimate averages
 
 
-def arch_key(config: Mapping) -> tuple:
-    """What decides a run's speed: the network, the batch and the precision (not data or seed)."""
-    return tuple(config.get(f) for f in ARCH_FIELDS)
+def shape_key(config: Mapping) -> tuple:
+    """Orderings and shortcut types of one depth and unit type cost about the same."""
+    return tuple(config.get(f) for f in SHAPE_FIELDS)
 
 
-def speed_from_history(records: Iterable[Mapping], cfg: RunConfig) -> dict | None:
-    """Median images/s of finished runs with the same network here, or None."""
-    key = arch_key(cfg.to_dict())
-    seen = [r for r in records
-            if r.get("status") in ("done", "fail") and r.get("images_per_s")
-            and arch_key(r.get("config") or {}) == key]
+def run_average(events: Iterable[Mapping], batch_size: int) -> tuple[float, float] | None:
+    """(images/s over the run, seconds before the first iteration) from a finished run's curve."""
+    pts = [(int(e["iteration"]), float(e["elapsed_s"])) for e in events
+           if e.get("type") == "metrics" and isinstance(e.get("elapsed_s"), (int, float))]
+    if len(pts) < 2 or pts[-1][1] <= pts[0][1] or pts[-1][0] <= pts[0][0]:
+        return None
+    speed = (pts[-1][0] - pts[0][0]) * batch_size / (pts[-1][1] - pts[0][1])
+    startup = max(0.0, pts[0][1] - pts[0][0] * batch_size / speed)
+    return speed, startup
+
+
+def _host_device(rec: Mapping) -> tuple[str, str]:
+    prov = ((rec.get("result") or {}).get("provenance") or {})
+    device = str(prov.get("device") or rec.get("device") or "?")
+    return str(prov.get("hostname") or ""), device.split(":")[0]
+
+
+def speed_from_history(records: Iterable[Mapping], cfg: RunConfig,
+                       curve: Callable[[Mapping], list], host: str | None = None) -> dict | None:
+    """Median average speed (and start-up time) of the latest finished runs of `cfg`'s shape on
+    this host, GPU runs preferred (the local backend trains on a GPU when there is one); None
+    when there are none. `curve(record)` returns a record's events."""
+    host = socket.gethostname() if host is None else host
+    want = shape_key(cfg.to_dict())
+    seen = [r for r in records if r.get("status") in ("done", "fail") and r.get("config")
+            and shape_key(r["config"]) == want and _host_device(r)[0] in (host, "")]
     if not seen:
         return None
-    devices = sorted({str(r.get("device") or "?") for r in seen})
-    return {"images_per_s": statistics.median(float(r["images_per_s"]) for r in seen),
-            "basis": f"median speed of {len(seen)} finished run(s) of this network on {', '.join(devices)}",
-            "device": devices[0]}
+    devices = {_host_device(r)[1] for r in seen}
+    device = "cuda" if "cuda" in devices else sorted(devices)[0]
+    seen = sorted((r for r in seen if _host_device(r)[1] == device),
+                  key=lambda r: float(r.get("updated_at") or 0), reverse=True)
+    measured = [m for m in (run_average(curve(r), int(r["config"].get("batch_size") or 128))
+                            for r in seen[:HISTORY_RUNS]) if m]
+    if not measured:
+        return None
+    return {"images_per_s": statistics.median(m[0] for m in measured),
+            "startup_s": statistics.median(m[1] for m in measured), "includes_eval": True,
+            "device": device,
+            "basis": f"average speed of the last {len(measured)} finished run(s) of this shape on this "
+                     f"machine ({device})"}
 
 
-def benchmark(cfg: RunConfig, batch: int = 32, steps: int = 2, device: str = "auto") -> dict:
-    """Images/s of forward+backward+SGD step of `cfg`'s network on random images."""
+def benchmark(cfg: RunConfig, batch: int = 128, steps: int = 3, device: str = "auto") -> dict:
+    """Images/s of the engine's own training step (the one `python -m trainers bench` times),
+    on random CIFAR-shaped images.
+
+    TODO(lead): the core helper adds a runs_api function that runs the engine's bench step; this
+    calls the same `trainers.engine.bench.Ours` until then."""
     import torch
-    import torch.nn.functional as F
 
-    from trainers.engine.model import build_model
+    from trainers.engine import fast
+    from trainers.engine.bench import Ours, synthetic_cifar
+    from trainers.engine.train import resolve_device
 
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                       ("cpu" if device == "auto" else device))
+    dev = resolve_device(device)
+    cfg = cfg.replace(batch_size=batch, train_size=0, test_size=0)
+    x, y = synthetic_cifar(max(4 * batch, 512), cfg.num_classes)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        from trainers.engine.fast import default_channels_last
-
-        # the engine's memory layout: channels_last is most of its speed on CPU and GPU alike
-        layout = torch.channels_last if default_channels_last(dev) else torch.contiguous_format
-        model = build_model(cfg).to(dev, memory_format=layout).train()
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        x = torch.randn(batch, 3, 32, 32, device=dev).contiguous(memory_format=layout)
-        y = torch.randint(0, cfg.num_classes, (batch,), device=dev)
-
-        def step():
-            opt.zero_grad(set_to_none=True)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-                loss = F.cross_entropy(model(x).float(), y)
-            loss.backward()
-            opt.step()
-
-        step()  # warm-up: allocations, kernel selection
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            step()
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        seconds = time.perf_counter() - t0
+        pipe = Ours(cfg, dev, x, y, mode=fast.resolve_mode(None, dev),
+                    channels_last=fast.default_channels_last(dev))
+        pipe.run(1)  # warm-up: allocations, kernel selection, graph capture
+        seconds = pipe.run(steps)
+        pipe.close()
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     return {"images_per_s": batch * steps / seconds, "device": name, "batch": batch, "steps": steps,
-            "basis": f"benchmark here: {steps} steps of batch {batch} on {name}"}
+            "startup_s": STARTUP_S, "includes_eval": False,
+            "basis": f"the engine's training step timed here: {steps} steps of batch {batch} on {name}"}
 
 
 def bench_batch(cfg: RunConfig) -> int:
@@ -90,9 +111,14 @@ def bench_batch(cfg: RunConfig) -> int:
     return max(4, min(cfg.batch_size, 16))
 
 
-def run_seconds(cfg: RunConfig, images_per_s: float, test_size: int | None = None) -> float:
-    """Training images / speed, plus the periodic evaluations (forward only, ~1/3 the cost)."""
+def run_seconds(cfg: RunConfig, images_per_s: float, test_size: int | None = None, *,
+                startup_s: float = 0.0, includes_eval: bool = False) -> float:
+    """Start-up + training images / speed, plus the periodic evaluations (forward only, ~1/3 the
+    cost) unless the speed already includes them (a speed averaged over a finished run does)."""
     train_images = cfg.iterations * cfg.batch_size
-    n_test = cfg.test_size or test_size or DEFAULT_TEST.get(cfg.dataset, 10_000)
-    evals = cfg.iterations // cfg.eval_every + 1
-    return (train_images + EVAL_COST * evals * n_test) / max(images_per_s, 1e-9)
+    seconds = startup_s + train_images / max(images_per_s, 1e-9)
+    if not includes_eval:
+        n_test = cfg.test_size or test_size or DEFAULT_TEST.get(cfg.dataset, 10_000)
+        evals = cfg.iterations // cfg.eval_every + 1
+        seconds += EVAL_COST * evals * n_test / max(images_per_s, 1e-9)
+    return seconds

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer import estimate, runs_api
+from explorer import estimate, polling, runs_api
 from explorer.components.pickers import (backend_picker, dataset_picker, network_picker,
                                          schedule_picker, seeds_picker)
 from explorer.figures import format_duration
@@ -19,7 +19,8 @@ CUSTOM = "custom"
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _benchmark(cfg_json: str, batch: int) -> dict:
-    return estimate.benchmark(RunConfig.from_json(cfg_json), batch=batch)
+    with polling.app_threads():  # one thread while a run trains on the CPU beside the app
+        return estimate.benchmark(RunConfig.from_json(cfg_json), batch=batch)
 
 
 def preset_labels(presets: dict) -> dict[str, str]:
@@ -56,7 +57,7 @@ def choose_templates(presets) -> tuple[list[dict], str]:
 
 
 def speed_for(cfg: RunConfig, records: list[dict], progress) -> dict:
-    hist = estimate.speed_from_history(records, cfg)
+    hist = estimate.speed_from_history(records, cfg, runs_api.curve)
     if hist:
         return hist
     progress(f"measuring the speed of ResNet-{cfg.depth} ({cfg.block}) on this machine…")
@@ -74,13 +75,15 @@ def estimate_panel(todo_json: list[str], records: list[dict]) -> None:
         seconds, bases, speeds = {}, [], {}
         bar = st.progress(0.0, text="estimating…")
         for i, cfg in enumerate(todo):
-            shape = (cfg.block, cfg.depth, cfg.batch_size, cfg.precision)
+            shape = estimate.shape_key(cfg.to_dict())
             if shape not in speeds:
                 speeds[shape] = speed_for(cfg, records, lambda t: bar.progress(i / len(todo), text=t))
                 sp = speeds[shape]
                 bases.append(f"ResNet-{cfg.depth} ({cfg.block}, batch {cfg.batch_size}): "
                              f"{sp['images_per_s']:,.0f} images/s — {sp['basis']}")
-            seconds[cfg.key] = estimate.run_seconds(cfg, speeds[shape]["images_per_s"])
+            sp = speeds[shape]
+            seconds[cfg.key] = estimate.run_seconds(cfg, sp["images_per_s"], startup_s=sp.get("startup_s", 0.0),
+                                                    includes_eval=sp.get("includes_eval", False))
         bar.empty()
         total = sum(seconds.values())
         c1, c2 = st.columns([1, 3])
@@ -88,8 +91,9 @@ def estimate_panel(todo_json: list[str], records: list[dict]) -> None:
                   help="Sum of the new runs' estimates; with several GPUs (or workers) they run side by side.")
         per_run = sorted({format_duration(s) for s in seconds.values()})
         c2.markdown(f"Per run: {', '.join(per_run)}.  \n" + "  \n".join(f"Basis: {b}." for b in bases))
-        c2.caption("Training images ÷ measured speed, plus the test evaluations (forward only, about a "
-                   "third of the cost). Other jobs on the same machine slow both down.")
+        c2.caption("Start-up (loading the data) + training images ÷ measured speed, plus the test "
+                   "evaluations (forward only, about a third of the cost) where the speed does not "
+                   "already include them. Other jobs on the same machine slow every run down.")
 
 
 def check_datasets(configs: list[RunConfig]) -> bool:
@@ -120,6 +124,7 @@ def check_datasets(configs: list[RunConfig]) -> bool:
 def launch(configs: list[RunConfig], backend: str) -> None:
     with st.status(f"Submitting {len(configs)} run(s)…", expanded=False) as status:
         recs = runs_api.submit_all(configs, backend=backend)
+        polling.changed()
         status.update(label=f"Submitted {len(recs)} run(s)", state="complete")
     st.session_state["live_focus"] = configs[0].key
     st.switch_page("explorer/pages/live.py")

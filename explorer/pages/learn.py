@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer import diagrams
+from explorer import diagrams, polling
 from explorer.figures import product_figure, signal_figure
 from explorer.guard import page_guard
 from explorer.variants import DEFAULT_TEACHING, TEACHING_VARIANTS, teaching_config
@@ -19,7 +19,8 @@ DEPTHS = (8, 20, 56, 110, 164, 302)  # basic units, 6n+2
 def measure(cfg_json: str, batch: int, seed: int) -> dict:
     from trainers.engine.signal import signal_propagation
 
-    return signal_propagation(RunConfig.from_json(cfg_json), batch=batch, seed=seed)
+    with polling.app_threads():  # one thread while a run trains on the CPU beside the app
+        return signal_propagation(RunConfig.from_json(cfg_json), batch=batch, seed=seed)
 
 
 def orderings_tab() -> None:

@@ -25,7 +25,7 @@ import time
 import zlib
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from diskcache import Cache
 from diskcache.core import MODE_BINARY, MODE_RAW, UNKNOWN, Disk
@@ -238,6 +238,16 @@ class Store:
             self._cache.delete(f"run:{key}")
             self._index(key, False)
             return True
+
+    def set_tags(self, key: str, tags: Iterable[str]) -> dict | None:
+        """The user's labels of a run (any status; the explorer's Compare page). None: no such run."""
+        with self.transaction():
+            rec = self.get(key)
+            if rec is None:
+                return None
+            rec["tags"] = sorted({str(t).strip() for t in tags if str(t).strip()})
+            self._put(rec)
+            return rec
 
     # --- the supervisor's writes ---------------------------------------------------------------
     def claim(self, key: str, backend: str, slot: str | None, lease_starts: bool = True) -> int | None:
