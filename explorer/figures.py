@@ -21,7 +21,7 @@ PALETTE = ("#1F77B4", "#D62728", "#2CA02C", "#FF7F0E", "#9467BD", "#8C564B", "#E
            "#3182BD", "#31A354", "#843C39", "#CE6DBD", "#8C6D31")
 CURVE_COLUMNS = ("iteration", "train_loss", "train_error", "lr", "test_error", "test_loss", "epoch",
                  "elapsed_s")
-X_AXES = {"iteration": "iterations", "epoch": "epochs", "elapsed_s": "wall time (minutes)"}
+X_AXES = {"iteration": "iterations", "epoch": "epochs", "elapsed_s": "wall time"}  # x column -> name
 FAIL_ABOVE = 20.0  # the paper's "fail": test error > 20% (Table 1)
 FINISHED = ("done", "fail", "diverged")
 
@@ -256,7 +256,7 @@ def curve_figure(
         margin={"l": 60, "r": 60, "t": 50 if title else 30, "b": 40},
         hovermode="x unified",
         legend={"orientation": "h", "yanchor": "top", "y": -0.15, "x": 0},
-        xaxis={"title": {"text": X_AXES[x]}, "rangemode": "tozero",
+        xaxis={"title": {"text": X_AXES[x] + (" (minutes)" if x == "elapsed_s" else "")}, "rangemode": "tozero",
                **({"range": [0, x_max * 1.02]} if x_total and x == "iteration" else {})},
         yaxis={"title": {"text": "training loss (dashed)"}, "type": "log" if log_loss else "linear",
                "rangemode": "tozero" if not log_loss else "normal"},

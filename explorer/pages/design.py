@@ -9,7 +9,7 @@ from explorer import estimate, polling, runs_api
 from explorer.components.pickers import (backend_picker, dataset_picker, network_picker,
                                          schedule_picker, seeds_picker)
 from explorer.figures import format_duration
-from explorer.guard import page_guard, show_error
+from explorer.guard import md_escape, page_guard, show_error
 from explorer.plan import grid_templates, make_configs, plan_frame
 from explorer.settings import cache_dir, local_spec
 from trainers.core.config import ConfigError, RunConfig
@@ -96,8 +96,25 @@ def estimate_panel(todo_json: list[str], records: list[dict]) -> None:
                    "already include them. Other jobs on the same machine slow every run down.")
 
 
+@st.cache_data(show_spinner="checking the dataset's layout…", max_entries=32)
+def _folder_layout(spec: str, size: int | None, mtime_ns: int) -> str | None:
+    """The engine's layout check of a folder dataset (no image decoded), cached per file version:
+    None when it is fine, else the message."""
+    from trainers.engine.data import DataError
+    from trainers.engine.data.folder import check_folder
+
+    try:
+        check_folder(spec)
+    except DataError as e:
+        return str(e)
+    return None
+
+
 def check_datasets(configs: list[RunConfig]) -> bool:
-    """Say which datasets are here, which will download, and which cannot be found."""
+    """Say which datasets are here, which will download, and which cannot be used (not found, not
+    a folder or archive, no train/ and test/ class folders): those block Launch."""
+    from pathlib import Path
+
     from trainers.engine.data import DataError, dataset_info
 
     ok = True
@@ -108,15 +125,23 @@ def check_datasets(configs: list[RunConfig]) -> bool:
             show_error(e, "dataset")
             ok = False
             continue
+        if info.get("present") and spec.startswith("folder:") and not info.get("decoded"):
+            path = Path(info["path"])
+            st_ = path.stat()
+            problem = _folder_layout(local_spec(spec), st_.st_size if path.is_file() else None, st_.st_mtime_ns)
+            if problem:
+                st.error(f"This dataset cannot be used: {md_escape(problem)}")
+                ok = False
+            continue
         if info.get("present"):
             continue
         if info.get("downloadable"):
             st.warning(f"{info.get('label', spec)} is not in the cache yet: the first run downloads it "
                        "(needs internet). Offline? Choose **CIFAR-10 (JPEG copy, offline)** or a local folder.")
         else:
-            st.error(f"{spec[7:] if spec.startswith('folder:') else spec} was not found. Give the path of a "
-                     "folder (or .tar.gz) with train/<class>/*.jpg and test/<class>/*.jpg; relative paths "
-                     "start at the repository root.")
+            st.error(f"{md_escape(spec[7:] if spec.startswith('folder:') else spec)} was not found. Give the "
+                     "path of a folder (or .tar.gz) with `train/<class>/*.jpg` and `test/<class>/*.jpg`; "
+                     "relative paths start at the repository root.")
             ok = False
     return ok
 
@@ -138,13 +163,17 @@ def body() -> None:
     with c1:
         sched_name, schedule = schedule_picker(presets.SCHEDULES, getattr(presets, "SCHEDULE_NOTES", {}))
     with c2:
-        dataset = dataset_picker(per_row=source != CUSTOM)
+        dataset, dataset_ok = dataset_picker(per_row=source != CUSTOM)
     c3, c4 = st.columns([1, 2])
     with c3:
         seeds = seeds_picker()
     with c4:
         backend = backend_picker()
     if not templates:
+        return
+    if not dataset_ok:
+        st.button("Launch", type="primary", disabled=True, key="design_launch", icon=":material/rocket_launch:",
+                  help="Choose a dataset first.")
         return
     overrides = {"dataset": dataset} if dataset else {}
     try:

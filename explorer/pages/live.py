@@ -73,8 +73,11 @@ def curves_chart(records: list[dict], curves: dict[str, list[dict]]) -> None:
                    else "This run recorded no curve points.")
 
 
+CHART_EVERY_S = 3 * REFRESH_S  # a chart costs far more to redraw than a progress bar
+
+
 @st.fragment(run_every=REFRESH_S)
-def live_view() -> None:
+def live_cards() -> None:
     with page_guard("live"):
         active = polling.active_runs()
         recent = recent_finished(active)
@@ -85,20 +88,29 @@ def live_view() -> None:
             return
         st.caption(f"{sum(r['status'] == 'running' for r in active)} running · "
                    f"{sum(r['status'] == 'queued' for r in active)} queued · refreshed every "
-                   f"{REFRESH_S:g} s · speed and ETA: averages over each run so far")
-        curves = {r["key"]: runs_api.curve(r) for r in active if r.get("status") == "running"}
+                   f"{REFRESH_S:g} s (the chart every {CHART_EVERY_S:g} s) · speed and ETA: averages "
+                   "over each run so far")
         for rec in active:
             rate = None
-            if rec["key"] in curves:
-                rate = run_rate(curves[rec["key"]], int((rec.get("config") or {}).get("batch_size") or 128),
+            if rec.get("status") == "running":
+                rate = run_rate(runs_api.curve(rec), int((rec.get("config") or {}).get("batch_size") or 128),
                                 rec.get("total"))
             run_card(rec, rate)
         if recent:
             st.markdown("**Finished in the last 15 minutes**")
             for rec in recent:
                 run_card(rec)
-        curves_chart(active + recent, curves)
+
+
+@st.fragment(run_every=CHART_EVERY_S)
+def live_chart() -> None:
+    with page_guard("live chart"):
+        active = polling.active_runs()
+        records = active + recent_finished(active)
+        if records:
+            curves_chart(records, {})
 
 
 st.title("Live")
-live_view()
+live_cards()
+live_chart()

@@ -15,11 +15,12 @@ from .base import DataError, Progress, is_image_name
 Tree = dict[str, dict[str, list[str]]]
 
 
-def read_tarball(archive: Path, report: Progress) -> tuple[Tree, dict[str, bytes]]:
+def read_tarball(archive: Path, report: Progress, names_only: bool = False) -> tuple[Tree, dict[str, bytes]]:
     """The image files of a tarball, read in one streamed pass into memory (60k CIFAR JPEGs are
     about 50 MB). Nothing is written to disk, so no member can land outside the cache; members
     with absolute paths or '..' are refused anyway (a sign of a hostile archive), as are links
-    and device files, by the same rules as tarfile's "data" extraction filter."""
+    and device files, by the same rules as tarfile's "data" extraction filter. `names_only`: the
+    tree only (every blob empty), for a layout check."""
     dirs: list[str] = []
     blobs: dict[str, bytes] = {}
     size = max(1, archive.stat().st_size)
@@ -32,7 +33,7 @@ def read_tarball(archive: Path, report: Progress) -> tuple[Tree, dict[str, bytes
                 if member.isdir():
                     dirs.append(name)
                 elif is_image_name(name):
-                    blobs[name] = tar.extractfile(member).read()
+                    blobs[name] = b"" if names_only else tar.extractfile(member).read()
             report(f"reading {archive.name}", 1.0)
     except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
         raise DataError(f"cannot read {archive}: {e}. The archive is damaged or not a tar file; "
