@@ -462,3 +462,18 @@ def test_short_schedules_keep_the_papers_warm_up():
 
     assert all(RunConfig(**s).warmup_iterations > 0 for s in SCHEDULES.values())
     assert all(c.warmup_iterations > 0 and c.warmup_lr == 0.01 for c in preset_configs("table2", 1, "quick"))
+
+
+def test_learn_explains_forward_and_backward_in_the_papers_terms_and_captions_bottlenecks(app_cache):
+    at = open_page("learn", {"learn_tab": "Signal through depth", "depth": "8", "batch": "4"})
+    assert_clean(at)
+    text = " ".join(m.value for m in at.markdown)
+    assert "Eq. 5" in text and "identity term" in text
+    assert "**Forward (left):**" in text and "**Backward (right):**" in text
+    at = open_page("learn")
+    captions = [c.value for c in at.caption]
+    assert "3×3 conv → BN → ReLU → 3×3 conv → BN → (+) → ReLU" in captions  # (a), basic units
+    at.segmented_control(key="learn_block").set_value("bottleneck").run()
+    assert_clean(at)
+    captions = [c.value for c in at.caption]
+    assert any(c.startswith("BN → ReLU → 1×1 conv") and c.endswith("1×1 conv → (+)") for c in captions), captions
