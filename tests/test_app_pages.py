@@ -477,3 +477,30 @@ def test_learn_explains_forward_and_backward_in_the_papers_terms_and_captions_bo
     assert_clean(at)
     captions = [c.value for c in at.caption]
     assert any(c.startswith("BN → ReLU → 1×1 conv") and c.endswith("1×1 conv → (+)") for c in captions), captions
+
+
+def test_a_grid_launched_here_is_a_results_table_on_the_command_line(app_cache, monkeypatch, capsys):
+    import argparse
+
+    from trainers.runs import Store, submit
+    from trainers.runs.cli import cmd_results
+
+    monkeypatch.setattr("explorer.runs_api.submit_all", lambda cfgs, backend="local": [
+        submit(c, cache_dir=app_cache, backend=backend, start_supervisor=False) for c in cfgs])
+    at = open_page("design")
+    at.selectbox(key="design_dataset").set_value("synthetic")
+    at.radio(key="design_schedule").set_value("smoke")
+    at.selectbox(key="design_depth_basic").set_value(8)
+    at.run()
+    at.text_input(key="design_sweep_custom").input("my-grid").run()
+    planned = list(at.dataframe[0].value["key"])
+    at.button(key="design_launch").click().run()
+    with Store(app_cache) as s:
+        assert s.get_sweep("my-grid")["keys"] == planned
+    args = argparse.Namespace(name="my-grid", json=True, cache_dir=str(app_cache))
+    assert cmd_results(args) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 2  # both rows of the grid, none finished yet
+    args = argparse.Namespace(name="table4", json=False, cache_dir=str(app_cache))
+    assert cmd_results(args) == 0
+    out = capsys.readouterr().out
+    assert "no run matches 'table4'" in out and "my-grid" in out

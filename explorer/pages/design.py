@@ -3,6 +3,8 @@ already cached or running; an honest time estimate; one button to launch the new
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from explorer import estimate, polling, runs_api
@@ -146,9 +148,22 @@ def check_datasets(configs: list[RunConfig]) -> bool:
     return ok
 
 
-def launch(configs: list[RunConfig], backend: str) -> None:
+def sweep_name_input(source: str) -> str:
+    """The name the launched runs are remembered under, so `python -m trainers results NAME`
+    tabulates a grid made here as it does a sweep started from the command line."""
+    default = source if source != CUSTOM else f"ui-{time.strftime('%Y-%m-%d')}"
+    name = st.text_input("Remember as (for `python -m trainers results NAME`)", default,
+                         key=f"design_sweep_{source}",
+                         help="Launching again under the same name adds to that table.")
+    return name.strip() or default
+
+
+def launch(configs: list[RunConfig], backend: str, sweep: str = "", planned: list[RunConfig] = ()) -> None:
     with st.status(f"Submitting {len(configs)} run(s)…", expanded=False) as status:
         recs = runs_api.submit_all(configs, backend=backend)
+        if sweep:  # the whole plan, cached runs included: the table shows the grid as designed
+            runs_api.store().save_sweep(sweep, [c.key for c in (planned or configs)],
+                                        {"source": "explorer"})
         polling.changed()
         status.update(label=f"Submitted {len(recs)} run(s)", state="complete")
     st.session_state["live_focus"] = configs[0].key
@@ -196,10 +211,11 @@ def body() -> None:
     if todo:
         estimate_panel([c.canonical_json() for c in todo], records)
     data_ok = check_datasets(todo or configs)
+    sweep = sweep_name_input(source) if todo else ""
     label = f"Launch {len(todo)} new run(s)" if todo else "Nothing new to launch"
     if st.button(label, type="primary", disabled=not todo or not data_ok, key="design_launch",
                  icon=":material/rocket_launch:"):
-        launch(todo, backend)
+        launch(todo, backend, sweep, configs)
     if not todo:
         st.page_link("explorer/pages/compare.py", label="Everything is cached or running: compare them",
                      icon=":material/compare_arrows:")
