@@ -13,7 +13,7 @@ from explorer.components.pickers import (backend_picker, dataset_picker, network
 from explorer.figures import format_duration
 from explorer.guard import md_escape, page_guard, show_error
 from explorer.plan import grid_templates, make_configs, plan_frame
-from explorer.settings import cache_dir, local_spec
+from explorer.settings import cache_dir, jpeg_copy_spec, local_spec
 from trainers.core.config import ConfigError, RunConfig
 
 CUSTOM = "custom"
@@ -127,7 +127,9 @@ def check_datasets(configs: list[RunConfig]) -> bool:
             show_error(e, "dataset")
             ok = False
             continue
-        if info.get("present") and spec.startswith("folder:") and not info.get("decoded"):
+        # the shared JPEG copy's layout is known; a path the user typed is checked before Launch
+        if (info.get("present") and spec.startswith("folder:") and not info.get("decoded")
+                and spec != jpeg_copy_spec()):
             path = Path(info["path"])
             st_ = path.stat()
             problem = _folder_layout(local_spec(spec), st_.st_size if path.is_file() else None, st_.st_mtime_ns)
