@@ -504,3 +504,23 @@ def test_a_grid_launched_here_is_a_results_table_on_the_command_line(app_cache, 
     assert cmd_results(args) == 0
     out = capsys.readouterr().out
     assert "no run matches 'table4'" in out and "my-grid" in out
+
+
+def test_design_checks_a_tarballs_layout_without_decoding_it(app_cache, tmp_path):
+    from cifar_fixtures import make_tarball, write_image_folder
+
+    write_image_folder(tmp_path / "good", ["cat", "dog"], per_class=2, n_test=1)
+    good = make_tarball(tmp_path / "good", tmp_path / "good.tar.gz")
+    write_image_folder(tmp_path / "half", ["cat", "dog"], per_class=2, n_test=1)
+    import shutil
+
+    shutil.rmtree(tmp_path / "half" / "test")
+    half = make_tarball(tmp_path / "half", tmp_path / "half.tar.gz")
+    at = open_page("design")
+    at.selectbox(key="design_dataset").set_value("folder").run()
+    at.text_input(key="design_folder").input(str(good)).run()
+    assert_clean(at)
+    assert not at.button(key="design_launch").disabled
+    at.text_input(key="design_folder").input(str(half)).run()
+    assert any("needs train/ and test/" in e.value and "found:" in e.value for e in at.error), [e.value for e in at.error]
+    assert at.button(key="design_launch").disabled
