@@ -16,9 +16,13 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+# Ten hue families, then a darker shade of each in the same order (PALETTE[i] and PALETTE[i + 10]
+# are one family): a chart uses a family twice only when it shows more than ten runs.
 PALETTE = ("#1F77B4", "#D62728", "#2CA02C", "#FF7F0E", "#9467BD", "#8C564B", "#E377C2",
-           "#7F7F7F", "#BCBD22", "#17BECF", "#393B79", "#AD494A", "#637939", "#E6550D", "#7B4173",
-           "#3182BD", "#31A354", "#843C39", "#CE6DBD", "#8C6D31")
+           "#7F7F7F", "#BCBD22", "#17BECF",
+           "#393B79", "#8B1A1A", "#1E5E1E", "#B35806", "#54278F", "#5A3A2E", "#A6427F",
+           "#404040", "#7A7A10", "#0F6E7A")
+FAMILIES = 10
 CURVE_COLUMNS = ("iteration", "train_loss", "train_error", "lr", "test_error", "test_loss", "epoch",
                  "elapsed_s")
 X_AXES = {"iteration": "iterations", "epoch": "epochs", "elapsed_s": "wall time"}  # x column -> name
@@ -31,21 +35,22 @@ def color(i: int) -> str:
 
 
 def color_for(key: str) -> str:
-    """A run's own colour, from its key: the same run has the same colour on Live and Compare."""
-    return PALETTE[int(hashlib.sha256(str(key).encode()).hexdigest()[:8], 16) % len(PALETTE)]
+    """A run's own colour (one of the ten main hues), from its key: the same run has the same
+    colour on Live and Compare."""
+    return PALETTE[int(hashlib.sha256(str(key).encode()).hexdigest()[:8], 16) % FAMILIES]
 
 
 def assign_colors(keys: Sequence[str]) -> dict[str, str]:
-    """Key -> colour for one chart: each key's own colour, except that a key whose colour is
-    already taken in this chart takes the next free one (stable for a given set of runs)."""
+    """Key -> colour for one chart: each key's own colour, except that a key whose hue is already
+    taken in this chart takes the next free hue (the same set of runs, the same colours)."""
     out: dict[str, str] = {}
     for k in keys:
         i = PALETTE.index(color_for(k))
-        for j in range(len(PALETTE)):
-            c = PALETTE[(i + j) % len(PALETTE)]
-            if c not in out.values():
-                break
-        out[k] = c
+        probe = [PALETTE[(i + j) % len(PALETTE)] for j in range(len(PALETTE))]
+        families = {PALETTE.index(c) % FAMILIES for c in out.values()}
+        free = [c for c in probe if c not in out.values()]
+        # its own colour, else the next colour of a hue not yet in the chart, else any free one
+        out[k] = next((c for c in free if PALETTE.index(c) % FAMILIES not in families), free[0] if free else probe[0])
     return out
 
 
@@ -250,9 +255,12 @@ def curve_figure(
         fig.add_vline(x=it, line={"dash": "dot", "color": "#888", "width": 1},
                       annotation_text="lr ÷10", annotation_position="top",
                       annotation_font={"size": 10, "color": "#666"})
+    # the legend sits below the plot, inside the figure's height: grow the figure with it, so
+    # that many runs do not squeeze the curves themselves
+    entries = sum(1 for t in fig.data if t.showlegend is not False)
     fig.update_layout(
         title={"text": title} if title else None,
-        height=height,
+        height=max(height, 300 + 21 * entries + (30 if title else 0)),
         margin={"l": 60, "r": 60, "t": 50 if title else 30, "b": 40},
         hovermode="x unified",
         legend={"orientation": "h", "yanchor": "top", "y": -0.15, "x": 0},
