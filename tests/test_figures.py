@@ -150,9 +150,9 @@ def test_a_live_curve_spans_its_whole_schedule():
 
 def test_run_colours_are_stable_and_distinct_within_a_chart():
     keys = [f"{i:016x}" for i in range(10)]
-    colours = figures.assign_colors(keys)
-    assert len(set(colours.values())) == 10 and set(colours.values()) == set(figures.PALETTE[:10])
-    assert figures.assign_colors(keys) == colours  # the same runs, the same colours
-    alone = figures.assign_colors([keys[3]])
-    assert alone[keys[3]] == figures.color_for(keys[3])  # a run alone wears its own colour
-    assert len(set(figures.assign_colors([f"k{i}" for i in range(20)]).values())) == 20
+    colours = fg.assign_colors(keys)
+    assert len(set(colours.values())) == 10 and set(colours.values()) == set(fg.PALETTE[:10])
+    assert fg.assign_colors(keys) == colours  # the same runs, the same colours
+    alone = fg.assign_colors([keys[3]])
+    assert alone[keys[3]] == fg.color_for(keys[3])  # a run alone wears its own colour
+    assert len(set(fg.assign_colors([f"k{i}" for i in range(20)]).values())) == 20
