@@ -46,7 +46,8 @@ def curves_chart(records: list[dict], curves: dict[str, list[dict]]) -> None:
     c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
     chosen = c1.multiselect("Curves", list(by_key), key="live_curves",
                             format_func=lambda k: f"{series_name(by_key[k])} · {by_key[k].get('status')}",
-                            placeholder="every running run (choose runs to plot them instead)")
+                            placeholder=("every running run" if running else "the latest run")
+                            + " (choose runs to plot them instead)")
     x = c2.selectbox("x axis", list(X_AXES), format_func=X_AXES.get, key="live_x")
     keys = [k for k in chosen if k in by_key] or default
     series, refs = {}, {}
@@ -98,8 +99,9 @@ def live_cards() -> None:
             run_card(rec, rate)
         if recent:
             st.markdown("**Finished in the last 15 minutes**")
-            for rec in recent:
-                run_card(rec)
+            for rec in recent:  # finished curves are cached: the average costs nothing twice
+                run_card(rec, run_rate(runs_api.curve(rec),
+                                       int((rec.get("config") or {}).get("batch_size") or 128)))
 
 
 @st.fragment(run_every=CHART_EVERY_S)
