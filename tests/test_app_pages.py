@@ -524,3 +524,16 @@ def test_design_checks_a_tarballs_layout_without_decoding_it(app_cache, tmp_path
     at.text_input(key="design_folder").input(str(half)).run()
     assert any("needs train/ and test/" in e.value and "found:" in e.value for e in at.error), [e.value for e in at.error]
     assert at.button(key="design_launch").disabled
+
+
+def test_design_estimates_from_what_finished_runs_took_here(app_cache):
+    add_run(app_cache, RunConfig(**{**SMOKE, "iterations": 40}), points=4)  # 10 it per second of wall time
+    at = open_page("design")
+    at.selectbox(key="design_dataset").set_value("synthetic")
+    at.radio(key="design_schedule").set_value("smoke")
+    at.selectbox(key="design_depth_basic").set_value(8)
+    at.run()
+    assert_clean(at)
+    text = " ".join(m.value for m in at.markdown)
+    assert "1,280 images/s" in text and "average speed of the last 1 finished run(s) of this shape" in text, text
+    assert "test stub" not in text  # no benchmark needed
