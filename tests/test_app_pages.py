@@ -537,3 +537,21 @@ def test_design_estimates_from_what_finished_runs_took_here(app_cache):
     text = " ".join(m.value for m in at.markdown)
     assert "1,280 images/s" in text and "average speed of the last 1 finished run(s) of this shape" in text, text
     assert "test stub" not in text  # no benchmark needed
+
+
+def test_live_keeps_working_when_a_chosen_curve_leaves_the_page(app_cache, monkeypatch):
+    from trainers.runs import Store
+
+    monkeypatch.setattr("explorer.runs_api.wake_supervisor", lambda: None)
+    a, b = RunConfig(**SMOKE), RunConfig(**{**SMOKE, "seed": 1})
+    add_run(app_cache, a, status="running")
+    add_run(app_cache, b, status="running")
+    at = open_page("live")
+    at.multiselect(key="live_curves").set_value([a.key]).run()
+    assert len([t for t in chart_traces(at) if t.get("name", "").endswith("test error")]) == 1
+    with Store(app_cache) as s:
+        s.delete(a.key)
+    at.run()
+    assert_clean(at)
+    assert [t["name"] for t in chart_traces(at) if t.get("name", "").endswith("test error")] == [
+        f"{b.label()} · seed 1: test error"]
