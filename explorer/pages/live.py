@@ -43,8 +43,6 @@ def curves_chart(records: list[dict], curves: dict[str, list[dict]]) -> None:
     running = [r["key"] for r in records if r.get("status") == "running"]
     focus = st.session_state.get("live_focus")
     default = running or ([focus] if focus in by_key else [records[0]["key"]])
-    if st.session_state.get("live_curves"):  # a run can leave the page (deleted, or ended long ago)
-        st.session_state["live_curves"] = [k for k in st.session_state["live_curves"] if k in by_key]
     c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
     chosen = c1.multiselect("Curves", list(by_key), key="live_curves",
                             format_func=lambda k: f"{series_name(by_key[k])} · {by_key[k].get('status')}",
