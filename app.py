@@ -5,7 +5,8 @@ import streamlit as st
 from explorer import runs_api
 from explorer.components.sidebar import jobs_badge
 
-st.set_page_config(page_title="ResNet v2 Ablation Explorer", page_icon=":material/hub:", layout="wide")
+# an emoji favicon is drawn by the browser; a ":material/...:" one is fetched from a font CDN
+st.set_page_config(page_title="ResNet v2 Ablation Explorer", page_icon="🧱", layout="wide")
 
 pages = {
     "Experiments": [

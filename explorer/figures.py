@@ -7,6 +7,7 @@ on the left axis, solid test error (%) on the right axis; here lr drops are dott
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -16,13 +17,40 @@ import plotly.graph_objects as go
 
 from .runs_api import FINISHED, dataset_short, group_key, group_label, number_text, result_rows
 
+# Ten hue families, then a darker shade of each in the same order (PALETTE[i] and PALETTE[i + 10]
+# are one family): a chart uses a family twice only when it shows more than ten runs.
 PALETTE = ("#1F77B4", "#D62728", "#2CA02C", "#FF7F0E", "#9467BD", "#8C564B", "#E377C2",
-           "#7F7F7F", "#BCBD22", "#17BECF")
-CURVE_COLUMNS = ("iteration", "train_loss", "train_error", "lr", "test_error", "test_loss")
+           "#7F7F7F", "#BCBD22", "#17BECF",
+           "#393B79", "#8B1A1A", "#1E5E1E", "#B35806", "#54278F", "#5A3A2E", "#A6427F",
+           "#404040", "#7A7A10", "#0F6E7A")
+FAMILIES = 10
+CURVE_COLUMNS = ("iteration", "train_loss", "train_error", "lr", "test_error", "test_loss", "epoch",
+                 "elapsed_s")
+X_AXES = {"iteration": "iterations", "epoch": "epochs", "elapsed_s": "wall time"}  # x column -> name
 
 
 def color(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
+
+
+def color_for(key: str) -> str:
+    """A run's own colour (one of the ten main hues), from its key: the same run has the same
+    colour on Live and Compare."""
+    return PALETTE[int(hashlib.sha256(str(key).encode()).hexdigest()[:8], 16) % FAMILIES]
+
+
+def assign_colors(keys: Sequence[str]) -> dict[str, str]:
+    """Key -> colour for one chart: each key's own colour, except that a key whose hue is already
+    taken in this chart takes the next free hue (the same set of runs, the same colours)."""
+    out: dict[str, str] = {}
+    for k in keys:
+        i = PALETTE.index(color_for(k))
+        probe = [PALETTE[(i + j) % len(PALETTE)] for j in range(len(PALETTE))]
+        families = {PALETTE.index(c) % FAMILIES for c in out.values()}
+        free = [c for c in probe if c not in out.values()]
+        # its own colour, else the next colour of a hue not yet in the chart, else any free one
+        out[k] = next((c for c in free if PALETTE.index(c) % FAMILIES not in families), free[0] if free else probe[0])
+    return out
 
 
 def _rgba(hex_color: str, alpha: float) -> str:
@@ -41,12 +69,34 @@ def curve_frame(events: Iterable[Mapping]) -> pd.DataFrame:
         if kind not in ("metrics", "eval") or ev.get("iteration") is None:
             continue
         row = rows.setdefault(int(ev["iteration"]), {"iteration": int(ev["iteration"])})
-        keys = ("train_loss", "train_error", "lr") if kind == "metrics" else ("test_error", "test_loss")
+        keys = (("train_loss", "train_error", "lr", "epoch", "elapsed_s") if kind == "metrics"
+                else ("test_error", "test_loss", "epoch"))
         for k in keys:
             v = ev.get(k)
             row[k] = float(v) if isinstance(v, (int, float)) and v is not None else math.nan
     df = pd.DataFrame(sorted(rows.values(), key=lambda r: r["iteration"]), columns=list(CURVE_COLUMNS))
-    return df.astype({c: float for c in CURVE_COLUMNS[1:]})
+    df = df.astype({c: float for c in CURVE_COLUMNS[1:]})
+    if len(df) and df["elapsed_s"].notna().any():  # eval rows: the wall time of the nearest metrics row
+        df["elapsed_s"] = df["elapsed_s"].interpolate(limit_direction="both")
+    return df
+
+
+def run_rate(events: Iterable[Mapping], batch_size: int, total: int | None = None) -> dict | None:
+    """A live run's speed averaged over its run so far (since the first logged point of its current
+    attempt), and the ETA from it: the per-window images/s of the events swings with evaluations
+    and other jobs (22-198 img/s within one run was seen), this average does not."""
+    pts = [(int(e["iteration"]), float(e["elapsed_s"])) for e in events
+           if e.get("type") == "metrics" and isinstance(e.get("elapsed_s"), (int, float))]
+    # a resumed attempt restarts its clock: keep the points after the last time the clock went back
+    for i in range(len(pts) - 1, 0, -1):
+        if pts[i][1] < pts[i - 1][1] or pts[i][0] <= pts[i - 1][0]:
+            pts = pts[i:]
+            break
+    if len(pts) < 2 or pts[-1][1] <= pts[0][1]:
+        return None
+    rate = (pts[-1][0] - pts[0][0]) * batch_size / (pts[-1][1] - pts[0][1])
+    eta = (total - pts[-1][0]) * batch_size / rate if total else None
+    return {"images_per_s": rate, "eta_s": eta}
 
 
 def ema(values: Sequence[float] | pd.Series, weight: float) -> np.ndarray:
@@ -82,9 +132,12 @@ def seed_band(frames: Sequence[pd.DataFrame], column: str) -> pd.DataFrame:
 def group_curves(groups: Mapping[str, Sequence[pd.DataFrame]], smoothing: float = 0.0) -> pd.DataFrame:
     """Series name -> its runs' curve frames  ->  one long frame for `curve_figure`.
 
-    Each run is smoothed first (EMA, `smoothing` in [0, 1)), then the seeds of a series are
-    reduced to their median with a min-max band. Columns: series, iteration, and for
-    train_loss and test_error: the median, `<col>_lo`, `<col>_hi`, plus `n` (runs in the series).
+    The training loss of each run is smoothed first (EMA, `smoothing` in [0, 1)); its unsmoothed
+    median stays in `train_loss_raw` (drawn faintly behind). The test error is never smoothed: it
+    is measured at a few points only, and an average would end away from the last measured value.
+    The seeds of a series are reduced to their median with a min-max band. Columns: series,
+    iteration, epoch, elapsed_s (medians), and for train_loss and test_error: the median,
+    `<col>_lo`, `<col>_hi`, plus train_loss_raw and `n` (runs in the series).
     """
     out = []
     for name, frames in groups.items():
@@ -94,31 +147,33 @@ def group_curves(groups: Mapping[str, Sequence[pd.DataFrame]], smoothing: float 
         smoothed = []
         for f in frames:
             f = f.copy()
-            for col in ("train_loss", "test_error"):
-                mask = f[col].notna()
-                f.loc[mask, col] = ema(f.loc[mask, col], smoothing)
+            f["train_loss_raw"] = f["train_loss"]
+            mask = f["train_loss"].notna()
+            f.loc[mask, "train_loss"] = ema(f.loc[mask, "train_loss"], smoothing)
             smoothed.append(f)
         merged = None
-        for col in ("train_loss", "test_error"):
-            b = seed_band(smoothed, col).rename(
+        for col in ("train_loss", "test_error", "train_loss_raw", "epoch", "elapsed_s"):
+            b = seed_band([f for f in smoothed if col in f], col).rename(
                 columns={"median": col, "lo": f"{col}_lo", "hi": f"{col}_hi", "n": f"{col}_n"})
+            if col not in ("train_loss", "test_error"):
+                b = b[["iteration", col]]
             merged = b if merged is None else merged.merge(b, on="iteration", how="outer")
         merged = merged.sort_values("iteration").assign(series=name, n=len(frames))
         out.append(merged.drop(columns=["train_loss_n", "test_error_n"]))
     cols = ["series", "iteration", "train_loss", "train_loss_lo", "train_loss_hi",
-            "test_error", "test_error_lo", "test_error_hi", "n"]
+            "test_error", "test_error_lo", "test_error_hi", "train_loss_raw", "epoch", "elapsed_s", "n"]
     if not out:
         return pd.DataFrame(columns=cols)
     return pd.concat(out, ignore_index=True)[cols]
 
 
-def _band(fig: go.Figure, d: pd.DataFrame, col: str, c: str, yaxis: str, name: str) -> None:
-    d = d.dropna(subset=[f"{col}_lo", f"{col}_hi"])
+def _band(fig: go.Figure, d: pd.DataFrame, col: str, c: str, yaxis: str, name: str, x: str) -> None:
+    d = d.dropna(subset=[f"{col}_lo", f"{col}_hi", x])
     if d.empty:
         return
-    x = list(d["iteration"]) + list(d["iteration"][::-1])
+    xs = list(d[x]) + list(d[x][::-1])
     y = list(d[f"{col}_hi"]) + list(d[f"{col}_lo"][::-1])
-    fig.add_trace(go.Scatter(x=x, y=y, fill="toself", fillcolor=_rgba(c, 0.15), line={"width": 0},
+    fig.add_trace(go.Scatter(x=xs, y=y, fill="toself", fillcolor=_rgba(c, 0.15), line={"width": 0},
                              hoverinfo="skip", showlegend=False, yaxis=yaxis, legendgroup=name,
                              name=f"{name} {col} min-max"))
 
@@ -133,58 +188,83 @@ def curve_figure(
     title: str = "",
     height: int = 440,
     x_total: int | None = None,
+    colors: Mapping[str, str] | None = None,
+    x: str = "iteration",
 ) -> go.Figure:
     """Training curves in the paper's style (Fig. 1, 3, 6).
 
     `curves` comes from `group_curves` (or has at least series, iteration, train_loss,
-    test_error). Dashed: training loss, left axis. Solid: test error %, right axis. A min-max band
-    is drawn where a series has more than one run. `lr_drops`: iterations of the lr /10 steps
-    (dotted vertical lines). `references`: series name -> the paper's error %, drawn as a
-    dash-dot horizontal line in the series' colour on the error axis. `x_total`: the run's
-    length, so a live curve grows across a fixed axis instead of the axis stretching with it.
+    test_error). Dashed: training loss, left axis (where it was smoothed, the raw loss is drawn
+    faintly behind). Solid: test error %, right axis. A min-max band is drawn where a series has
+    more than one run. `lr_drops`: iterations of the lr /10 steps (dotted vertical lines, on the
+    iteration axis only). `references`: series name -> the paper's error %, drawn as a dash-dot
+    horizontal line in the series' colour on the error axis. `x_total`: the run's length in
+    iterations, so a live curve grows across a fixed axis instead of the axis stretching with it.
+    `colors`: series name -> colour (see `assign_colors`), else the palette in order. `x`:
+    "iteration", "epoch" or "elapsed_s" (wall time, drawn in minutes).
     """
+    if x not in X_AXES:
+        raise ValueError(f"x must be one of {', '.join(X_AXES)}, got {x!r}")
     fig = go.Figure()
     references = dict(references or {})
+    colors = dict(colors or {})
+    curves = curves.copy()
+    if x == "elapsed_s" and len(curves):
+        curves["elapsed_s"] = curves["elapsed_s"] / 60.0
+    if x not in curves:
+        curves[x] = math.nan
     names = list(dict.fromkeys(curves["series"])) if len(curves) else []
-    x_max = float(curves["iteration"].max()) if len(curves) else 1.0
-    x_max = max(x_max, float(x_total or 0))
+    shown = curves.dropna(subset=[x])
+    x_max = float(shown[x].max()) if len(shown) else 1.0
+    if x == "iteration":
+        x_max = max(x_max, float(x_total or 0))
+    unit = {"iteration": "it %{x}", "epoch": "epoch %{x:.2f}", "elapsed_s": "%{x:.1f} min"}[x]
     for i, name in enumerate(names):
-        c = color(i)
+        c = colors.get(name) or color(i)
         d = curves[curves["series"] == name].sort_values("iteration")
         many = "n" in d and int(d["n"].max()) > 1
         label = f"{name} (median of {int(d['n'].max())})" if many else name
-        loss = d.dropna(subset=["train_loss"])
-        err = d.dropna(subset=["test_error"])
+        loss = d.dropna(subset=["train_loss", x])
+        err = d.dropna(subset=["test_error", x])
         if many:
-            _band(fig, d, "train_loss", c, "y", name)
-            _band(fig, d, "test_error", c, "y2", name)
-        fig.add_trace(go.Scatter(x=loss["iteration"], y=loss["train_loss"], yaxis="y",
+            _band(fig, d, "train_loss", c, "y", name, x)
+            _band(fig, d, "test_error", c, "y2", name, x)
+        if "train_loss_raw" in d:
+            raw = d.dropna(subset=["train_loss_raw", x])
+            if len(raw) and not np.allclose(raw["train_loss_raw"], raw["train_loss"], equal_nan=True):
+                fig.add_trace(go.Scatter(x=raw[x], y=raw["train_loss_raw"], yaxis="y", mode="lines",
+                                         line={"color": _rgba(c, 0.25), "width": 1}, legendgroup=name,
+                                         showlegend=False, hoverinfo="skip", name=f"{label}: train loss (raw)"))
+        fig.add_trace(go.Scatter(x=loss[x], y=loss["train_loss"], yaxis="y",
                                  mode="lines" if len(loss) > 2 else "lines+markers",  # a first point shows
                                  line={"color": c, "dash": "dash", "width": 1.5}, legendgroup=name,
                                  name=f"{label}: train loss",
-                                 hovertemplate="it %{x}<br>train loss %{y:.3f}<extra>" + name + "</extra>"))
-        fig.add_trace(go.Scatter(x=err["iteration"], y=err["test_error"], mode="lines+markers",
+                                 hovertemplate=unit + "<br>train loss %{y:.3f}<extra>" + name + "</extra>"))
+        fig.add_trace(go.Scatter(x=err[x], y=err["test_error"], mode="lines+markers",
                                  yaxis="y2", marker={"size": 4}, line={"color": c, "width": 2},
                                  legendgroup=name, name=f"{label}: test error",
-                                 hovertemplate="it %{x}<br>test error %{y:.2f}%<extra>" + name + "</extra>"))
+                                 hovertemplate=unit + "<br>test error %{y:.2f}%<extra>" + name + "</extra>"))
         if name in references and references[name] is not None:
             ref = float(references[name])
             fig.add_trace(go.Scatter(x=[0, x_max], y=[ref, ref], mode="lines", yaxis="y2",
                                      line={"color": c, "dash": "dashdot", "width": 1}, legendgroup=name,
                                      name=f"paper: {ref:.2f}% ({name})",
                                      hovertemplate=f"paper: {ref:.2f}%<extra>{name}</extra>"))
-    for it in lr_drops:
+    for it in (lr_drops if x == "iteration" else ()):
         fig.add_vline(x=it, line={"dash": "dot", "color": "#888", "width": 1},
                       annotation_text="lr ÷10", annotation_position="top",
                       annotation_font={"size": 10, "color": "#666"})
+    # the legend sits below the plot, inside the figure's height: grow the figure with it, so
+    # that many runs do not squeeze the curves themselves
+    entries = sum(1 for t in fig.data if t.showlegend is not False)
     fig.update_layout(
         title={"text": title} if title else None,
-        height=height,
+        height=max(height, 300 + 21 * entries + (30 if title else 0)),
         margin={"l": 60, "r": 60, "t": 50 if title else 30, "b": 40},
         hovermode="x unified",
         legend={"orientation": "h", "yanchor": "top", "y": -0.15, "x": 0},
-        xaxis={"title": {"text": "iterations"}, "rangemode": "tozero",
-               **({"range": [0, x_max * 1.02]} if x_total else {})},
+        xaxis={"title": {"text": X_AXES[x] + (" (minutes)" if x == "elapsed_s" else "")}, "rangemode": "tozero",
+               **({"range": [0, x_max * 1.02]} if x_total and x == "iteration" else {})},
         yaxis={"title": {"text": "training loss (dashed)"}, "type": "log" if log_loss else "linear",
                "rangemode": "tozero" if not log_loss else "normal"},
         yaxis2={"title": {"text": "test error % (solid)"}, "overlaying": "y", "side": "right",
@@ -284,15 +364,17 @@ def product_figure(products: Sequence[Mapping], *, height: int = 360) -> go.Figu
     return fig
 
 
-def progress_text(record: Mapping) -> str:
-    """'1,234 / 64,000 it · 812 img/s · ETA 3 min · cpu' for a run record."""
+def progress_text(record: Mapping, rate: Mapping | None = None) -> str:
+    """'1,234 / 64,000 it · 812 img/s · ETA 3 min · cpu' for a run record; `rate` (from
+    `run_rate`: the average over the run) replaces the record's last-window speed and ETA."""
     it, total = record.get("iteration") or 0, record.get("total") or 0
     parts = [f"{int(it):,} / {int(total):,} it" if total else f"{int(it):,} it"]
-    ips = record.get("images_per_s")
+    ips = (rate or {}).get("images_per_s") or record.get("images_per_s")
     if ips:
-        parts.append(f"{float(ips):,.0f} img/s")
-    if record.get("eta_s") is not None and record.get("status") == "running":
-        parts.append(f"ETA {format_duration(record['eta_s'])}")
+        parts.append(f"{float(ips):,.0f} img/s" + (" (run average)" if rate else ""))
+    eta = (rate or {}).get("eta_s", record.get("eta_s"))
+    if eta is not None and record.get("status") == "running":
+        parts.append(f"ETA {format_duration(eta)}")
     if record.get("device"):
         parts.append(str(record["device"]))
     return " · ".join(parts)

@@ -23,8 +23,9 @@ def depth_choices(block: str) -> list[int]:
     return [per * n + 2 for n in DEPTH_N] + extra
 
 
-def parse_values(text: str, name: str) -> list[float]:
-    """'0, 0.5' -> [0.0, 0.5]. ConfigError with the field's name when a value is not a number."""
+def parse_values(text: str, name: str, bounds: tuple[float, float] | None = None) -> list[float]:
+    """'0, 0.5' -> [0.0, 0.5]. ConfigError with the field's name when a value is not a number or
+    lies outside `bounds` (the engine's, `trainers.core.config.PARAM_BOUNDS`)."""
     values = []
     for part in str(text).replace(";", ",").split(","):
         part = part.strip()
@@ -35,6 +36,8 @@ def parse_values(text: str, name: str) -> list[float]:
         except ValueError:
             raise ConfigError(f"{name}: {part!r} is not a number; write numbers separated by commas, "
                               "e.g. 0, 0.5") from None
+        if bounds and not bounds[0] <= values[-1] <= bounds[1]:
+            raise ConfigError(f"{name}: {part} is outside the accepted range {bounds[0]:g} to {bounds[1]:g}")
     if not values:
         raise ConfigError(f"{name}: give at least one value, e.g. 0.5")
     return list(dict.fromkeys(values))

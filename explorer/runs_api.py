@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable
 
 import streamlit as st
 
-from trainers.core.config import RunConfig
+from trainers.core.config import PARAM_BOUNDS, RunConfig
 from trainers.core.errors import ConfigError, DataError, RunError
 from trainers.core.layout import Op, UnitSpec, unit_specs
 from trainers.core.paths import folder_path
@@ -26,8 +26,8 @@ from trainers.core.results import (FAIL_THRESHOLD, FINISHED, dataset_short, grou
 
 from .settings import cache_dir
 
-__all__ = ["BLOCKS", "ORDERINGS", "PARAMS", "SHORTCUTS", "FAIL_THRESHOLD", "FINISHED", "ConfigError", "DataError",
-           "CurvePoint", "Op", "RunConfig", "RunError", "RunRecord", "UnitSpec", "bench_speed", "cancel", "curve", "dataset_info",
+__all__ = ["BLOCKS", "ORDERINGS", "PARAM_BOUNDS", "PARAMS", "SHORTCUTS", "FAIL_THRESHOLD", "FINISHED", "ConfigError", "DataError",
+           "CurvePoint", "Op", "RunConfig", "RunError", "RunRecord", "UnitSpec", "bench_speed", "cancel", "check_folder", "curve", "dataset_info",
            "dataset_short", "devices", "folder_path", "get", "group_key", "group_label", "list_runs",
            "load_dataset", "number_text", "presets", "reference", "result_rows", "runs_settings",
            "shortcut_product", "shown_status", "signal_propagation", "store", "submit_all", "supervisor_alive", "unit_specs",
@@ -162,6 +162,14 @@ def dataset_info(spec: str, cache: str | None = None) -> dict:
     from trainers.engine.data import dataset_info as info
 
     return info(spec, cache or cache_dir())
+
+
+def check_folder(spec: str) -> None:
+    """The engine's layout check of a folder dataset (names only, nothing decoded); DataError says
+    what is wrong."""
+    from trainers.engine.data.folder import check_folder as check
+
+    check(spec)
 
 
 def load_dataset(spec: str, cache: str | None = None, progress: Callable[[str, float], None] | None = None):

@@ -296,3 +296,270 @@ def test_table5_reference_rows_are_shown_not_trained_here(app_cache, page):
     table = next(d.value for d in at.dataframe if "top-1 error %" in d.value.columns)
     assert len(table) == 5 and set(table["status"]) == {"not trained here"}
     assert any("ImageNet folder" in c.value for c in at.caption)
+
+
+# --- issue 14: what a newcomer sees ---------------------------------------------------------------
+
+def chart_traces(at: AppTest, i: int = 0) -> list[dict]:
+    return json.loads(at.get("plotly_chart")[i].proto.spec)["data"]
+
+
+def values(v) -> list[float]:
+    """A plotly JSON array: a list, or a typed array {"dtype", "bdata": base64}."""
+    if isinstance(v, dict) and "bdata" in v:
+        import base64
+
+        import numpy as np
+
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]).tolist()
+    return list(v)
+
+
+def test_live_overlays_every_running_run_with_steady_speed_and_a_loading_step(app_cache, monkeypatch):
+    from trainers.runs import Store
+
+    monkeypatch.setattr("explorer.runs_api.wake_supervisor", lambda: None)  # nobody reclaims the runs
+
+    a, b = RunConfig(**SMOKE), RunConfig(**{**SMOKE, "seed": 1})
+    add_run(app_cache, a, status="running")
+    add_run(app_cache, b, status="running")
+    starting = RunConfig(**{**SMOKE, "seed": 2})
+    with Store(app_cache) as s:  # claimed by a worker that is still loading its data
+        s.create(starting.to_dict(), starting.label(), starting.key)
+        s.claim(starting.key, "local", "cpu")
+    at = open_page("live")
+    assert_clean(at)
+    texts = [p.proto.text for p in at.get("progress")]
+    assert any("loading the dataset" in t for t in texts)
+    # the run average: 123 img/s windows, but 5 iterations of batch 128 per second of elapsed time
+    assert any("640 img/s (run average)" in t for t in texts), texts
+    names = {t["name"]: t for t in chart_traces(at) if t.get("name", "").endswith("test error")}
+    assert len(names) == 2  # every running run with points overlaid (the starting one has none yet)
+    colours = figures.assign_colors([starting.key, b.key, a.key])
+    for cfg in (a, b):
+        trace = next(t for n, t in names.items() if f"seed {cfg.seed}" in n)
+        assert trace["line"]["color"] == colours[cfg.key]
+    at.selectbox(key="live_x").set_value("elapsed_s").run()
+    assert json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["xaxis"]["title"]["text"] == "wall time (minutes)"
+
+
+def test_compare_plots_the_latest_groups_in_each_runs_own_colour(app_cache):
+    import time as _time
+
+    cfgs = [RunConfig(**{**SMOKE, "depth": d}) for d in (8, 14, 20, 26, 32)]
+    for cfg in cfgs:  # oldest first
+        add_run(app_cache, cfg, test_error=10.0)
+        _time.sleep(0.01)
+    at = open_page("compare")
+    assert_clean(at)
+    plotted = {t["name"].split(":")[0] for t in chart_traces(at) if t.get("name", "").endswith("test error")}
+    assert plotted == {c.label() + " [synthetic, 20 it]" for c in cfgs[1:]}  # the newest four, not the oldest
+    trace = next(t for t in chart_traces(at) if t.get("name", "").startswith(cfgs[-1].label()))
+    assert trace["line"]["color"] in figures.PALETTE
+    assert any("latest 4 group" in c.value for c in at.caption)
+    # ours beside the paper right after the run's name: visible at 1400 px
+    order = list(at.dataframe[0].proto.column_order)
+    assert order[:4] == ["run", "ours", "paper", "difference"]
+
+
+def test_compare_smooths_the_loss_not_the_test_error_and_offers_epochs(app_cache):
+    cfg = RunConfig(**SMOKE)
+    add_run(app_cache, cfg, test_error=10.0, points=6)
+    at = open_page("compare", {"smooth": "0.8", "x": "epochs"})
+    assert_clean(at)
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert spec["layout"]["xaxis"]["title"]["text"] == "epochs"
+    names = [t.get("name", "") for t in spec["data"]]
+    assert any(n.endswith("train loss (raw)") for n in names)  # drawn faintly behind
+    err = next(t for t in spec["data"] if t.get("name", "").endswith("test error"))
+    assert values(err["y"])[-1] == pytest.approx(10.0 + 20.0 / 6)  # the last measured value, unsmoothed
+
+
+def test_compare_shows_what_differs_and_tags_and_deletes_runs(app_cache):
+    from trainers.runs import Store
+
+    a, b = RunConfig(**SMOKE), RunConfig(**{**SMOKE, "ordering": "full_preact", "seed": 3})
+    add_run(app_cache, a)
+    add_run(app_cache, b)
+    at = open_page("compare")
+    diff = at.dataframe[1].value  # after the results table
+    assert set(diff["field"]) == {"ordering", "seed"}
+    at.multiselect(key="manage_runs").set_value([a.key]).run()
+    at.text_input(key="manage_tags").input("baseline, cpu").run()
+    at.button(key="manage_tag_go").click().run()
+    assert_clean(at)
+    with Store(app_cache) as s:
+        assert s.get(a.key)["tags"] == ["baseline", "cpu"]
+    assert any("#baseline" in o for o in at.multiselect(key="compare_groups").options)
+    at.multiselect(key="manage_runs").set_value([b.key]).run()
+    assert at.button(key="manage_delete_go").disabled  # not before the box is ticked
+    at.checkbox(key="manage_sure").check().run()
+    at.button(key="manage_delete_go").click().run()
+    assert_clean(at)
+    with Store(app_cache) as s:
+        assert s.get(b.key) is None and s.get(a.key) is not None
+
+
+def test_design_refuses_an_empty_or_unusable_dataset_path_before_launch(app_cache, tmp_path):
+    at = open_page("design")
+    at.selectbox(key="design_dataset").set_value("folder").run()
+    label = at.text_input(key="design_folder").label
+    assert "`train/<class>/*.jpg`" in label  # code, not italics
+    at.text_input(key="design_folder").input("").run()
+    assert_clean(at) if not at.error else None
+    assert any("Give the path" in w.value for w in at.warning)
+    assert at.button(key="design_launch").disabled
+    (tmp_path / "flat").mkdir()
+    (tmp_path / "flat" / "a.jpg").write_bytes(b"x")
+    for path, says in ((Path(__file__).resolve().parents[1] / "README.md", "neither a folder"),
+                       (tmp_path / "flat", "needs train/ and test/")):
+        at.text_input(key="design_folder").input(str(path)).run()
+        assert not at.exception
+        assert any(says in e.value for e in at.error), [e.value for e in at.error]
+        assert at.button(key="design_launch").disabled
+
+
+def test_design_shortcut_fields_take_the_engines_bounds(app_cache):
+    from trainers.core.config import PARAM_BOUNDS
+
+    at = open_page("design")
+    at.multiselect(key="design_shortcuts").set_value(["constant", "exclusive_gate"]).run()
+    at.text_input(key="design_constant_shortcut_scale").input("-5").run()
+    at.text_input(key="design_exclusive_gate_gate_bias").input("1e9").run()
+    lo, hi = PARAM_BOUNDS["shortcut_scale"]
+    errors = [e.value for e in at.error]
+    assert any(f"-5 is outside the accepted range {lo:g} to {hi:g}" in e for e in errors), errors
+    assert any("1e9 is outside" in e for e in errors)
+    with pytest.raises(ConfigError, match="gate_bias must be between"):
+        RunConfig(shortcut="exclusive_gate", gate_bias=1e9)
+
+
+def test_the_apps_torch_work_takes_one_thread_beside_a_cpu_run(app_cache, monkeypatch):
+    import torch
+
+    from explorer import polling
+
+    monkeypatch.setattr(polling, "active_runs", lambda: [])
+    with polling.app_threads() as n:
+        assert n == torch.get_num_threads()
+    monkeypatch.setattr(polling, "active_runs", lambda: [{"status": "running", "device": "cpu", "backend": "local"}])
+    before = torch.get_num_threads()
+    with polling.app_threads() as n:
+        assert n == 1 and torch.get_num_threads() == 1 or before == 1
+    assert torch.get_num_threads() == before
+
+
+def test_estimates_come_from_finished_runs_averages():
+    from explorer import estimate
+
+    cfg = RunConfig(depth=20, iterations=300, batch_size=128)
+    curve = [{"type": "metrics", "iteration": i, "elapsed_s": 25.0 + i / 2, "images_per_s": 999.0}
+             for i in range(10, 301, 10)]  # 2 it/s after 25 s of loading; the windows lie (999)
+    rec = {"status": "done", "config": RunConfig(depth=20, ordering="full_preact").to_dict(),
+           "result": {"provenance": {"hostname": "here", "device": "cpu"}}, "updated_at": 1}
+    sp = estimate.speed_from_history([rec], cfg, lambda r: curve, host="here")
+    assert sp["images_per_s"] == pytest.approx(256.0) and sp["startup_s"] == pytest.approx(25.0)
+    assert estimate.speed_from_history([rec], cfg, lambda r: curve, host="elsewhere") is None
+    seconds = estimate.run_seconds(cfg, sp["images_per_s"], startup_s=sp["startup_s"], includes_eval=True)
+    assert seconds == pytest.approx(25.0 + 150.0)
+    assert figures.run_rate(curve, 128, 300)["images_per_s"] == pytest.approx(256.0)
+
+
+def test_short_schedules_keep_the_papers_warm_up():
+    from trainers.core.presets import SCHEDULES, preset_configs
+
+    assert all(RunConfig(**s).warmup_iterations > 0 for s in SCHEDULES.values())
+    assert all(c.warmup_iterations > 0 and c.warmup_lr == 0.01 for c in preset_configs("table2", 1, "quick"))
+
+
+def test_learn_explains_forward_and_backward_in_the_papers_terms_and_captions_bottlenecks(app_cache):
+    at = open_page("learn", {"learn_tab": "Signal through depth", "depth": "8", "batch": "4"})
+    assert_clean(at)
+    text = " ".join(m.value for m in at.markdown)
+    assert "Eq. 5" in text and "identity term" in text
+    assert "**Forward (left):**" in text and "**Backward (right):**" in text
+    at = open_page("learn")
+    captions = [c.value for c in at.caption]
+    assert "3×3 conv → BN → ReLU → 3×3 conv → BN → (+) → ReLU" in captions  # (a), basic units
+    at.segmented_control(key="learn_block").set_value("bottleneck").run()
+    assert_clean(at)
+    captions = [c.value for c in at.caption]
+    assert any(c.startswith("BN → ReLU → 1×1 conv") and c.endswith("1×1 conv → (+)") for c in captions), captions
+
+
+def test_a_grid_launched_here_is_a_results_table_on_the_command_line(app_cache, monkeypatch, capsys):
+    import argparse
+
+    from trainers.runs import Store, submit
+    from trainers.runs.cli import cmd_results
+
+    monkeypatch.setattr("explorer.runs_api.submit_all", lambda cfgs, backend="local": [
+        submit(c, cache_dir=app_cache, backend=backend, start_supervisor=False) for c in cfgs])
+    at = open_page("design")
+    at.selectbox(key="design_dataset").set_value("synthetic")
+    at.radio(key="design_schedule").set_value("smoke")
+    at.selectbox(key="design_depth_basic").set_value(8)
+    at.run()
+    at.text_input(key="design_sweep_custom").input("my-grid").run()
+    planned = list(at.dataframe[0].value["key"])
+    at.button(key="design_launch").click().run()
+    with Store(app_cache) as s:
+        assert s.get_sweep("my-grid")["keys"] == planned
+    args = argparse.Namespace(name="my-grid", json=True, cache_dir=str(app_cache))
+    assert cmd_results(args) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 2  # both rows of the grid, none finished yet
+    args = argparse.Namespace(name="table4", json=False, cache_dir=str(app_cache))
+    assert cmd_results(args) == 0
+    out = capsys.readouterr().out
+    assert "no run matches 'table4'" in out and "my-grid" in out
+
+
+def test_design_checks_a_tarballs_layout_without_decoding_it(app_cache, tmp_path):
+    from cifar_fixtures import make_tarball, write_image_folder
+
+    write_image_folder(tmp_path / "good", ["cat", "dog"], per_class=2, n_test=1)
+    good = make_tarball(tmp_path / "good", tmp_path / "good.tar.gz")
+    write_image_folder(tmp_path / "half", ["cat", "dog"], per_class=2, n_test=1)
+    import shutil
+
+    shutil.rmtree(tmp_path / "half" / "test")
+    half = make_tarball(tmp_path / "half", tmp_path / "half.tar.gz")
+    at = open_page("design")
+    at.selectbox(key="design_dataset").set_value("folder").run()
+    at.text_input(key="design_folder").input(str(good)).run()
+    assert_clean(at)
+    assert not at.button(key="design_launch").disabled
+    at.text_input(key="design_folder").input(str(half)).run()
+    assert any("needs train/ and test/" in e.value and "found:" in e.value for e in at.error), [e.value for e in at.error]
+    assert at.button(key="design_launch").disabled
+
+
+def test_design_estimates_from_what_finished_runs_took_here(app_cache):
+    add_run(app_cache, RunConfig(**{**SMOKE, "iterations": 40}), points=4)  # 10 it per second of wall time
+    at = open_page("design")
+    at.selectbox(key="design_dataset").set_value("synthetic")
+    at.radio(key="design_schedule").set_value("smoke")
+    at.selectbox(key="design_depth_basic").set_value(8)
+    at.run()
+    assert_clean(at)
+    text = " ".join(m.value for m in at.markdown)
+    assert "1,280 images/s" in text and "average speed of the last 1 finished run(s) of this shape" in text, text
+    assert "test stub" not in text  # no benchmark needed
+
+
+def test_live_keeps_working_when_a_chosen_curve_leaves_the_page(app_cache, monkeypatch):
+    from trainers.runs import Store
+
+    monkeypatch.setattr("explorer.runs_api.wake_supervisor", lambda: None)
+    a, b = RunConfig(**SMOKE), RunConfig(**{**SMOKE, "seed": 1})
+    add_run(app_cache, a, status="running")
+    add_run(app_cache, b, status="running")
+    at = open_page("live")
+    at.multiselect(key="live_curves").set_value([a.key]).run()
+    assert len([t for t in chart_traces(at) if t.get("name", "").endswith("test error")]) == 1
+    with Store(app_cache) as s:
+        s.delete(a.key)
+    at.run()
+    assert_clean(at)
+    assert [t["name"] for t in chart_traces(at) if t.get("name", "").endswith("test error")] == [
+        f"{b.label()} · seed 1: test error"]

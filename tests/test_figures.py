@@ -158,3 +158,13 @@ def test_diagrams_show_the_shortcut_bn_choice():
         cfg = diagrams.representative_config(ordering=ordering, block="bottleneck")
         dot = diagrams.unit_dot(cfg, diagrams.typical_unit(cfg, first_of_stage=True))
         assert ("/2 → BN" in dot) is bn
+
+
+def test_run_colours_are_stable_and_distinct_within_a_chart():
+    keys = [f"{i:016x}" for i in range(10)]
+    colours = fg.assign_colors(keys)
+    assert len(set(colours.values())) == 10 and set(colours.values()) == set(fg.PALETTE[:10])
+    assert fg.assign_colors(keys) == colours  # the same runs, the same colours
+    alone = fg.assign_colors([keys[3]])
+    assert alone[keys[3]] == fg.color_for(keys[3])  # a run alone wears its own colour
+    assert len(set(fg.assign_colors([f"k{i}" for i in range(20)]).values())) == 20

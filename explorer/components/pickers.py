@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from explorer.plan import depth_choices, parse_values
-from explorer.runs_api import BLOCKS, ORDERINGS, PARAMS, SHORTCUTS, ConfigError, dataset_info
+from explorer.runs_api import BLOCKS, ORDERINGS, PARAM_BOUNDS, PARAMS, SHORTCUTS, ConfigError, dataset_info
 from explorer.settings import cache_dir, jpeg_copy_spec, local_spec
 
 def _dataset_present(spec: str) -> bool:
@@ -15,8 +15,9 @@ def _dataset_present(spec: str) -> bool:
         return False
 
 
-def dataset_picker(per_row: bool) -> str | None:
-    """The dataset spec for every run, or None = each paper row's own dataset."""
+def dataset_picker(per_row: bool) -> tuple[str | None, bool]:
+    """(the dataset spec for every run, or None = each paper row's own dataset; False when the
+    choice cannot be launched yet, e.g. an empty folder path)."""
     jpeg = jpeg_copy_spec()
     options = (["paper"] if per_row else []) + ["cifar10", "cifar100"] + (["jpeg"] if jpeg else []) + [
         "folder", "synthetic"]
@@ -38,19 +39,21 @@ def dataset_picker(per_row: bool) -> str | None:
     if choice == "jpeg":
         st.caption("Real CIFAR-10 images, JPEG round-tripped: errors measured on it are close to, "
                    "but not directly, the paper's numbers.")
-        return jpeg
+        return jpeg, True
     if choice == "folder":
-        path = st.text_input("Folder or .tar.gz with train/<class>/*.jpg and test/<class>/*.jpg",
-                             value="../shared/data/cifar10-jpeg.tar.gz", key="design_folder")
+        # backticks: `*.jpg` in plain markdown would turn the rest of the label italic
+        path = st.text_input("Folder or .tar.gz with `train/<class>/*.jpg` and `test/<class>/*.jpg`",
+                             value="../shared/data/cifar10-jpeg.tar.gz", key="design_folder",
+                             help="Relative paths start at the repository root. PNG images work too.")
         if not path.strip():
-            st.warning("Give the path of a folder or tarball.")
-            return None
-        return "folder:" + path.strip()
+            st.warning("Give the path of a folder or .tar.gz to launch on a local dataset.")
+            return None, False
+        return "folder:" + path.strip(), True
     if choice == "synthetic":
         st.caption("Small learnable synthetic images: for checking that everything runs, not for results.")
     if choice == "cifar10" and default == "jpeg":
         st.caption("CIFAR-10 is not in the cache yet; the first run downloads it (needs internet).")
-    return None if choice == "paper" else choice
+    return (None if choice == "paper" else choice), True
 
 
 def schedule_picker(schedules: dict, notes: dict) -> tuple[str, dict]:
@@ -102,9 +105,11 @@ def network_picker() -> dict:
                     key = f"design_{s}_{field}"
                     param = PARAMS[field]
                     if param.kind == "numbers":
-                        text = st.text_input(f"{param.label} (comma-separated values)", param.default, key=key)
+                        bounds = PARAM_BOUNDS.get(field)
+                        text = st.text_input(f"{param.label} (comma-separated values)", param.default, key=key,
+                                             help=f"each between {bounds[0]:g} and {bounds[1]:g}" if bounds else None)
                         try:
-                            p[field] = parse_values(text, param.label)
+                            p[field] = parse_values(text, param.label, bounds)
                         except ConfigError as e:
                             errors.append(str(e))
                     elif param.kind == "choice":

@@ -10,19 +10,23 @@ import pandas as pd
 import streamlit as st
 
 from explorer import runs_api
-from explorer.figures import (FINISHED, curve_figure, curve_frame, display_table, group_curves, group_key, group_label,
-                              results_table)
+from explorer.components.run_tools import differs_view, manage_view
+from explorer.figures import (FINISHED, X_AXES, assign_colors, curve_figure, curve_frame, display_table, group_curves,
+                              group_key, group_label, results_table)
 from explorer.guard import page_guard
 from explorer.pages_common import lr_drops
 
+# ours beside the paper right after the run's name: visible without scrolling at 1400 px
 TABLE_COLUMNS = {
-    "run": st.column_config.TextColumn("run", width="large"),
-    "n": st.column_config.NumberColumn("n runs"),
+    "run": st.column_config.TextColumn("run", width="medium"),
     "ours": st.column_config.TextColumn("ours: median %"),
-    "min": st.column_config.TextColumn("min %"),
-    "max": st.column_config.TextColumn("max %"),
     "paper": st.column_config.TextColumn("paper %"),
     "difference": st.column_config.TextColumn("ours − paper"),
+    "n": st.column_config.NumberColumn("n runs"),
+    "min": st.column_config.TextColumn("min %"),
+    "max": st.column_config.TextColumn("max %"),
+    "dataset": st.column_config.TextColumn("dataset"),
+    "iterations": st.column_config.NumberColumn("iterations"),
     "note": st.column_config.TextColumn("note", width="large"),
 }
 
@@ -77,13 +81,16 @@ def body() -> None:
     groups: dict[str, list[dict]] = {}
     for r in shown:
         groups.setdefault(group_key(r["config"]), []).append(r)
-    labels = {g: f"{group_label(rs[0])} (n={len(rs)})" for g, rs in groups.items()}
+    labels = {g: f"{group_label(rs[0])} (n={len(rs)})" + "".join(
+        f" #{t}" for t in sorted({t for r in rs for t in r.get("tags") or []})) for g, rs in groups.items()}
     with c0:
         chosen = group_picker(groups, labels)
     selected = [g for g in chosen if g in groups]
-    chosen = selected or list(groups)[-4:]  # nothing chosen: plot the latest, tabulate everything
+    # nothing chosen: plot the latest 4 groups (records come newest first), tabulate everything
+    chosen = selected or list(groups)[:4]
 
-    o1, o2, o3, o4, o5 = st.columns(5)
+    o0, o1, o2, o3, o4, o5 = st.columns(6)
+    x = o0.selectbox("x axis", list(X_AXES), format_func=X_AXES.get, key="x", bind="query-params")
     band = o1.toggle("seeds: median + band", value=True, key="band", bind="query-params")
     smoothing = o2.slider("smoothing", 0.0, 0.95, 0.0, 0.05, key="smooth", bind="query-params")
     log_loss = o3.toggle("log loss axis", key="logloss", bind="query-params")
@@ -93,34 +100,46 @@ def body() -> None:
 
     series: dict[str, list] = {}
     refs: dict[str, float] = {}
+    owner: dict[str, str] = {}  # series -> the run whose colour it wears (a group: its lowest seed)
     for g in chosen:
-        rs = groups[g]
+        rs = sorted(groups[g], key=lambda r: (r["config"].get("seed", 0), r["key"]))
         name = group_label(rs[0])
         ref = runs_api.reference(rs[0]["config"])
         if band:
             series[name] = [curve_frame(runs_api.curve(r)) for r in rs]
+            owner[name] = rs[0]["key"]
             if ref is not None and ref.reported is not None:
                 refs[name] = ref.reported
         else:
             for r in rs:
                 sname = f"{name} · seed {r['config'].get('seed', '?')}"
                 series[sname] = [curve_frame(runs_api.curve(r))]
+                owner[sname] = r["key"]
                 if ref is not None and ref.reported is not None:
                     refs[sname] = ref.reported
     curves = group_curves(series, smoothing)
+    by_run = assign_colors(list(owner.values()))
+    colors = {name: by_run[k] for name, k in owner.items()}
     drops = sorted({tuple(lr_drops(groups[g][0]["config"])) for g in chosen})
     fig = curve_figure(curves, lr_drops=drops[0] if len(drops) == 1 else (), references=refs,
-                       log_loss=log_loss, log_error=log_error)
+                       log_loss=log_loss, log_error=log_error, colors=colors, x=x)
     st.plotly_chart(fig, key="compare_chart", config={
         "toImageButtonOptions": {"format": "png", "filename": "resnet-v2-comparison", "scale": 2}})
+    notes = ["Each run keeps its colour on every page (a seed group wears its lowest seed's)."]
+    if smoothing:
+        notes.append("Smoothing applies to the training loss (the raw loss is drawn faintly behind); "
+                     "test errors are drawn as measured.")
     if len(drops) > 1:
-        st.caption("The runs have different schedules: lr drops are not drawn.")
+        notes.append("The runs have different schedules: lr drops are not drawn.")
+    if not selected:
+        notes.append(f"Nothing chosen: the latest {len(chosen)} group(s) are plotted, every group is tabulated.")
+    st.caption(" ".join(notes))
 
     st.subheader("Ours beside the paper")
     table = results_table([r for g in selected for r in groups[g]] if selected else shown,
                           reference=runs_api.reference)
     st.dataframe(display_table(table), hide_index=True, width="stretch", column_config=TABLE_COLUMNS,
-                 column_order=list(TABLE_COLUMNS)[:1] + ["dataset", "iterations"] + list(TABLE_COLUMNS)[1:],
+                 column_order=list(TABLE_COLUMNS),
                  key="compare_table")
     st.caption("Test error %, median of n runs (the paper: median of 5). \"fail\": above 20% after the "
                "paper's full 64k-iteration schedule (its convention); shorter runs show their number. "
@@ -136,6 +155,11 @@ def body() -> None:
                            icon=":material/download:", on_click="ignore")
     else:
         d3.caption("Chart as PNG: the camera button in the chart's toolbar.")
+
+    with st.expander("What differs between two runs", icon=":material/difference:"):
+        differs_view(records)
+    with st.expander("Tag or delete runs", icon=":material/sell:"):
+        manage_view(records)
 
 
 st.title("Compare")

@@ -3,23 +3,26 @@ already cached or running; an honest time estimate; one button to launch the new
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
-from explorer import estimate, runs_api
+from explorer import estimate, polling, runs_api
 from explorer.components.pickers import (backend_picker, dataset_picker, network_picker,
                                          schedule_picker, seeds_picker)
 from explorer.figures import format_duration
-from explorer.guard import page_guard, show_error
+from explorer.guard import md_escape, page_guard, show_error
 from explorer.plan import grid_templates, make_configs, plan_frame
-from explorer.runs_api import ConfigError, DataError, RunConfig, dataset_info
-from explorer.settings import cache_dir, local_spec
+from explorer.runs_api import ConfigError, DataError, RunConfig, check_folder, dataset_info
+from explorer.settings import cache_dir, jpeg_copy_spec, local_spec
 
 CUSTOM = "custom"
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _benchmark(cfg_json: str, batch: int) -> dict:
-    return estimate.benchmark(RunConfig.from_json(cfg_json), batch=batch)
+    with polling.app_threads():  # one thread while a run trains on the CPU beside the app
+        return estimate.benchmark(RunConfig.from_json(cfg_json), batch=batch)
 
 
 def preset_labels(presets: dict) -> dict[str, str]:
@@ -56,7 +59,7 @@ def choose_templates(presets) -> tuple[list[dict], str]:
 
 
 def speed_for(cfg: RunConfig, records: list[dict], progress) -> dict:
-    hist = estimate.speed_from_history(records, cfg)
+    hist = estimate.speed_from_history(records, cfg, runs_api.curve)
     if hist:
         return hist
     progress(f"measuring the speed of ResNet-{cfg.depth} ({cfg.block}) on this machine…")
@@ -74,13 +77,15 @@ def estimate_panel(todo_json: list[str], records: list[dict]) -> None:
         seconds, bases, speeds = {}, [], {}
         bar = st.progress(0.0, text="estimating…")
         for i, cfg in enumerate(todo):
-            shape = (cfg.block, cfg.depth, cfg.batch_size, cfg.precision)
+            shape = estimate.shape_key(cfg.to_dict())
             if shape not in speeds:
                 speeds[shape] = speed_for(cfg, records, lambda t: bar.progress(i / len(todo), text=t))
                 sp = speeds[shape]
                 bases.append(f"ResNet-{cfg.depth} ({cfg.block}, batch {cfg.batch_size}): "
                              f"{sp['images_per_s']:,.0f} images/s — {sp['basis']}")
-            seconds[cfg.key] = estimate.run_seconds(cfg, speeds[shape]["images_per_s"])
+            sp = speeds[shape]
+            seconds[cfg.key] = estimate.run_seconds(cfg, sp["images_per_s"], startup_s=sp.get("startup_s", 0.0),
+                                                    includes_eval=sp.get("includes_eval", False))
         bar.empty()
         total = sum(seconds.values())
         c1, c2 = st.columns([1, 3])
@@ -88,12 +93,27 @@ def estimate_panel(todo_json: list[str], records: list[dict]) -> None:
                   help="Sum of the new runs' estimates; with several GPUs (or workers) they run side by side.")
         per_run = sorted({format_duration(s) for s in seconds.values()})
         c2.markdown(f"Per run: {', '.join(per_run)}.  \n" + "  \n".join(f"Basis: {b}." for b in bases))
-        c2.caption("Training images ÷ measured speed, plus the test evaluations (forward only, about a "
-                   "third of the cost). Other jobs on the same machine slow both down.")
+        c2.caption("Start-up (loading the data) + training images ÷ measured speed, plus the test "
+                   "evaluations (forward only, about a third of the cost) where the speed does not "
+                   "already include them. Other jobs on the same machine slow every run down.")
+
+
+@st.cache_data(show_spinner="checking the dataset's layout…", max_entries=32)
+def _folder_layout(spec: str, size: int | None, mtime_ns: int) -> str | None:
+    """The engine's layout check of a folder dataset (no image decoded), cached per file version:
+    None when it is fine, else the message."""
+    try:
+        check_folder(spec)
+    except DataError as e:
+        return str(e)
+    return None
 
 
 def check_datasets(configs: list[RunConfig]) -> bool:
-    """Say which datasets are here, which will download, and which cannot be found."""
+    """Say which datasets are here, which will download, and which cannot be used (not found, not
+    a folder or archive, no train/ and test/ class folders): those block Launch."""
+    from pathlib import Path
+
     ok = True
     for spec in sorted({c.dataset for c in configs}):
         try:
@@ -102,22 +122,46 @@ def check_datasets(configs: list[RunConfig]) -> bool:
             show_error(e, "dataset")
             ok = False
             continue
+        # the shared JPEG copy's layout is known; a path the user typed is checked before Launch
+        if (info.get("present") and spec.startswith("folder:") and not info.get("decoded")
+                and spec != jpeg_copy_spec()):
+            path = Path(info["path"])
+            st_ = path.stat()
+            problem = _folder_layout(local_spec(spec), st_.st_size if path.is_file() else None, st_.st_mtime_ns)
+            if problem:
+                st.error(f"This dataset cannot be used: {md_escape(problem)}")
+                ok = False
+            continue
         if info.get("present"):
             continue
         if info.get("downloadable"):
             st.warning(f"{info.get('label', spec)} is not in the cache yet: the first run downloads it "
                        "(needs internet). Offline? Choose **CIFAR-10 (JPEG copy, offline)** or a local folder.")
         else:
-            st.error(f"{spec[7:] if spec.startswith('folder:') else spec} was not found. Give the path of a "
-                     "folder (or .tar.gz) with train/<class>/*.jpg and test/<class>/*.jpg; relative paths "
-                     "start at the repository root.")
+            st.error(f"{md_escape(spec[7:] if spec.startswith('folder:') else spec)} was not found. Give the "
+                     "path of a folder (or .tar.gz) with `train/<class>/*.jpg` and `test/<class>/*.jpg`; "
+                     "relative paths start at the repository root.")
             ok = False
     return ok
 
 
-def launch(configs: list[RunConfig], backend: str) -> None:
+def sweep_name_input(source: str) -> str:
+    """The name the launched runs are remembered under, so `python -m trainers results NAME`
+    tabulates a grid made here as it does a sweep started from the command line."""
+    default = source if source != CUSTOM else f"ui-{time.strftime('%Y-%m-%d')}"
+    name = st.text_input("Remember as (for `python -m trainers results NAME`)", default,
+                         key=f"design_sweep_{source}",
+                         help="Launching again under the same name adds to that table.")
+    return name.strip() or default
+
+
+def launch(configs: list[RunConfig], backend: str, sweep: str = "", planned: list[RunConfig] = ()) -> None:
     with st.status(f"Submitting {len(configs)} run(s)…", expanded=False) as status:
         recs = runs_api.submit_all(configs, backend=backend)
+        if sweep:  # the whole plan, cached runs included: the table shows the grid as designed
+            runs_api.store().save_sweep(sweep, [c.key for c in (planned or configs)],
+                                        {"source": "explorer"})
+        polling.changed()
         status.update(label=f"Submitted {len(recs)} run(s)", state="complete")
     st.session_state["live_focus"] = configs[0].key
     st.switch_page("explorer/pages/live.py")
@@ -131,13 +175,17 @@ def body() -> None:
     with c1:
         sched_name, schedule = schedule_picker(presets.SCHEDULES, getattr(presets, "SCHEDULE_NOTES", {}))
     with c2:
-        dataset = dataset_picker(per_row=source != CUSTOM)
+        dataset, dataset_ok = dataset_picker(per_row=source != CUSTOM)
     c3, c4 = st.columns([1, 2])
     with c3:
         seeds = seeds_picker()
     with c4:
         backend = backend_picker()
     if not templates:
+        return
+    if not dataset_ok:
+        st.button("Launch", type="primary", disabled=True, key="design_launch", icon=":material/rocket_launch:",
+                  help="Choose a dataset first.")
         return
     overrides = {"dataset": dataset} if dataset else {}
     try:
@@ -160,10 +208,11 @@ def body() -> None:
     if todo:
         estimate_panel([c.canonical_json() for c in todo], records)
     data_ok = check_datasets(todo or configs)
+    sweep = sweep_name_input(source) if todo else ""
     label = f"Launch {len(todo)} new run(s)" if todo else "Nothing new to launch"
     if st.button(label, type="primary", disabled=not todo or not data_ok, key="design_launch",
                  icon=":material/rocket_launch:"):
-        launch(todo, backend)
+        launch(todo, backend, sweep, configs)
     if not todo:
         st.page_link("explorer/pages/compare.py", label="Everything is cached or running: compare them",
                      icon=":material/compare_arrows:")

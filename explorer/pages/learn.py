@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from explorer import diagrams, runs_api
+from explorer import diagrams, polling, runs_api
 from explorer.runs_api import BLOCKS, ORDERINGS, SHORTCUTS, RunConfig, shortcut_product, signal_propagation
 from explorer.figures import product_figure, signal_figure
 from explorer.guard import page_guard
@@ -23,7 +23,21 @@ SHORTCUT_BN_NOTE = (
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def measure(cfg_json: str, batch: int, seed: int) -> dict:
-    return signal_propagation(RunConfig.from_json(cfg_json), batch=batch, seed=seed)
+    with polling.app_threads():  # one thread while a run trains on the CPU beside the app
+        return signal_propagation(RunConfig.from_json(cfg_json), batch=batch, seed=seed)
+
+
+PER_ROW = 3  # diagrams per row: wide enough that none is shrunk, so all five share one scale
+
+
+def unit_caption(spec) -> str:
+    """'conv 3×3 → BN → ReLU → … → (+) → ReLU', read off the spec the diagram draws (so a
+    bottleneck unit gets its 1×1-3×3-1×1 caption)."""
+    def name(op) -> str:
+        return f"{op.kernel}×{op.kernel} conv" if op.kind == "conv" else op.label()
+
+    ops = [name(o) for o in (*spec.preact, *spec.residual)] + ["(+)"] + [name(o) for o in spec.after_add]
+    return " → ".join(ops)
 
 
 def orderings_tab() -> None:
@@ -32,11 +46,14 @@ def orderings_tab() -> None:
     block = st.segmented_control("Unit type", list(BLOCKS), default="basic", key="learn_block",
                                  format_func=lambda b: BLOCKS[b].title, required=True)
     dots = diagrams.ordering_diagrams(block)
-    cols = st.columns(len(dots))
-    for col, (name, dot) in zip(cols, dots.items()):
-        with col:
-            st.graphviz_chart(dot, width="content")
-            st.caption(ORDERINGS[name].paper_text)
+    names = list(dots)
+    for row in range(0, len(names), PER_ROW):
+        cols = st.columns(PER_ROW)
+        for col, name in zip(cols, names[row : row + PER_ROW]):
+            with col:
+                st.graphviz_chart(dots[name], width="content")
+                cfg = diagrams.representative_config(ordering=name, block=block)
+                st.caption(unit_caption(diagrams.typical_unit(cfg)))
     with st.expander("The first unit of a stage (it halves the map and widens the channels)"):
         order = st.selectbox("Ordering", list(ORDERINGS), index=len(ORDERINGS) - 1,
                              format_func=lambda o: ORDERINGS[o].title, key="learn_first_ordering")
@@ -69,9 +86,12 @@ def shortcuts_tab() -> None:
 
 def signal_tab() -> None:
     st.markdown(
-        "With identity shortcuts, **x_L = x_l + Σ F(x_i)**: every deep unit sees every shallow "
-        "one additively, forward and backward (paper Eq. 4-5). A scalar λ on the shortcut turns "
-        "the gradient's `1` into **Π λ** over the units. Below: a freshly initialised network, "
+        "**The paper's argument (Eq. 4-5).** With identity shortcuts and nothing after the addition, "
+        "any deeper unit L is a shallower unit l plus a sum: **x_L = x_l + Σ F(x_i)** (Eq. 4). "
+        "Differentiate it and the gradient at unit l is the gradient at the top times "
+        "**(1 + ∂/∂x_l Σ F)** (Eq. 5). The **1** is the identity term: the top's gradient reaches "
+        "every unit directly, so it cannot vanish, however deep the net. A scalar λ on every "
+        "shortcut turns that 1 into **Π λ** over the units. Below: a freshly initialised network, "
         "fed Gaussian noise, measured unit by unit (training mode, random labels)."
     )
     c1, c2, c3 = st.columns([3, 1, 1])
@@ -94,14 +114,22 @@ def signal_tab() -> None:
         products.append({**shortcut_product(cfg), "label": name})
     bar.empty()
     st.plotly_chart(signal_figure(results), key="learn_signal")
-    st.caption(
-        "Left: RMS of each unit's input. Right: RMS of the loss gradient at each unit's input divided "
-        "by the gradient at the top: 1 = the signal arrives undamped. With λ < 1 the identity term "
-        "vanishes and the gradient must cross every F; with BN inside F that is a plain deep net, "
-        "whose gradients at initialisation blow up instead (note the log scale). "
-        f"Measured on this machine in {sum(r['seconds'] for r in results):.1f} s "
-        f"(batch {batch}, seed 0; cached)."
-    )
+    st.markdown(
+        "**Forward (left):** the size (RMS) of each unit's input. Along an identity path every unit "
+        "adds its F to what it received (Eq. 4), so the signal grows gently with depth; a shortcut "
+        "scaled by λ < 1 shrinks what it carries at every unit, so only the last few units' F "
+        "survive and the curve stays flat.  \n"
+        "**Backward (right):** the gradient at each unit's input divided by the gradient at the top. "
+        "By Eq. 5 it is **1** (the identity term) plus what the F's add on the way down. With identity "
+        "shortcuts it starts at 1 and grows gently toward the input as the F's add their share: full "
+        "pre-activation (e) more than the original (a), whose ReLU after each addition cuts off part "
+        "of what flows back. A higher curve here is not a worse net; at initialisation both keep "
+        "the 1, and (e)'s gains show in training (Fig. 6). With λ = 0.5 the 1 becomes Π λ ≈ 0: "
+        "whatever reaches the shallow units has crossed the weight layers, and at initialisation "
+        "(BN inside F) that product swings by orders of magnitude, set by the F's rather than by "
+        "the top's signal: the hard optimisation the paper reports (Table 1).")
+    st.caption(f"Measured on this machine in {sum(r['seconds'] for r in results):.1f} s "
+               f"(batch {batch}, seed 0; cached). Log scales.")
     st.subheader("Π λ: the pure shortcut path")
     st.plotly_chart(product_figure(products), key="learn_product")
     st.caption("The factor the shortcut-only path applies between unit l and the output. Identity: 1 "

@@ -39,6 +39,18 @@ MAX_SEED = 2**63 - 1  # torch seeds are 64-bit
 MAX_TEXT = 4_096  # characters of a string field (a folder dataset's path)
 
 
+# Accepted ranges of the shortcut parameters (the explorer's fields read them from here). Table 1
+# uses λ and the factor on F in {0, 0.5, 1} and b_g from 0 down to -10. A negative λ flips the
+# signal, and |b_g| beyond 20 saturates the gate's sigmoid in float32: such runs answer no question
+# of the paper, so they are refused rather than trained.
+PARAM_BOUNDS: dict[str, tuple[float, float]] = {
+    "shortcut_scale": (0.0, 2.0),
+    "residual_scale": (0.0, 2.0),
+    "gate_bias": (-20.0, 20.0),
+}
+
+
+
 @dataclass(frozen=True)
 class RunConfig:
     # --- the network -------------------------------------------------------------------------
@@ -316,6 +328,9 @@ def _validate(c: RunConfig) -> None:
         raise ConfigError(
             f"milestones are increasing fractions of the run in (0, 1), got {list(c.milestones)}"
         )
+    for name, (lo, hi) in PARAM_BOUNDS.items():
+        if not lo <= getattr(c, name) <= hi:
+            raise ConfigError(f"{name} must be between {lo:g} and {hi:g}, got {getattr(c, name):g}")
     if not 0 <= c.dropout_p < 1:
         raise ConfigError(f"dropout_p must be in [0, 1), got {c.dropout_p}")
 

@@ -190,6 +190,13 @@ def cmd_results(args: argparse.Namespace) -> int:
             print(f"error: {e.args[0]}", file=sys.stderr)
             return 2
     rows = results_table(recs, preset=args.name)
+    if not rows and not args.json:
+        with Store(args.cache_dir) as store:
+            names = sorted(sw["name"] for sw in store.list_sweeps() if sw)
+        print(f"no run matches {args.name!r} in this cache yet. `python -m trainers status` shows what is queued "
+              f"or running; sweeps in this cache: {', '.join(names) or 'none'} (grids launched from the "
+              "explorer are remembered under the name shown beside its Launch button)")
+        return 0
     if args.csv:
         from trainers.core.results import to_csv
 

@@ -28,7 +28,7 @@ import time
 import zlib
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from diskcache import Cache
 from diskcache.core import DBNAME, MODE_BINARY, MODE_RAW, UNKNOWN, Disk
@@ -375,6 +375,16 @@ class Store:
             self._index(key, False)
             return True
 
+    def set_tags(self, key: str, tags: Iterable[str]) -> dict | None:
+        """The user's labels of a run (any status; the explorer's Compare page). None: no such run."""
+        with self.transaction():
+            rec = self.get(key)
+            if rec is None:
+                return None
+            rec["tags"] = sorted({str(t).strip() for t in tags if str(t).strip()})
+            self._put(rec)
+            return rec
+
     # --- the supervisor's writes ---------------------------------------------------------------
     def claim(self, key: str, backend: str, slot: str | None, lease_starts: bool = True) -> int | None:
         """queued -> running with attempt+1, which fences every write of an older attempt.
@@ -548,6 +558,10 @@ class Store:
 
     def get_sweep(self, name: str) -> dict | None:
         return self._cache.get(f"sweep:{name}")
+
+    def list_sweeps(self) -> list[dict]:
+        """Every saved sweep (presets run from the CLI, grids launched from the explorer)."""
+        return [self._cache.get(k) for k in self._cache.iterkeys() if isinstance(k, str) and k.startswith("sweep:")]
 
 
 def hostname() -> str:

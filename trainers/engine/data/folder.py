@@ -90,6 +90,24 @@ def load_folder(spec: str, data_dir: Path, report: Progress) -> Dataset:
     return finish(data_dir, slug, spec, source_key, label, classes, train_x, train_y, test_x, test_y)
 
 
+def check_folder(spec: str) -> dict:
+    """`load_folder`'s layout check without decoding an image (a tarball's members are read, not
+    decoded or extracted): DataError saying what is wrong, else the classes and image counts.
+    The explorer calls it before Launch, so a bad path never becomes a failed run."""
+    path = folder_path(spec)
+    if path.is_file() and _is_archive(path):
+        tree, _ = read_tarball(path, lambda *_: None, names_only=True)
+    elif path.is_dir():
+        tree = _folder_tree(_find_split_root(path))
+    elif path.exists():
+        raise DataError(f"{path} is neither a folder nor a .tar.gz/.tgz/.tar archive")
+    else:
+        raise DataError(f"{path} does not exist. folder:PATH wants PATH/train/<class>/*.png|jpg and "
+                        f"PATH/test/<class>/* (or a .tar.gz of that layout)")
+    classes, train_files, test_files = _layout(tree, path)
+    return {"classes": classes, "num_train": len(train_files), "num_test": len(test_files)}
+
+
 def _layout(tree: Tree, where: Path) -> tuple[list[str], ImageList, ImageList]:
     """Classes (sorted: for the shared copy that is CIFAR-10's label order) and the labelled
     train and test images, each class's files sorted by name."""

@@ -20,11 +20,12 @@ MAX_IMAGE_BYTES = 16 * 2**20
 MAX_IMAGES_BYTES = 4 * 2**30
 
 
-def read_tarball(archive: Path, report: Progress) -> tuple[Tree, dict[str, bytes]]:
+def read_tarball(archive: Path, report: Progress, names_only: bool = False) -> tuple[Tree, dict[str, bytes]]:
     """The image files of a tarball, read in one streamed pass into memory (60k CIFAR JPEGs are
     about 50 MB). Nothing is written to disk, so no member can land outside the cache; members
     with absolute paths or '..' are refused anyway (a sign of a hostile archive), as are links
-    and device files, by the same rules as tarfile's "data" extraction filter."""
+    and device files, by the same rules as tarfile's "data" extraction filter. `names_only`: the
+    tree only (every blob empty), for a layout check."""
     dirs: list[str] = []
     blobs: dict[str, bytes] = {}
     total = 0
@@ -45,7 +46,7 @@ def read_tarball(archive: Path, report: Progress) -> tuple[Tree, dict[str, bytes
                     if total > MAX_IMAGES_BYTES:
                         raise DataError(f"{archive}: more than {MAX_IMAGES_BYTES // 2**30} GB of images; "
                                         f"too large for an in-memory dataset")
-                    blobs[name] = tar.extractfile(member).read(MAX_IMAGE_BYTES + 1)
+                    blobs[name] = b"" if names_only else tar.extractfile(member).read(MAX_IMAGE_BYTES + 1)
             report(f"reading {archive.name}", 1.0)
     except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
         raise DataError(f"cannot read {archive}: {e}. The archive is damaged or not a tar file; "
