@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from trainers.core.config import RunConfig
-from trainers.core.presets import PRESETS
+from trainers.core.presets import PRESETS, SCHEDULES
 from trainers.core.results import error_text, final_status, result_rows, run_error, seed_stats, shown_status
 from trainers.runs import Store
 
@@ -31,7 +31,7 @@ def _finished(store: Store, cfg: RunConfig, status: str, test_error: float | Non
 
 
 def test_fail_is_the_papers_word_for_its_full_schedule():
-    paper, quick = ROW.config(), ROW.config(iterations=300, warmup_iterations=0, eval_every=50, test_size=2000)
+    paper, quick = ROW.config(), ROW.config(**SCHEDULES["quick"])
     assert final_status(paper, 54.0) == "fail" and final_status(paper, 6.0) == "done"
     assert final_status(paper, None) == "fail"
     assert final_status(quick, 54.0) == "done"  # 300 iterations at 54 %: not a failure
@@ -58,7 +58,7 @@ def test_cli_ui_and_csv_show_the_same_numbers_for_two_seeds_one_diverged(cache_d
     median of 7.60 and a diverged run is "diverged" (min 7.60, max diverged, no difference)."""
     from explorer import figures, runs_api
 
-    quick = dict(iterations=300, warmup_iterations=0, eval_every=50, test_size=2000)
+    quick = dict(SCHEDULES["quick"])
     cfgs = [ROW.config(**quick, seed=s) for s in (0, 1)]
     store = Store(cache_dir)
     _finished(store, cfgs[0], "done", 7.60)
@@ -97,7 +97,7 @@ def test_a_short_run_is_a_number_everywhere(cache_dir, status):
     from explorer import figures, runs_api
     from trainers.runs.sweeps import format_table
 
-    cfg = ROW.config(iterations=300, warmup_iterations=0, eval_every=50, test_size=2000)
+    cfg = ROW.config(**SCHEDULES["quick"])
     store = Store(cache_dir)
     _finished(store, cfg, status, 54.0)
     records = store.list_runs()
