@@ -91,7 +91,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint of this run")
     handlers["train"] = cmd_train
 
-    for extra in ("trainers.engine.bench", "trainers.runs.cli"):
+    for extra in ("trainers.engine.bench", "trainers.engine.reference", "trainers.runs.cli"):
         try:
             module = __import__(extra, fromlist=["add_commands"])
         except ModuleNotFoundError as e:
