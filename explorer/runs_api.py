@@ -7,6 +7,7 @@ disk once per change, and live runs are re-read on every refresh.
 
 from __future__ import annotations
 
+import os
 from typing import Iterable
 
 import streamlit as st
@@ -83,6 +84,20 @@ def reference(config: dict):
         raise
     except Exception:  # noqa: BLE001 - an old record whose config no longer validates
         return None
+
+
+@st.cache_data(show_spinner=False)
+def _reference_pack(directory: str | None) -> tuple[dict, list[str]]:
+    from trainers.core import reference
+
+    return reference.load_shipped(directory or reference.PACK_DIR)
+
+
+def reference_pack() -> tuple[dict, list[str]]:
+    """The shipped reference runs (explorer/reference/*.json or $RESNET_EXPLORER_REFERENCE),
+    validated and read-only, and the problems of unreadable packs. They never enter the store, so
+    they cannot shadow a user's run. Pure helpers on a pack: trainers.core.reference (torch-free)."""
+    return _reference_pack(os.environ.get("RESNET_EXPLORER_REFERENCE"))
 
 
 def wake_supervisor() -> None:

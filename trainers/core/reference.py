@@ -86,14 +86,13 @@ TEACHING_ROWS: tuple[tuple[str, str], ...] = (
 )
 
 # Concepts the Learn page links to reference curves: (config fields of the run that shows it,
-# config fields of the run to compare it with). Matched on the pack's configs, depth-agnostic.
-CONCEPTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
-    "identity shortcut": ({"shortcut": "identity", "ordering": "original"},
-                          {"shortcut": "conv1x1", "ordering": "original"}),
+# alternatives to compare it with, best first). Matched on the pack's configs, any depth.
+CONCEPTS: dict[str, tuple[dict[str, Any], tuple[dict[str, Any], ...]]] = {
     "pre-activation": ({"ordering": "full_preact", "shortcut": "identity"},
-                       {"ordering": "original", "shortcut": "identity"}),
-    "shortcut scaling": ({"shortcut": "constant"}, {"shortcut": "identity", "ordering": "original"}),
-    "gating": ({"shortcut": "exclusive_gate"}, {"shortcut": "identity", "ordering": "original"}),
+                       ({"ordering": "original", "shortcut": "identity"},)),
+    "identity shortcut": ({"shortcut": "identity", "ordering": "original"},
+                          tuple({"shortcut": s, "ordering": "original"}
+                                for s in ("conv1x1", "constant", "exclusive_gate", "shortcut_gate", "dropout"))),
 }
 
 
@@ -103,7 +102,7 @@ def plan_configs(n: int | None = None, schedule: str = "short", **overrides: Any
     if schedule not in SCHEDULES:
         raise KeyError(f"unknown schedule {schedule!r}; choose one of: {', '.join(SCHEDULES)}")
     rows = [_row(t, label) for t, label in TEACHING_ROWS][:n]
-    return [row.config(**SCHEDULES[schedule], **overrides) for row in rows]
+    return [row.config(**{**SCHEDULES[schedule], **overrides}) for row in rows]
 
 
 # --- building entries from the engine's result -------------------------------------------------
@@ -380,20 +379,30 @@ def _same_params(cfg: dict[str, Any], row_cfg: dict[str, Any]) -> bool:
 def concept_runs(pack: dict[str, Any], concept: str) -> list[dict[str, Any]]:
     """The reference runs that show `concept` (the run with it, then the one to compare with), from
     the same depth/schedule group; empty if the pack lacks either."""
-    shows, versus = CONCEPTS[concept]
+    shows, alternatives = CONCEPTS[concept]
     runs = list(best_runs(pack).values())
     runs.sort(key=lambda r: (-r["config"]["depth"], -r["config"]["iterations"]))
-    for a in runs:
-        if not _matches(a["config"], shows):
-            continue
-        for b in runs:
-            if b is not a and _matches(b["config"], versus) and all(
-                b["config"][k] == a["config"][k] for k in ("depth", "dataset", "iterations", "block")
-            ):
-                return [a, b]
+    for versus in alternatives:
+        for a in runs:
+            if not _matches(a["config"], shows):
+                continue
+            for b in runs:
+                if b is not a and _matches(b["config"], versus) and all(
+                    b["config"][k] == a["config"][k] for k in ("depth", "dataset", "iterations", "block")
+                ):
+                    return [a, b]
     return []
 
 
-def paper_number(run: dict[str, Any]) -> PaperRow | None:
-    """The paper's row for a reference run (comparable=False on the JPEG copy: indicative only)."""
-    return paper_reference(RunConfig.from_dict(run["config"]))
+def paper_number(run: dict[str, Any]) -> tuple[PaperRow | None, bool]:
+    """The paper's row for a reference run's variant, and whether it is the run's own depth. The
+    paper's CIFAR-10 tables are ResNet-110/164: a shallower run (CPU sessions train ResNet-20) is
+    shown beside the same variant's ResNet-110 number, marked as such. On the JPEG copy the row
+    has comparable=False: indicative, never a reproduction."""
+    cfg = RunConfig.from_dict(run["config"])
+    row = paper_reference(cfg)
+    if row is not None:
+        return row, True
+    if cfg.block == "basic" and cfg.depth != 110:
+        return paper_reference(cfg.replace(depth=110)), False
+    return None, False
