@@ -153,6 +153,8 @@ SCHEDULES: dict[str, dict[str, Any]] = {
     "paper": {},  # 64k iterations, batch 128, full CIFAR (~164 epochs): hours per run on a GPU
     "short": {"iterations": 8_000, "warmup_iterations": 50},  # 1/8 of the paper, ~20 epochs
     "quick": {"iterations": 300, "warmup_iterations": 0, "eval_every": 50, "test_size": 2_000},
+    # what a heavily shared 2-core CPU trains in ~45 min per run (the shipped CPU reference runs)
+    "glance": {"iterations": 120, "warmup_iterations": 0, "eval_every": 20, "test_size": 2_000},
     "smoke": {"iterations": 20, "warmup_iterations": 0, "train_size": 512, "test_size": 256,
               "log_every": 2, "eval_every": 10},
 }
@@ -160,6 +162,7 @@ SCHEDULE_NOTES: dict[str, str] = {
     "paper": "the paper's protocol: 64k iterations (~164 epochs), lr /10 at 32k and 48k",
     "short": "8k iterations (~20 epochs), lr /10 at 4k and 6k: minutes on a GPU, errors a few % above the paper",
     "quick": "300 iterations, test on 2,000 images: a CPU-minutes look at the first descent, not the paper's numbers",
+    "glance": "120 iterations, test on 2,000 images: the first descent of a CPU reference run, not the paper's numbers",
     "smoke": "20 iterations on 512 images: checks that everything runs, numbers meaningless",
 }
 

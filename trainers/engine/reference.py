@@ -121,6 +121,12 @@ def generate(configs: list[RunConfig], out: Path, *, device: str = "auto", cache
 def cmd_reference(args) -> int:
     overrides = _parse_set(args.set)
     configs = ref.plan_configs(args.runs, schedule=args.schedule, **overrides)
+    if args.pick:
+        try:
+            configs = [configs[int(i) - 1] for i in args.pick.split(",")]
+        except (ValueError, IndexError):
+            raise SystemExit(f"error: --pick wants 1-based positions in the plan (1..{len(configs)}), "
+                             f"got {args.pick!r}") from None
     if args.dry_run:
         for cfg in configs:
             print(json.dumps({"key": cfg.key, "label": cfg.label(), "iterations": cfg.iterations}))
@@ -138,6 +144,7 @@ def add_commands(subparsers) -> dict:
     p.add_argument("out", help="the pack to write (merged with what it already holds)")
     p.add_argument("--schedule", default="short", choices=list(SCHEDULES))
     p.add_argument("--runs", type=int, default=None, help=f"the first N of {len(ref.TEACHING_ROWS)} teaching runs")
+    p.add_argument("--pick", metavar="I,J", help="only these 1-based positions of the plan (e.g. one per process)")
     p.add_argument("--set", action="append", metavar="FIELD=VALUE",
                    help="override a config field of every run, e.g. depth=20 or dataset=folder:PATH")
     p.add_argument("--budget-s", type=float, default=None, help="do not start a run that would end after this")
