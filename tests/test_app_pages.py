@@ -288,3 +288,57 @@ def test_error_messages_are_literal_and_say_what_to_do():
     assert "Local folder / tarball" in msg and r"\*\.jpg" in msg
     assert md_escape("costs $5") == r"costs \$5"  # no LaTeX in the browser
     assert "RESNET_EXPLORER_CACHE" in advice(PermissionError("cache/store"))
+
+
+# --- reference runs (shipped packs) ----------------------------------------------------------------
+
+@pytest.fixture
+def reference_dir(reference_pack_file, monkeypatch) -> Path:
+    monkeypatch.setenv("RESNET_EXPLORER_REFERENCE", str(reference_pack_file.parent))
+    return reference_pack_file.parent
+
+
+def _chart_traces(at: AppTest) -> list[dict]:
+    charts = at.get("plotly_chart")
+    assert len(charts) == 1
+    return json.loads(charts[0].proto.spec)["data"]
+
+
+def test_compare_first_start_opens_on_the_reference_comparison(app_cache, reference_dir):
+    from explorer.components.reference import COLOURS, PREFIX
+
+    at = open_page("compare")
+    assert_clean(at)
+    assert len(at.dataframe) == 1
+    table = at.dataframe[0].value
+    assert [r.split(" (")[0] for r in table["run"]] == [
+        PREFIX + "ResNet-8 original / identity", PREFIX + "ResNet-8 full_preact / identity"]
+    assert set(table["device"]) == {next(iter(table["device"]))} and table["device"][0].startswith("CPU")
+    traces = _chart_traces(at)
+    assert {t["line"]["color"] for t in traces if t.get("name", "").endswith("test error")} <= set(COLOURS)
+    at.toggle(key="ref_show").set_value(False).run()  # reference runs can be hidden
+    assert_clean(at)
+    assert not at.dataframe and not at.get("plotly_chart")
+
+
+def test_a_users_run_of_a_reference_config_stays_the_users(app_cache, reference_dir):
+    from explorer.components.reference import PREFIX
+    from trainers.core.reference import read_pack
+
+    run = read_pack(next(reference_dir.glob("*.json")))["runs"][0]
+    add_run(app_cache, RunConfig.from_dict(run["config"]), test_error=42.0)
+    at = open_page("compare", {"ref": run["key"]})
+    assert_clean(at)
+    assert len(at.dataframe) == 1
+    table = at.dataframe[0].value  # the user's results: no reference row in it
+    assert len(table) == 1 and not table["run"][0].startswith(PREFIX)
+    assert at.multiselect(key="ref_overlay").value == [run["key"]]
+    names = [t.get("name", "") for t in _chart_traces(at)]
+    assert any(n.startswith(PREFIX) for n in names) and any(n.startswith("ResNet-8") for n in names)
+
+
+def test_learn_links_a_concept_to_its_reference_curves(app_cache, reference_dir):
+    at = open_page("learn")
+    assert_clean(at)
+    links = [p for p in at.get("page_link") if "pre-activation" in p.proto.label]
+    assert links and "reference curves" in links[0].proto.label
