@@ -14,8 +14,8 @@ generator (`python -m trainers reference`) writes it from the engine's own resul
 
 Reference runs are never user runs: the UI reads them from the pack, not from the store, draws
 them under their own label ("reference: ...") and colour, and a user's run with the same key
-stays the user's. Packs from several sessions merge: one entry per (key, device, commit); for the
-same key the later-finished run is kept first, both are listed.
+stays the user's. Packs from several sessions merge: one entry per (key, device, commit, finish
+time), the best-described copy of a run kept; the same config trained twice is listed twice.
 
 Torch-free and diskcache-free to import; `validate_pack` imports the runs layer's checks lazily.
 """
@@ -158,7 +158,9 @@ def merge_packs(*packs: dict[str, Any]) -> dict[str, Any]:
         if pack.get("note") and pack["note"] not in notes:
             notes.append(pack["note"])
         for run in pack["runs"]:
-            seen.setdefault(_identity(run), run)
+            kept = seen.setdefault(_identity(run), run)
+            if len(run["provenance"]) > len(kept["provenance"]):  # the same run, better described
+                seen[_identity(run)] = run
     runs = sorted(seen.values(), key=lambda r: r["provenance"].get("finished_at", ""), reverse=True)
     return new_pack(runs, note=" | ".join(notes))
 

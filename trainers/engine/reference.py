@@ -70,7 +70,7 @@ def _extra_provenance(device: torch.device, threads: int) -> dict[str, Any]:
 
 def generate(configs: list[RunConfig], out: Path, *, device: str = "auto", cache_dir: str | Path = "cache",
              budget_s: float | None = None, merge: list[Path] | None = None, threads: int | None = None,
-             note: str = "") -> dict[str, Any]:
+             note: str = "", train_missing: bool = True) -> dict[str, Any]:
     from .train import resolve_device, train
 
     dev = resolve_device(device)
@@ -93,6 +93,10 @@ def generate(configs: list[RunConfig], out: Path, *, device: str = "auto", cache
     for i, cfg in enumerate(configs):
         run_dir = Path(cache_dir) / "runs" / cfg.key
         done = _read_result(run_dir, cfg.key)
+        if done is None and not train_missing:
+            print(f"reference: [{i + 1}/{len(configs)}] {cfg.label()} ({cfg.key}) not trained; skipped",
+                  file=sys.stderr, flush=True)
+            continue
         if done is None:
             left = None if budget_s is None else budget_s - (time.time() - started)
             if left is not None and left < last_wall:
@@ -108,10 +112,15 @@ def generate(configs: list[RunConfig], out: Path, *, device: str = "auto", cache
                 continue
             last_wall = float(done["wall_time_s"])
             extra = _extra_provenance(dev, torch.get_num_threads())
+            # kept beside the engine's result: a later repack (--pack-only, --merge) keeps it too
+            atomic_write(run_dir / "reference-provenance.json", lambda f: f.write(json.dumps(extra).encode()))
         else:
             print(f"reference: [{i + 1}/{len(configs)}] {cfg.label()} ({cfg.key}) already trained; packing it",
                   file=sys.stderr, flush=True)
-            extra = {"generator": "python -m trainers reference"}
+            try:
+                extra = json.loads((run_dir / "reference-provenance.json").read_text())
+            except (OSError, ValueError):
+                extra = {"generator": "python -m trainers reference"}  # trained by `train`/a sweep
         entries.append(ref.entry_from_result(done, done.get("curve", []), extra))
         pack = write()
         print(f"reference: wrote {out} ({len(pack['runs'])} runs)", file=sys.stderr, flush=True)
@@ -133,7 +142,7 @@ def cmd_reference(args) -> int:
         return 0
     pack = generate(configs, Path(args.out), device=args.device, cache_dir=args.cache_dir,
                     budget_s=args.budget_s, merge=[Path(p) for p in args.merge], threads=args.threads,
-                    note=args.note)
+                    note=args.note, train_missing=not args.pack_only)
     print(json.dumps({"pack": args.out, "runs": len(pack["runs"])}))
     return 0
 
@@ -153,5 +162,6 @@ def add_commands(subparsers) -> dict:
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--cache-dir", default=os.environ.get("RESNET_EXPLORER_CACHE", "cache"))
     p.add_argument("--note", default="", help="a line about this session, kept in the pack")
+    p.add_argument("--pack-only", action="store_true", help="pack the runs already trained in the cache; train none")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their keys; train nothing")
     return {"reference": cmd_reference}
