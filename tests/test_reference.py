@@ -143,3 +143,15 @@ def test_plan_starts_with_the_headline_pair():
         ("original", "identity"), ("full_preact", "identity"), ("original", "conv1x1")]
     assert all(c.depth == 110 and c.iterations == 8000 for c in cfgs)
     assert len({c.key for c in cfgs}) == len(cfgs)
+
+
+def test_generator_runs_on_a_bare_gpu_machine(tmp_path):
+    """torch only (no diskcache, streamlit, pandas): the generator trains, validates and writes."""
+    from test_engine_alone import _run
+
+    out = _run(tmp_path, "-m", "trainers", "reference", str(tmp_path / "p.json"), "--schedule", "smoke",
+               "--runs", "1", "--set", "depth=8", "--set", "dataset=synthetic", "--set", "iterations=2",
+               "--device", "cpu", "--cache-dir", str(tmp_path / "c"))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1])["runs"] == 1
+    assert len(ref.read_pack(tmp_path / "p.json")["runs"]) == 1
