@@ -21,7 +21,7 @@ import torch
 
 from ..core import reference as ref
 from ..core.atomic import atomic_write
-from ..core.config import RunConfig
+from ..core.config import ConfigError, RunConfig
 from ..core.presets import SCHEDULES
 
 
@@ -34,14 +34,14 @@ def _parse_set(items: list[str] | None) -> dict[str, Any]:
         name, sep, value = item.partition("=")
         name = name.strip().replace("-", "_")
         if not sep or name not in types:
-            raise SystemExit(f"error: --set wants FIELD=VALUE with a RunConfig field, got {item!r}")
+            raise ConfigError(f"--set wants FIELD=VALUE with a RunConfig field, got {item!r}")
         kind = types[name]
         try:
             out[name] = (value if kind == "str" else value.lower() in ("1", "true", "yes") if kind == "bool"
                          else [float(x) for x in value.split(",")] if kind.startswith("tuple")
                          else int(value) if kind == "int" else float(value))
         except ValueError:
-            raise SystemExit(f"error: --set {name}: {value!r} is not a {kind}") from None
+            raise ConfigError(f"--set {name}: {value!r} is not a {kind}") from None
     return out
 
 
@@ -134,15 +134,19 @@ def cmd_reference(args) -> int:
         try:
             configs = [configs[int(i) - 1] for i in args.pick.split(",")]
         except (ValueError, IndexError):
-            raise SystemExit(f"error: --pick wants 1-based positions in the plan (1..{len(configs)}), "
+            raise ConfigError(f"--pick wants 1-based positions in the plan (1..{len(configs)}), "
                              f"got {args.pick!r}") from None
     if args.dry_run:
         for cfg in configs:
             print(json.dumps({"key": cfg.key, "label": cfg.label(), "iterations": cfg.iterations}))
         return 0
-    pack = generate(configs, Path(args.out), device=args.device, cache_dir=args.cache_dir,
-                    budget_s=args.budget_s, merge=[Path(p) for p in args.merge], threads=args.threads,
-                    note=args.note, train_missing=not args.pack_only)
+    try:
+        pack = generate(configs, Path(args.out), device=args.device, cache_dir=args.cache_dir,
+                        budget_s=args.budget_s, merge=[Path(p) for p in args.merge], threads=args.threads,
+                        note=args.note, train_missing=not args.pack_only)
+    except ref.PackError as e:  # a pack to merge with is unreadable: say which, change nothing
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(json.dumps({"pack": args.out, "runs": len(pack["runs"])}))
     return 0
 
