@@ -45,7 +45,8 @@ log() { echo "[$(date -u +%H:%M:%S) +$(($(date +%s) - START))s] $*" | tee -a "$O
 TARBALL=""
 for t in "${1:-}" "${CIFAR_TARBALL:-}" shared/data/cifar10-jpeg.tar.gz cache/cifar10-jpeg.tar.gz \
   ../shared/data/cifar10-jpeg.tar.gz; do
-  if [[ -n "$t" && -f "$t" ]]; then TARBALL=$(realpath "$t"); break; fi
+  # relative to the repository root, as the engine reads it: no machine-specific path in the keys
+  if [[ -n "$t" && -f "$t" ]]; then TARBALL=$(realpath --relative-to=. "$t"); break; fi
 done
 SETS=()
 [[ -n "$TARBALL" ]] && SETS+=(--set "dataset=folder:$TARBALL")
