@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .config import RunConfig
 from .presets import PRESETS, SCHEDULES, PaperRow, paper_reference, schedule_name
@@ -139,7 +140,7 @@ def entry_from_result(result: dict[str, Any], curve: list[dict[str, Any]],
 
 def new_pack(runs: Iterable[dict[str, Any]], note: str = "") -> dict[str, Any]:
     doc = {"format": FORMAT, "version": VERSION,
-           "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "runs": list(runs)}
+           "created_at": datetime.now(UTC).isoformat(timespec="seconds"), "runs": list(runs)}
     if note:
         doc["note"] = note
     return doc
@@ -229,7 +230,10 @@ def validate_pack(doc: Any, where: str = "pack") -> dict[str, Any]:
     """The pack, checked whole (PackError naming the field otherwise). Each run goes through the
     runs export's `validate_run` (config, key, status, result, curve) plus the pack's own bounds."""
     try:
-        from trainers.runs.export import ImportFileError, validate_run  # needs diskcache
+        from trainers.runs.export import (  # needs diskcache
+            ImportFileError,
+            validate_run,
+        )
     except ModuleNotFoundError:  # a bare GPU machine: config and key checks only
         ImportFileError, validate_run = PackError, _validate_config_only
 

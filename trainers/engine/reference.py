@@ -113,7 +113,8 @@ def generate(configs: list[RunConfig], out: Path, *, device: str = "auto", cache
             last_wall = float(done["wall_time_s"])
             extra = _extra_provenance(dev, torch.get_num_threads())
             # kept beside the engine's result: a later repack (--pack-only, --merge) keeps it too
-            atomic_write(run_dir / "reference-provenance.json", lambda f: f.write(json.dumps(extra).encode()))
+            sidecar = json.dumps(extra).encode()
+            atomic_write(run_dir / "reference-provenance.json", lambda f, b=sidecar: f.write(b))
         else:
             print(f"reference: [{i + 1}/{len(configs)}] {cfg.label()} ({cfg.key}) already trained; packing it",
                   file=sys.stderr, flush=True)
