@@ -155,3 +155,12 @@ def test_generator_runs_on_a_bare_gpu_machine(tmp_path):
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1])["runs"] == 1
     assert len(ref.read_pack(tmp_path / "p.json")["runs"]) == 1
+
+
+def test_labels_and_schedules_come_from_the_config(pack):
+    doc = copy.deepcopy(pack)
+    doc["runs"][0]["label"] = "[click me](http://example.com)"
+    assert ref.validate_pack(doc)["runs"][0]["label"] == RunConfig.from_dict(doc["runs"][0]["config"]).label()
+    doc["runs"][0]["schedule"] = "paper"  # a 4-iteration run cannot claim the paper's schedule
+    with pytest.raises(ref.PackError, match="schedule 'paper' is not its config's schedule"):
+        ref.validate_pack(doc)

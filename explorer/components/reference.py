@@ -19,6 +19,7 @@ import streamlit as st
 
 from explorer import runs_api
 from explorer.figures import curve_figure, curve_frame, dataset_short, group_curves
+from explorer.guard import md_escape
 from explorer.pages_common import lr_drops
 from trainers.core import reference as ref
 
@@ -31,7 +32,7 @@ COMPARE_PAGE = "explorer/pages/compare.py"
 def pack() -> dict[str, Any]:
     doc, problems = runs_api.reference_pack()
     for p in problems:
-        st.warning(f"A reference pack was skipped: {p}", icon=":material/warning:")
+        st.warning(md_escape(f"A reference pack was skipped: {p}"), icon=":material/warning:")
     return doc
 
 
@@ -163,6 +164,6 @@ def concept_link(concept: str) -> None:
     if not runs:
         return
     a, b = runs
-    st.page_link(COMPARE_PAGE, label=f"See {concept} trained: reference curves, {a['label']} vs {b['label']} "
-                                     f"({a['schedule']}, {device_short(a)})",
+    label = f"See {concept} trained: reference curves, {a['label']} vs {b['label']} ({a['schedule']}, {device_short(a)})"
+    st.page_link(COMPARE_PAGE, label=md_escape(label),
                  icon=":material/show_chart:", query_params={"ref": [a["key"], b["key"]]})

@@ -273,10 +273,15 @@ def validate_pack(doc: Any, where: str = "pack") -> dict[str, Any]:
         if run["status"] not in ("done", "fail", "diverged"):
             raise PackError(f"{at}.status must be done, fail or diverged, got {str(run['status'])[:40]!r}")
         try:
-            validate_run(run, at)
+            rec, curve = validate_run(run, at)
         except ImportFileError as e:
             raise PackError(str(e)) from None
-        _check_type(run["schedule"], (str,), f"{at}.schedule")
+        # what the UI shows comes from the validated config, not from the file's free text
+        run["label"], run["curve"] = rec["label"], curve
+        cfg = RunConfig.from_dict(run["config"])
+        if run["schedule"] != schedule_name(cfg):
+            raise PackError(f"{at}.schedule {str(run['schedule'])[:40]!r} is not its config's "
+                            f"schedule {schedule_name(cfg)!r}")
         prov = run["provenance"]
         if not isinstance(prov, dict):
             raise PackError(f"{at}.provenance must be an object")
@@ -295,7 +300,7 @@ def validate_pack(doc: Any, where: str = "pack") -> dict[str, Any]:
     return doc
 
 
-def _validate_config_only(run: dict[str, Any], where: str) -> None:
+def _validate_config_only(run: dict[str, Any], where: str) -> tuple[dict[str, Any], list]:
     from .config import ConfigError
 
     try:
@@ -304,6 +309,7 @@ def _validate_config_only(run: dict[str, Any], where: str) -> None:
         raise PackError(f"{where}: invalid config: {e}") from None
     if run.get("key") != cfg.key:
         raise PackError(f"{where}: key {run.get('key')!r} does not match its config (key {cfg.key})")
+    return {"label": cfg.label()}, run["curve"]
 
 
 def read_pack(path: str | Path) -> dict[str, Any]:
