@@ -71,8 +71,10 @@ def _extra_provenance(device: torch.device, threads: int) -> dict[str, Any]:
 def generate(configs: list[RunConfig], out: Path, *, device: str = "auto", cache_dir: str | Path = "cache",
              budget_s: float | None = None, merge: list[Path] | None = None, threads: int | None = None,
              note: str = "", train_missing: bool = True) -> dict[str, Any]:
+    from .provenance import code_version
     from .train import resolve_device, train
 
+    code_version()  # cached from now on: the commit that starts the runs, not the one at their end
     dev = resolve_device(device)
     if threads and dev.type == "cpu":
         torch.set_num_threads(threads)
