@@ -39,7 +39,8 @@ def pack() -> dict[str, Any]:
 def device_short(run: dict[str, Any]) -> str:
     p = run["provenance"]
     if p.get("device") == "cpu" or str(p.get("device_name", "")).startswith("CPU"):
-        return f"CPU, {p['threads']} threads" if p.get("threads") else "CPU"
+        n = p.get("threads")
+        return f"CPU, {n} thread{'s' if n != 1 else ''}" if n else "CPU"
     return str(p.get("device_name") or p.get("device"))
 
 
