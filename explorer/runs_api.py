@@ -11,6 +11,7 @@ every refresh.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, Iterable
 
 import streamlit as st
@@ -129,6 +130,20 @@ def disk_full_message() -> str | None:
     except Exception:  # noqa: BLE001
         return None
     return disk_state(cache_dir())["message"]
+
+
+@st.cache_data(show_spinner=False)
+def _reference_pack(directory: str | None) -> tuple[dict, list[str]]:
+    from trainers.core import reference
+
+    return reference.load_shipped(directory or reference.PACK_DIR)
+
+
+def reference_pack() -> tuple[dict, list[str]]:
+    """The shipped reference runs (explorer/reference/*.json or $RESNET_EXPLORER_REFERENCE),
+    validated and read-only, and the problems of unreadable packs. They never enter the store, so
+    they cannot shadow a user's run. Pure helpers on a pack: trainers.core.reference (torch-free)."""
+    return _reference_pack(os.environ.get("RESNET_EXPLORER_REFERENCE"))
 
 
 def wake_supervisor() -> None:

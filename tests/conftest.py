@@ -38,3 +38,18 @@ def shared_cifar_cache(shared_cifar_tarball, tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("shared-cifar-cache")
     load_dataset(f"folder:{shared_cifar_tarball}", d)
     return d
+
+
+@pytest.fixture(scope="session")
+def reference_pack_file(tmp_path_factory) -> Path:
+    """A real reference pack (the generator, two 4-iteration ResNet-8 runs on synthetic data:
+    original and full pre-activation), made once per test session."""
+    from trainers.core.reference import plan_configs
+    from trainers.engine.reference import generate
+
+    d = tmp_path_factory.mktemp("reference")
+    cfgs = plan_configs(2, "smoke", depth=8, dataset="synthetic", iterations=4, log_every=1, eval_every=2)
+    out = d / "pack" / "test-pack.json"
+    out.parent.mkdir()
+    generate(cfgs, out, device="cpu", cache_dir=d / "cache")
+    return out

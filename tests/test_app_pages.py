@@ -468,7 +468,8 @@ def test_estimates_come_from_finished_runs_averages():
 def test_short_schedules_keep_the_papers_warm_up():
     from trainers.core.presets import SCHEDULES, preset_configs
 
-    assert all(RunConfig(**s).warmup_iterations > 0 for s in SCHEDULES.values())
+    # every schedule but `glance`, the shipped CPU reference runs' (documented in presets.py)
+    assert all(RunConfig(**s).warmup_iterations > 0 for name, s in SCHEDULES.items() if name != "glance")
     assert all(c.warmup_iterations > 0 and c.warmup_lr == 0.01 for c in preset_configs("table2", 1, "quick"))
 
 
@@ -563,3 +564,58 @@ def test_live_keeps_working_when_a_chosen_curve_leaves_the_page(app_cache, monke
     assert_clean(at)
     assert [t["name"] for t in chart_traces(at) if t.get("name", "").endswith("test error")] == [
         f"{b.label()} · seed 1: test error"]
+
+
+# --- reference runs (shipped packs) ----------------------------------------------------------------
+
+@pytest.fixture
+def reference_dir(reference_pack_file, monkeypatch) -> Path:
+    monkeypatch.setenv("RESNET_EXPLORER_REFERENCE", str(reference_pack_file.parent))
+    return reference_pack_file.parent
+
+
+def _chart_traces(at: AppTest) -> list[dict]:
+    charts = at.get("plotly_chart")
+    assert len(charts) == 1
+    return json.loads(charts[0].proto.spec)["data"]
+
+
+def test_compare_first_start_opens_on_the_reference_comparison(app_cache, reference_dir):
+    from explorer.components.reference import COLOURS, PREFIX
+
+    at = open_page("compare")
+    assert_clean(at)
+    assert len(at.dataframe) == 1
+    table = at.dataframe[0].value
+    assert [r.split(" (")[0] for r in table["run"]] == [
+        PREFIX + "ResNet-8 original / identity", PREFIX + "ResNet-8 full_preact / identity"]
+    assert set(table["device"]) == {next(iter(table["device"]))} and table["device"][0].startswith("CPU")
+    traces = _chart_traces(at)
+    assert {t["line"]["color"] for t in traces if t.get("name", "").endswith("test error")} <= set(COLOURS)
+    at.toggle(key="ref_show").set_value(False).run()  # reference runs can be hidden
+    assert_clean(at)
+    assert not at.dataframe and not at.get("plotly_chart")
+
+
+def test_a_users_run_of_a_reference_config_stays_the_users(app_cache, reference_dir):
+    from explorer.components.reference import PREFIX
+    from trainers.core.reference import read_pack
+
+    run = read_pack(next(reference_dir.glob("*.json")))["runs"][0]
+    add_run(app_cache, RunConfig.from_dict(run["config"]), test_error=42.0)
+    at = open_page("compare", {"ref": run["key"]})
+    assert_clean(at)
+    assert len(at.dataframe) == 1
+    table = at.dataframe[0].value  # the user's results: no reference row in it
+    assert len(table) == 1 and not table["run"][0].startswith(PREFIX)
+    assert at.multiselect(key="ref_overlay").value == [run["key"]]
+    names = [t.get("name", "") for t in _chart_traces(at)]
+    assert any(n.startswith(PREFIX) for n in names) and any(n.startswith("ResNet-8") for n in names)
+
+
+def test_learn_links_a_concept_to_its_reference_curves(app_cache, reference_dir):
+    at = open_page("learn")
+    assert_clean(at)
+    labels = [p.proto.label.replace("\\", "") for p in at.get("page_link")]  # markdown-escaped
+    links = [label for label in labels if label.startswith("See pre-activation trained")]
+    assert links and "full_preact / identity vs ResNet-8 original / identity" in links[0]

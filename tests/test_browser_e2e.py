@@ -1,4 +1,5 @@
-"""End to end, as a new user: `streamlit run app.py` in a real headless Chromium. The test designs
+"""End to end, as a new user: `streamlit run app.py` in a real headless Chromium. The test first
+sees Compare open on the shipped reference runs (empty cache), then designs
 quick runs (ResNet-8, original vs full pre-activation, synthetic data, 20 iterations), launches
 them, watches a live curve appear, finds their final rows in the comparison table, and saves
 screenshots (UPDATE_SCREENSHOT=1 also refreshes docs/screenshot.png for the README)."""
@@ -158,6 +159,18 @@ def curve_points(d) -> int:
 def test_design_launch_watch_compare(app_url, browser, tmp_path):
     url, cache = app_url
     d = browser
+    # first start, empty cache: Compare opens on the shipped reference comparison (explorer/reference/)
+    d.get(f"{url}/compare")
+    wait_until(lambda: "Reference runs" in page_text(d), 60, "the reference runs on Compare")
+    refs = wait_until(lambda: [c for c in grid_cells(d) if c.startswith("reference · ")], 60,
+                      "the reference runs' rows")
+    assert any("original" in c for c in refs) and any("full_preact" in c for c in refs), refs
+    wait_until(lambda: curve_points(d) >= 4, 60, "the reference curves (loss and error of two runs)")
+    assert "Traceback" not in page_text(d)
+    d.save_screenshot(str(tmp_path / "0-compare-reference.png"))
+    if os.environ.get("UPDATE_SCREENSHOT") == "1":
+        shutil.copyfile(tmp_path / "0-compare-reference.png", ROOT / "docs" / "screenshot-reference.png")
+
     d.get(url)
     wait_until(lambda: "Design & launch" in page_text(d), 60, "the Design page")
     # the favicon is drawn locally (an emoji as an SVG data URL), never fetched from a font CDN

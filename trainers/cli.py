@@ -124,6 +124,35 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_reference(sub) -> None:
+    from .core import reference as ref
+    from .core.presets import SCHEDULES
+
+    p = sub.add_parser("reference", help="train the teaching runs (most valuable first) into a reference pack",
+                       description="Train the teaching runs, most valuable first, into a reference pack "
+                                   "(trainers/engine/reference.py); packs from several sessions merge.")
+    p.add_argument("out", help="the pack to write (merged with what it already holds)")
+    p.add_argument("--schedule", default="short", choices=list(SCHEDULES))
+    p.add_argument("--runs", type=int, default=None, help=f"the first N of {len(ref.TEACHING_ROWS)} teaching runs")
+    p.add_argument("--pick", metavar="I,J", help="only these 1-based positions of the plan (e.g. one per process)")
+    p.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                   help="override a config field of every run, e.g. depth=20 or dataset=folder:PATH")
+    p.add_argument("--budget-s", type=float, default=None, help="do not start a run that would end after this")
+    p.add_argument("--merge", action="append", default=[], help="another pack to merge in (repeatable)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--cache-dir", default=os.environ.get("RESNET_EXPLORER_CACHE", "cache"))
+    p.add_argument("--note", default="", help="a line about this session, kept in the pack")
+    p.add_argument("--pack-only", action="store_true", help="pack the runs already trained in the cache; train none")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and their keys; train nothing")
+
+
+def cmd_reference(args: argparse.Namespace) -> int:
+    from .engine.reference import cmd_reference as run
+
+    return run(args)
+
+
 def add_bench(sub) -> None:
     p = sub.add_parser("bench", help="training throughput: this trainer vs the conventional pipeline",
                        description="Training throughput of this trainer against the conventional pipeline, "
@@ -166,6 +195,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
 
     add_bench(sub)
     handlers["bench"] = cmd_bench
+    add_reference(sub)
+    handlers["reference"] = cmd_reference
     try:
         from .runs.cli import add_commands
     except ModuleNotFoundError as e:  # an engine-only copy (a bare GPU machine without diskcache is fine:

@@ -8,6 +8,7 @@ import streamlit as st
 
 from explorer import diagrams, polling, runs_api
 from explorer.runs_api import BLOCKS, ORDERINGS, SHORTCUTS, RunConfig, shortcut_product, signal_propagation
+from explorer.components.reference import concept_link
 from explorer.figures import product_figure, signal_figure
 from explorer.guard import page_guard
 from explorer.variants import DEFAULT_TEACHING, TEACHING_VARIANTS, teaching_config
@@ -43,6 +44,7 @@ def unit_caption(spec) -> str:
 def orderings_tab() -> None:
     st.markdown("Where BN and ReLU sit inside a unit (paper Fig. 4, Table 2). "
                 "**Full pre-activation (e)** leaves the path from unit to unit a pure identity.")
+    concept_link("pre-activation")
     block = st.segmented_control("Unit type", list(BLOCKS), default="basic", key="learn_block",
                                  format_func=lambda b: BLOCKS[b].title, required=True)
     dots = diagrams.ordering_diagrams(block)
@@ -68,6 +70,7 @@ def orderings_tab() -> None:
 def shortcuts_tab() -> None:
     st.markdown("What the shortcut does (paper Fig. 2, Table 1). Anything but the identity "
                 "multiplies the signal of every unit, and those factors multiply over depth.")
+    concept_link("identity shortcut")
     c1, c2, c3 = st.columns(3)
     lam = c1.slider("λ on the shortcut (constant scaling)", 0.0, 1.5, 0.5, 0.05, key="learn_lambda")
     mu = c2.slider("factor on F (constant scaling)", 0.0, 1.5, 1.0, 0.05, key="learn_mu")

@@ -1,0 +1,152 @@
+"""`python -m trainers reference OUT.json`: train the teaching runs, most valuable first, and write
+a reference pack (trainers/core/reference.py) from the engine's own result files.
+
+Runs train one after another in this process (the engine's `train`, checkpointed and resumable):
+the pack is rewritten after every run, so a session that runs out of time keeps what finished.
+A run whose result.json is already in the cache is packed again, not retrained: re-running the
+command after a format change, or with `--merge` of another session's pack, costs nothing.
+`--budget-s` stops before a run that the previous run's wall time says will not finish in time.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..core import reference as ref
+from ..core.atomic import atomic_write
+from ..core.config import ConfigError, RunConfig
+
+
+def _parse_set(items: list[str] | None) -> dict[str, Any]:
+    from ..core.config import CONFIG_FIELDS
+
+    types = {f.name: f.type for f in CONFIG_FIELDS}
+    out: dict[str, Any] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in types:
+            raise ConfigError(f"--set wants FIELD=VALUE with a RunConfig field, got {item!r}")
+        kind = types[name]
+        try:
+            out[name] = (value if kind == "str" else value.lower() in ("1", "true", "yes") if kind == "bool"
+                         else [float(x) for x in value.split(",")] if kind.startswith("tuple")
+                         else int(value) if kind == "int" else float(value))
+        except ValueError:
+            raise ConfigError(f"--set {name}: {value!r} is not a {kind}") from None
+    return out
+
+
+def _read_result(run_dir: Path, key: str) -> dict[str, Any] | None:
+    path = run_dir / "result.json"
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if doc.get("key") == key and doc.get("status") in ("done", "fail", "diverged") else None
+
+
+def _extra_provenance(device: torch.device, threads: int) -> dict[str, Any]:
+    from . import fast
+
+    cuda = device.type == "cuda"
+    return {
+        "cuda": torch.version.cuda if cuda else None,
+        "cudnn": torch.backends.cudnn.version() if cuda else None,
+        "tf32": bool(torch.backends.cudnn.allow_tf32) if cuda else None,
+        "threads": None if cuda else threads,
+        "generator": "python -m trainers reference",
+        "precision_note": fast.precision_note("fp32", device),
+    }
+
+
+def generate(configs: list[RunConfig], out: Path, *, device: str = "auto", cache_dir: str | Path = "cache",
+             budget_s: float | None = None, merge: list[Path] | None = None, threads: int | None = None,
+             note: str = "", train_missing: bool = True) -> dict[str, Any]:
+    from .provenance import code_version
+    from .train import resolve_device, train
+
+    code_version()  # cached from now on: the commit that starts the runs, not the one at their end
+    dev = resolve_device(device)
+    if threads and dev.type == "cpu":
+        torch.set_num_threads(threads)
+    base = [ref.read_pack(p) for p in (merge or []) if Path(p).exists()]
+    if out.exists():
+        base.append(ref.read_pack(out))
+    started = time.time()
+    last_wall = 0.0
+    entries: list[dict[str, Any]] = []
+
+    def write() -> dict[str, Any]:
+        pack = ref.merge_packs(ref.new_pack(entries, note), *base)
+        text = ref.dumps(pack)
+        ref.parse_pack(text, out.name)  # never write a pack this code would refuse to read
+        atomic_write(out, lambda f: f.write(text.encode()))
+        return pack
+
+    for i, cfg in enumerate(configs):
+        run_dir = Path(cache_dir) / "runs" / cfg.key
+        done = _read_result(run_dir, cfg.key)
+        if done is None and not train_missing:
+            print(f"reference: [{i + 1}/{len(configs)}] {cfg.label()} ({cfg.key}) not trained; skipped",
+                  file=sys.stderr, flush=True)
+            continue
+        if done is None:
+            left = None if budget_s is None else budget_s - (time.time() - started)
+            if left is not None and left < last_wall:
+                print(f"reference: stopping before {cfg.label()}: {left:.0f} s left, the last run took "
+                      f"{last_wall:.0f} s", file=sys.stderr, flush=True)
+                break
+            print(f"reference: [{i + 1}/{len(configs)}] training {cfg.label()} ({cfg.key})", file=sys.stderr,
+                  flush=True)
+            train(cfg, device=dev, cache_dir=cache_dir, progress=True)
+            done = _read_result(run_dir, cfg.key)
+            if done is None:
+                print(f"reference: {cfg.key} ended without a result (cancelled?); not packed", file=sys.stderr)
+                continue
+            last_wall = float(done["wall_time_s"])
+            extra = _extra_provenance(dev, torch.get_num_threads())
+            # kept beside the engine's result: a later repack (--pack-only, --merge) keeps it too
+            sidecar = json.dumps(extra).encode()
+            atomic_write(run_dir / "reference-provenance.json", lambda f, b=sidecar: f.write(b))
+        else:
+            print(f"reference: [{i + 1}/{len(configs)}] {cfg.label()} ({cfg.key}) already trained; packing it",
+                  file=sys.stderr, flush=True)
+            try:
+                extra = json.loads((run_dir / "reference-provenance.json").read_text())
+            except (OSError, ValueError):
+                extra = {"generator": "python -m trainers reference"}  # trained by `train`/a sweep
+        entries.append(ref.entry_from_result(done, done.get("curve", []), extra))
+        pack = write()
+        print(f"reference: wrote {out} ({len(pack['runs'])} runs)", file=sys.stderr, flush=True)
+    return write()
+
+
+def cmd_reference(args) -> int:
+    overrides = _parse_set(args.set)
+    configs = ref.plan_configs(args.runs, schedule=args.schedule, **overrides)
+    if args.pick:
+        try:
+            configs = [configs[int(i) - 1] for i in args.pick.split(",")]
+        except (ValueError, IndexError):
+            raise ConfigError(f"--pick wants 1-based positions in the plan (1..{len(configs)}), "
+                             f"got {args.pick!r}") from None
+    if args.dry_run:
+        for cfg in configs:
+            print(json.dumps({"key": cfg.key, "label": cfg.label(), "iterations": cfg.iterations}))
+        return 0
+    try:
+        pack = generate(configs, Path(args.out), device=args.device, cache_dir=args.cache_dir,
+                        budget_s=args.budget_s, merge=[Path(p) for p in args.merge], threads=args.threads,
+                        note=args.note, train_missing=not args.pack_only)
+    except ref.PackError as e:  # a pack to merge with is unreadable: say which, change nothing
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({"pack": args.out, "runs": len(pack["runs"])}))
+    return 0
