@@ -28,7 +28,9 @@ def _run(store: Store, seed: int, status: str = "done") -> RunConfig:
         store.apply_event(cfg.key, a, {"type": "eval", "iteration": i, "epoch": i / 4,
                                        "test_error": 40.0 - i, "test_loss": 1.5})
     store.finish(cfg.key, a, {"key": cfg.key, "status": status, "test_error": 20.5 + seed,
-                              "iterations": 20, "config": cfg.to_dict(), "provenance": {"device": "cpu"}})
+                              "iterations": 20, "config": cfg.to_dict(),
+                              # as train() writes it: the recipe is one nested object
+                              "provenance": {"device": "cpu", "recipe": {"allow_tf32": False, "nesterov": False}}})
     return cfg
 
 

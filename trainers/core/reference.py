@@ -228,14 +228,8 @@ def _finite_numbers(obj: Any, field: str) -> None:
 
 def validate_pack(doc: Any, where: str = "pack") -> dict[str, Any]:
     """The pack, checked whole (PackError naming the field otherwise). Each run goes through the
-    runs export's `validate_run` (config, key, status, result, curve) plus the pack's own bounds."""
-    try:
-        from trainers.runs.export import (  # needs diskcache
-            ImportFileError,
-            validate_run,
-        )
-    except ModuleNotFoundError:  # a bare GPU machine: config and key checks only
-        ImportFileError, validate_run = PackError, _validate_config_only
+    the runs export's `validate_run` (trainers/core/runfile.py: config, key, status, result, curve) plus the pack's own bounds."""
+    from .runfile import ImportFileError, validate_run
 
     if not isinstance(doc, dict):
         raise PackError(f"{where} must be a JSON object")
@@ -273,7 +267,8 @@ def validate_pack(doc: Any, where: str = "pack") -> dict[str, Any]:
         if run["status"] not in ("done", "fail", "diverged"):
             raise PackError(f"{at}.status must be done, fail or diverged, got {str(run['status'])[:40]!r}")
         try:
-            rec, curve = validate_run(run, at)
+            # the pack's own fields (schedule, provenance) are checked below, the rest as an export's run
+            rec, curve = validate_run({k: v for k, v in run.items() if k not in ("schedule", "provenance")}, at)
         except ImportFileError as e:
             raise PackError(str(e)) from None
         # what the UI shows comes from the validated config, not from the file's free text
@@ -298,18 +293,6 @@ def validate_pack(doc: Any, where: str = "pack") -> dict[str, Any]:
             raise PackError(f"{at}: run {run['key']} from {prov['device_name']} appears twice")
         seen.add(ident)
     return doc
-
-
-def _validate_config_only(run: dict[str, Any], where: str) -> tuple[dict[str, Any], list]:
-    from .config import ConfigError
-
-    try:
-        cfg = RunConfig.from_dict(run["config"])
-    except (ConfigError, TypeError, AttributeError) as e:
-        raise PackError(f"{where}: invalid config: {e}") from None
-    if run.get("key") != cfg.key:
-        raise PackError(f"{where}: key {run.get('key')!r} does not match its config (key {cfg.key})")
-    return {"label": cfg.label()}, run["curve"]
 
 
 def read_pack(path: str | Path) -> dict[str, Any]:
