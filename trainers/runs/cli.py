@@ -197,14 +197,14 @@ def cmd_results(args: argparse.Namespace) -> int:
               f"or running; sweeps in this cache: {', '.join(names) or 'none'} (grids launched from the "
               "explorer are remembered under the name shown beside its Launch button)")
         return 0
-    if args.csv:
+    if getattr(args, "csv", None):
         from trainers.core.results import to_csv
 
         with open(args.csv, "w", newline="") as f:
             f.write(to_csv(rows))
     if args.json:
         print(dumps(rows))
-    elif not args.csv:
+    elif not getattr(args, "csv", None):
         print(format_table(rows))
         print("test error %, our median of n finished runs; 'fail' = above 20% after the paper's full "
               "schedule (its convention); shorter runs show their number beside their schedule")

@@ -76,11 +76,8 @@ def load_folder(spec: str, data_dir: Path, report: Progress) -> Dataset:
                 raise DataError(f"{root / rel} is larger than {MAX_IMAGE_BYTES // 2**20} MB: not an image we can use")
             return data
 
-    elif path.exists():
-        raise DataError(f"{path} is neither a folder nor a .tar.gz/.tgz/.tar archive")
     else:
-        raise DataError(f"{path} does not exist. folder:PATH wants PATH/train/<class>/*.png|jpg and "
-                        f"PATH/test/<class>/* (or a .tar.gz of that layout)")
+        raise _not_a_dataset(path)
     classes, train_files, test_files = _layout(tree, path)
     n = len(train_files) + len(test_files)
     train_x = _decode_images(train_files, read, path, report, 0, n)
@@ -88,6 +85,13 @@ def load_folder(spec: str, data_dir: Path, report: Progress) -> Dataset:
     train_y = torch.tensor([y for _, y in train_files], dtype=torch.int64)
     test_y = torch.tensor([y for _, y in test_files], dtype=torch.int64)
     return finish(data_dir, slug, spec, source_key, label, classes, train_x, train_y, test_x, test_y)
+
+
+def _not_a_dataset(path: Path) -> DataError:
+    if path.exists():
+        return DataError(f"{path} is neither a folder nor a .tar.gz/.tgz/.tar archive")
+    return DataError(f"{path} does not exist. folder:PATH wants PATH/train/<class>/*.png|jpg and "
+                     f"PATH/test/<class>/* (or a .tar.gz of that layout)")
 
 
 def check_folder(spec: str) -> dict:
@@ -99,11 +103,8 @@ def check_folder(spec: str) -> dict:
         tree, _ = read_tarball(path, lambda *_: None, names_only=True)
     elif path.is_dir():
         tree = _folder_tree(_find_split_root(path))
-    elif path.exists():
-        raise DataError(f"{path} is neither a folder nor a .tar.gz/.tgz/.tar archive")
     else:
-        raise DataError(f"{path} does not exist. folder:PATH wants PATH/train/<class>/*.png|jpg and "
-                        f"PATH/test/<class>/* (or a .tar.gz of that layout)")
+        raise _not_a_dataset(path)
     classes, train_files, test_files = _layout(tree, path)
     return {"classes": classes, "num_train": len(train_files), "num_test": len(test_files)}
 
