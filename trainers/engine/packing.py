@@ -232,6 +232,7 @@ def train_packed(
     if reason:
         raise PackingError(f"cannot pack these runs: {reason}")
     started_wall, started_at = time.time(), _now()
+    code_version()  # cached from now on: the provenance names the code that starts the run
     dev = resolve_device(device)
     channels_last = fast.default_channels_last(dev) if channels_last is None else channels_last
     mode = fast.resolve_mode(compile, dev)

@@ -131,6 +131,7 @@ def train(
     as one CUDA graph on CUDA, eager on the CPU. The math is the same in every mode."""
     started_wall = time.time()
     started_at = _now()
+    code_version()  # cached from now on: the provenance names the code that starts the run
     dev = resolve_device(device)
     run_dir = Path(run_dir) if run_dir is not None else Path(cache_dir) / "runs" / cfg.key
     ckpt_path = run_dir / "checkpoint.pt"
