@@ -139,7 +139,8 @@ def test_design_bad_parameter_gets_a_message_not_a_traceback(app_cache):
     assert any("not a number" in e.value for e in at.error)
 
 
-def test_design_launch_queues_runs_and_opens_live(app_cache, monkeypatch):
+def smoke_design(app_cache, monkeypatch) -> AppTest:
+    """Design with a ResNet-8 smoke plan on synthetic data; Launch submits without a supervisor."""
     from trainers.runs import submit
 
     monkeypatch.setattr("explorer.runs_api.submit_all", lambda cfgs, backend="local": [
@@ -149,6 +150,11 @@ def test_design_launch_queues_runs_and_opens_live(app_cache, monkeypatch):
     at.radio(key="design_schedule").set_value("smoke")
     at.selectbox(key="design_depth_basic").set_value(8)
     at.run()
+    return at
+
+
+def test_design_launch_queues_runs_and_opens_live(app_cache, monkeypatch):
+    at = smoke_design(app_cache, monkeypatch)
     at.button(key="design_launch").click().run()
     assert_clean(at)
     assert at.title[0].value == "Live"
@@ -491,16 +497,10 @@ def test_learn_explains_forward_and_backward_in_the_papers_terms_and_captions_bo
 def test_a_grid_launched_here_is_a_results_table_on_the_command_line(app_cache, monkeypatch, capsys):
     import argparse
 
-    from trainers.runs import Store, submit
+    from trainers.runs import Store
     from trainers.runs.cli import cmd_results
 
-    monkeypatch.setattr("explorer.runs_api.submit_all", lambda cfgs, backend="local": [
-        submit(c, cache_dir=app_cache, backend=backend, start_supervisor=False) for c in cfgs])
-    at = open_page("design")
-    at.selectbox(key="design_dataset").set_value("synthetic")
-    at.radio(key="design_schedule").set_value("smoke")
-    at.selectbox(key="design_depth_basic").set_value(8)
-    at.run()
+    at = smoke_design(app_cache, monkeypatch)
     at.text_input(key="design_sweep_custom").input("my-grid").run()
     planned = list(at.dataframe[0].value["key"])
     at.button(key="design_launch").click().run()
