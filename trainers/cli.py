@@ -133,7 +133,15 @@ def add_reference(sub) -> None:
                                    "(trainers/engine/reference.py); packs from several sessions merge.")
     p.add_argument("out", help="the pack to write (merged with what it already holds)")
     p.add_argument("--schedule", default="short", choices=list(SCHEDULES))
-    p.add_argument("--runs", type=int, default=None, help=f"the first N of {len(ref.TEACHING_ROWS)} teaching runs")
+    p.add_argument("--plan", default="teaching", choices=list(ref.PLANS),
+                   help="teaching: the teaching runs; campaign110: issue #17's ResNet-110 runs (use --schedule paper)")
+    p.add_argument("--runs", type=int, default=None, help="the first N runs of the plan")
+    p.add_argument("--until", type=int, default=None, metavar="N",
+                   help="train each run up to iteration N of its schedule and pack it as 'N of TOTAL'; "
+                        "running again with a larger N resumes it (checkpoints kept in --resume-dir)")
+    p.add_argument("--resume-dir", default=None, metavar="DIR",
+                   help="where partial runs keep their checkpoints between sessions "
+                        "(default with --until: explorer/reference/resume)")
     p.add_argument("--pick", metavar="I,J", help="only these 1-based positions of the plan (e.g. one per process)")
     p.add_argument("--set", action="append", metavar="FIELD=VALUE",
                    help="override a config field of every run, e.g. depth=20 or dataset=folder:PATH")

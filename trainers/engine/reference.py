@@ -43,13 +43,50 @@ def _parse_set(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def _read_result(run_dir: Path, key: str) -> dict[str, Any] | None:
+def _read_result(run_dir: Path, key: str, until: int | None = None) -> dict[str, Any] | None:
+    """The run's result.json if it is finished, or (with `until`) stopped at `until` or later."""
     path = run_dir / "result.json"
     try:
         doc = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    return doc if doc.get("key") == key and doc.get("status") in ("done", "fail", "diverged") else None
+    if doc.get("key") != key:
+        return None
+    if doc.get("status") in ("done", "fail", "diverged"):
+        return doc
+    partial_ok = until is not None and doc.get("status") == "cancelled" and int(doc.get("iterations") or 0) >= until
+    return doc if partial_ok else None
+
+
+def _segments(resume_dir: Path | None, key: str) -> list[dict[str, Any]]:
+    if resume_dir is None:
+        return []
+    try:
+        return list(json.loads((resume_dir / f"{key}.json").read_text())["segments"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
+def _restore_checkpoint(resume_dir: Path | None, run_dir: Path, key: str) -> None:
+    """A partial run's checkpoint from an earlier session (kept in the repository) into the cache,
+    unless the cache already holds this run's checkpoint."""
+    if resume_dir is None:
+        return
+    src, dst = resume_dir / f"{key}.pt", run_dir / "checkpoint.pt"
+    if src.exists() and not dst.exists():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        data = src.read_bytes()
+        atomic_write(dst, lambda f: f.write(data))
+
+
+def _keep_checkpoint(resume_dir: Path, run_dir: Path, key: str, segments: list[dict[str, Any]]) -> None:
+    """Copy a partial run's checkpoint and its training segments into `resume_dir`: a later session
+    (a fresh clone, an empty cache) continues the run from there, never from iteration 0."""
+    resume_dir.mkdir(parents=True, exist_ok=True)
+    data = (run_dir / "checkpoint.pt").read_bytes()
+    atomic_write(resume_dir / f"{key}.pt", lambda f: f.write(data))
+    doc = json.dumps({"key": key, "segments": segments}, indent=1).encode()
+    atomic_write(resume_dir / f"{key}.json", lambda f: f.write(doc))
 
 
 def _extra_provenance(device: torch.device, threads: int) -> dict[str, Any]:
@@ -68,7 +105,8 @@ def _extra_provenance(device: torch.device, threads: int) -> dict[str, Any]:
 
 def generate(configs: list[RunConfig], out: Path, *, device: str = "auto", cache_dir: str | Path = "cache",
              budget_s: float | None = None, merge: list[Path] | None = None, threads: int | None = None,
-             note: str = "", train_missing: bool = True) -> dict[str, Any]:
+             note: str = "", train_missing: bool = True, until: int | None = None,
+             resume_dir: Path | None = None) -> dict[str, Any]:
     from .provenance import code_version
     from .train import resolve_device, train
 
@@ -92,7 +130,7 @@ def generate(configs: list[RunConfig], out: Path, *, device: str = "auto", cache
 
     for i, cfg in enumerate(configs):
         run_dir = Path(cache_dir) / "runs" / cfg.key
-        done = _read_result(run_dir, cfg.key)
+        done = _read_result(run_dir, cfg.key, until)
         if done is None and not train_missing:
             print(f"reference: [{i + 1}/{len(configs)}] {cfg.label()} ({cfg.key}) not trained; skipped",
                   file=sys.stderr, flush=True)
@@ -105,13 +143,28 @@ def generate(configs: list[RunConfig], out: Path, *, device: str = "auto", cache
                 break
             print(f"reference: [{i + 1}/{len(configs)}] training {cfg.label()} ({cfg.key})", file=sys.stderr,
                   flush=True)
-            train(cfg, device=dev, cache_dir=cache_dir, progress=True)
-            done = _read_result(run_dir, cfg.key)
+            _restore_checkpoint(resume_dir, run_dir, cfg.key)
+            result = train(cfg, device=dev, cache_dir=cache_dir, progress=True, until=until)
+            done = _read_result(run_dir, cfg.key, until)
             if done is None:
                 print(f"reference: {cfg.key} ended without a result (cancelled?); not packed", file=sys.stderr)
                 continue
             last_wall = float(done["wall_time_s"])
             extra = _extra_provenance(dev, torch.get_num_threads())
+            if resume_dir is not None:
+                segs = _segments(resume_dir, cfg.key)
+                prov = result["provenance"]
+                segs.append({"from": int(segs[-1]["to"]) if segs else 0, "to": int(result["iterations"]),
+                             "wall_time_s": float(result["wall_time_s"]), "started_at": prov["started_at"],
+                             "finished_at": prov["finished_at"], "device_name": prov["device_name"],
+                             "code_version": prov["code_version"], "threads": extra["threads"]})
+                if result["status"] == "cancelled":
+                    _keep_checkpoint(resume_dir, run_dir, cfg.key, segs)
+                else:  # finished: no resume state to keep, only the record of its segments
+                    resume_dir.mkdir(parents=True, exist_ok=True)
+                    doc = json.dumps({"key": cfg.key, "segments": segs}, indent=1).encode()
+                    atomic_write(resume_dir / f"{cfg.key}.json", lambda f, b=doc: f.write(b))
+                    (resume_dir / f"{cfg.key}.pt").unlink(missing_ok=True)
             # kept beside the engine's result: a later repack (--pack-only, --merge) keeps it too
             sidecar = json.dumps(extra).encode()
             atomic_write(run_dir / "reference-provenance.json", lambda f, b=sidecar: f.write(b))
@@ -130,7 +183,7 @@ def generate(configs: list[RunConfig], out: Path, *, device: str = "auto", cache
 
 def cmd_reference(args) -> int:
     overrides = _parse_set(args.set)
-    configs = ref.plan_configs(args.runs, schedule=args.schedule, **overrides)
+    configs = ref.plan_configs(args.runs, schedule=args.schedule, plan=args.plan, **overrides)
     if args.pick:
         try:
             configs = [configs[int(i) - 1] for i in args.pick.split(",")]
@@ -144,7 +197,9 @@ def cmd_reference(args) -> int:
     try:
         pack = generate(configs, Path(args.out), device=args.device, cache_dir=args.cache_dir,
                         budget_s=args.budget_s, merge=[Path(p) for p in args.merge], threads=args.threads,
-                        note=args.note, train_missing=not args.pack_only)
+                        note=args.note, train_missing=not args.pack_only, until=args.until,
+                        resume_dir=(Path(args.resume_dir) if args.resume_dir
+                                    else ref.PACK_DIR / "resume" if args.until else None))
     except ref.PackError as e:  # a pack to merge with is unreadable: say which, change nothing
         print(f"error: {e}", file=sys.stderr)
         return 2

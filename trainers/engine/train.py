@@ -56,10 +56,22 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return d
 
 
+def cpu_model() -> str:
+    """The CPU's model name as the machine reports it (/proc/cpuinfo on Linux), never typed by hand."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"CPU ({cpu_model()}, {threads} thread{'s' if threads != 1 else ''})"
 
 
 def _now() -> str:
@@ -124,8 +136,13 @@ def train(
     progress: bool = False,
     channels_last: bool | None = None,
     compile: bool | str | None = None,
+    until: int | None = None,
 ) -> dict[str, Any]:
     """Train `cfg` and return its result (see docs/interfaces.md for events and the result).
+
+    `until`: stop after this iteration of the run's own schedule (its lr steps unchanged), save a
+    checkpoint and return status "cancelled" with the curve so far; training it again resumes there.
+    The reference generator grows 64k-iteration runs this way, a few thousand iterations a session.
 
     `compile`: how the iteration is launched (trainers/engine/fast.py); None = auto: the whole iteration
     as one CUDA graph on CUDA, eager on the CPU. The math is the same in every mode."""
@@ -215,7 +232,8 @@ def train(
     it = start_iter
     last_eval: tuple[float, float] | None = None
     train_loss = float("nan")
-    while it < cfg.iterations:
+    stop_at = cfg.iterations if until is None else min(cfg.iterations, until)
+    while it < stop_at:
         lr = lr_at(cfg, it)
         step.set_lr(lr)
         step(fast.draw_batch(sampler, data_gen, cfg.augment))  # gather, augment, SGD: on the device
@@ -223,7 +241,7 @@ def train(
         seen += cfg.batch_size
         window_images += cfg.batch_size
 
-        if it % cfg.log_every == 0 or it == cfg.iterations:
+        if it % cfg.log_every == 0 or it == stop_at:
             loss_sums, wrong_sums = step.take_metrics()  # the one host sync per log interval
             train_loss = loss_sums[0] / seen
             train_error = 100.0 * wrong_sums[0] / seen
@@ -238,7 +256,7 @@ def train(
             if not math.isfinite(train_loss):
                 status = "diverged"  # stop cleanly: the curve so far is kept in the result
                 break
-        if it % cfg.eval_every == 0 or it == cfg.iterations:
+        if it % cfg.eval_every == 0 or it == stop_at:
             last_eval = evaluate(model, test_x, test_y, mean, std, dev, cfg.precision, channels_last)
             emit({"type": "eval", "iteration": it, "epoch": it / epoch_len,
                   "test_error": last_eval[0], "test_loss": last_eval[1]})
@@ -251,9 +269,12 @@ def train(
                 save_checkpoint(it)
                 last_ckpt = time.time()
 
-    if last_eval is None and status == "done":  # resumed from the final checkpoint
+    if last_eval is None and status == "done":  # resumed from the final (or the `until`) checkpoint
         last_eval = evaluate(model, test_x, test_y, mean, std, dev, cfg.precision, channels_last)
     test_error = last_eval[0] if last_eval else None
+    if status == "done" and it < cfg.iterations:  # stopped at `until`: resumable, not finished
+        save_checkpoint(it)
+        status = "cancelled"
     if status == "done":
         save_checkpoint(it)  # the final weights, for later analysis
         status = final_status(cfg, test_error)  # "fail" only on the paper's schedule (core/results.py)
