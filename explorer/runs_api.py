@@ -22,7 +22,7 @@ from trainers.core.errors import ConfigError, DataError, RunError
 from trainers.core.layout import Op, UnitSpec, unit_specs
 from trainers.core.paths import folder_path
 from trainers.core.records import CurvePoint, RunRecord
-from trainers.core.registry import BLOCKS, ORDERINGS, PARAMS, SHORTCUTS
+from trainers.core.registry import BLOCKS, ORDERINGS, PARAMS, SHORTCUTS, mean_gate
 from trainers.core.results import (FAIL_THRESHOLD, FINISHED, dataset_short, group_key, group_label, number_text,
                                    result_rows, shown_status)
 
@@ -31,7 +31,7 @@ from .settings import cache_dir
 __all__ = ["BLOCKS", "ORDERINGS", "PARAM_BOUNDS", "PARAMS", "SHORTCUTS", "FAIL_THRESHOLD", "FINISHED", "ConfigError", "DataError",
            "CurvePoint", "Op", "RunConfig", "RunError", "RunRecord", "UnitSpec", "bench_speed", "cancel", "check_folder", "curve", "dataset_info",
            "dataset_short", "devices", "folder_path", "get", "group_key", "group_label", "list_runs",
-           "load_dataset", "number_text", "presets", "reference", "reference_pack", "reference_rules", "result_rows", "runs_settings",
+           "load_dataset", "mean_gate", "number_text", "presets", "reference", "reference_pack", "reference_rules", "result_rows", "runs_settings",
            "shortcut_product", "shown_status", "signal_propagation", "store", "submit_all", "supervisor_alive", "unit_specs",
            "wake_supervisor"]
 

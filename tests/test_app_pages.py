@@ -275,6 +275,14 @@ def test_grid_templates_and_configs():
     assert plan.plan_state(None) == "new" and plan.plan_state({"status": "cancelled"}) == "resume"
 
 
+def test_design_offers_the_shortcut_bn_choice_for_gates_too():
+    """Issue #18, item 1: Fig. 2's caption puts BN after the gate convs as after the 1x1 shortcut
+    conv, so Design asks for both (it offered the choice for the 1x1 conv only)."""
+    for s in ("exclusive_gate", "shortcut_gate", "conv1x1"):
+        (t,) = plan.grid_templates(["original"], [s], {s: {"shortcut_bn": [False]}}, "basic", 20)
+        assert plan.make_configs([t], seeds=1, schedule={})[0].shortcut_bn is False, s
+
+
 def test_design_missing_folder_blocks_launch_with_a_message(app_cache, tmp_path):
     at = open_page("design")
     at.selectbox(key="design_dataset").set_value("folder").run()
@@ -430,6 +438,7 @@ def test_design_shortcut_fields_take_the_engines_bounds(app_cache):
 
     at = open_page("design")
     at.multiselect(key="design_shortcuts").set_value(["constant", "exclusive_gate"]).run()
+    assert at.selectbox(key="design_exclusive_gate_shortcut_bn").value == "auto"  # issue #18, item 1
     at.text_input(key="design_constant_shortcut_scale").input("-5").run()
     at.text_input(key="design_exclusive_gate_gate_bias").input("1e9").run()
     lo, hi = PARAM_BOUNDS["shortcut_scale"]
@@ -485,6 +494,9 @@ def test_learn_explains_forward_and_backward_in_the_papers_terms_and_captions_bo
     text = " ".join(m.value for m in at.markdown)
     assert "Eq. 5" in text and "identity term" in text
     assert "**Forward (left):**" in text and "**Backward (right):**" in text
+    # issue #18, item 4: the gates' Π (1 − g) says which mode it draws, in the registry's numbers
+    captions = " ".join(c.value for c in at.caption)
+    assert "training mode" in captions and "0.80 drawn, 0.87 with sigmoid(b_g)" in captions
     at = open_page("learn")
     captions = [c.value for c in at.caption]
     assert "3×3 conv → BN → ReLU → 3×3 conv → BN → (+) → ReLU" in captions  # (a), basic units

@@ -128,6 +128,22 @@ def test_shortcut_bn_re_resolves_when_the_ordering_changes():
     assert cfg.shortcut_bn is True and cfg.replace(ordering="full_preact").shortcut_bn is False
 
 
+def test_replace_keeps_an_explicit_choice_and_re_resolves_auto():
+    """Issue #18, item 1: replace() re-resolves what was left "auto" (or 0), never what was asked."""
+    assert RunConfig(shortcut_bn=False).replace(shortcut="conv1x1").shortcut_bn is False
+    assert RunConfig(shortcut_bn=True).replace(ordering="full_preact", shortcut="exclusive_gate").shortcut_bn is True
+    assert RunConfig().replace(shortcut="conv1x1").shortcut_bn is True  # auto: the paper's choice
+    assert RunConfig(shortcut="conv1x1").replace(ordering="full_preact").shortcut_bn is False
+    assert RunConfig(downsample="conv").replace(block="single").downsample == "conv"
+    assert RunConfig(iterations=100, log_every=5).replace(iterations=200).log_every == 5
+    assert RunConfig(iterations=100).replace(iterations=2000).log_every == 10
+    # an explicit value that a net without a shortcut conv cannot use still names the same run...
+    asked = RunConfig(shortcut_bn=False)
+    assert asked == RunConfig() and asked.key == RunConfig().key
+    # ...and comes back once the net has one, through any number of replaces
+    assert asked.replace(depth=20).replace(shortcut="conv1x1").shortcut_bn is False
+
+
 @pytest.mark.parametrize("bad", ["yes", 1, None])
 def test_shortcut_bn_refuses_other_values(bad):
     with pytest.raises(ConfigError, match="shortcut_bn"):

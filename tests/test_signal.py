@@ -45,6 +45,21 @@ def test_shortcut_product_is_lambda_to_the_number_of_units():
     assert shortcut_factor(RunConfig(depth=8, shortcut="shortcut_gate", gate_bias=0.0)) == pytest.approx(0.5)
 
 
+def test_the_gate_product_is_drawn_in_training_mode_as_the_net_measures_it():
+    """Issue #18, item 4: with the gate conv's BN in training mode the gate starts at
+    E[sigmoid(z + b_g)], not sigmoid(b_g): Π (1 − g) over ResNet-110 at b_g = −6 is 0.80, not 0.87."""
+    bn = shortcut_product(RunConfig(depth=110, shortcut="exclusive_gate", gate_bias=-6.0))
+    assert bn["units"] == 54 and round(bn["product"], 2) == 0.80
+    no_bn = shortcut_product(RunConfig(depth=110, shortcut="exclusive_gate", gate_bias=-6.0, shortcut_bn=False))
+    assert round(no_bn["product"], 2) == 0.87  # sigmoid(b_g): the gate at W_g x = 0
+    # the drawn factor is what a freshly initialised net's gates average in training mode
+    cfg = RunConfig(depth=20, shortcut="shortcut_gate", gate_bias=-6.0)
+    gates = [g for g in signal_propagation(cfg, batch=16)["gate_mean"] if g is not None]
+    measured = sum(gates) / len(gates)
+    assert measured == pytest.approx(1 - shortcut_factor(cfg), rel=0.15)
+    assert abs(measured - 0.00247) > abs(measured - 0.00404)  # nearer E[σ(z − 6)] than σ(−6)
+
+
 def test_vanishing_shortcut_path_leaves_only_the_residual_paths():
     # λ = 0.5 over 54 units of ResNet-110: the identity term of Eq. 5 is gone (5.6e-17), so the
     # gradient has to cross every F; with identity shortcuts the ratio stays within a few orders.

@@ -85,6 +85,24 @@ def test_grids_and_assignments():
         sweep_configs("mine", 1, grid={"ordering": ["sideways"]})
 
 
+def test_an_explicit_shortcut_bn_survives_a_grid_over_shortcuts():
+    """Issue #18, item 1: `sweep mine --set shortcut_bn=false --grid shortcut=conv1x1,exclusive_gate`
+    trained both with shortcut BN: the grid's new shortcut re-resolved the asked-for false as "auto"."""
+    grid = parse_assignments(["shortcut=conv1x1,exclusive_gate"], many=True)
+    off = sweep_configs("mine", seeds=1, schedule="smoke", overrides={"shortcut_bn": False}, grid=grid)
+    assert [(c.shortcut, c.shortcut_bn) for c in off] == [("conv1x1", False), ("exclusive_gate", False)]
+    on = sweep_configs("mine", seeds=1, schedule="smoke", overrides={"shortcut_bn": True},
+                       grid=parse_assignments(["ordering=full_preact", "shortcut=conv1x1"], many=True))
+    assert [c.shortcut_bn for c in on] == [True]  # auto would say False for a pre-activation net
+    auto = sweep_configs("mine", seeds=1, schedule="smoke", grid=grid)  # not asked: the paper's choice
+    assert [c.shortcut_bn for c in auto] == [True, True]
+    # a grid over the field itself, and a --set of an automatic schedule field, are kept too
+    both = sweep_configs("mine", seeds=1, schedule="smoke", overrides={"log_every": 5, "shortcut": "conv1x1"},
+                         grid=parse_assignments(["shortcut_bn=true,false", "iterations=40,80"], many=True))
+    assert {(c.shortcut_bn, c.iterations, c.log_every) for c in both} == {
+        (b, i, 5) for b in (True, False) for i in (40, 80)}
+
+
 def _cli(*args: str, cache_dir: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "TRAINERS_POLL_S": "0.3", "TRAINERS_IDLE_EXIT_S": "2", "TRAINERS_GPUS": "",
            "TRAINERS_CPU_THREADS": "1"}

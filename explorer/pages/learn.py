@@ -7,7 +7,8 @@ import pandas as pd
 import streamlit as st
 
 from explorer import diagrams, polling, runs_api
-from explorer.runs_api import BLOCKS, ORDERINGS, SHORTCUTS, RunConfig, shortcut_product, signal_propagation
+from explorer.runs_api import (BLOCKS, ORDERINGS, SHORTCUTS, RunConfig, mean_gate, shortcut_product,
+                               signal_propagation)
 from explorer.components.reference import concept_link
 from explorer.figures import product_figure, signal_figure
 from explorer.guard import page_guard
@@ -20,6 +21,23 @@ SHORTCUT_BN_NOTE = (
     "caption, first ResNet paper); none on the pre-activation projection (authors' code). Override "
     "with `shortcut_bn` / `--shortcut-bn`."
 )
+
+
+
+def _gate_product_note() -> str:
+    """What the Π λ chart draws for the gates, in numbers from the registry that draws them."""
+    train = (1 - mean_gate(-6.0, True)) ** 54
+    at_zero = (1 - mean_gate(-6.0, False)) ** 54
+    return ("The factor the shortcut-only path applies between unit l and the output. Identity: 1 "
+            "at every depth. λ = 0.5 over ResNet-110's 54 units: 0.5^54 ≈ 5.6e-17. Dropout keeps "
+            "1 − p on average. Gates: 1 − g with g at initialisation in **training mode**, as training "
+            "starts: the gate conv's BN (batch statistics) makes W_g x a unit-variance z, so g starts at "
+            "E[sigmoid(z + b_g)], not sigmoid(b_g) (the gate at W_g x = 0, what a net without the gate's "
+            f"BN is drawn with). At b_g = −6 over ResNet-110: Π (1 − g) = {train:.2f} drawn, "
+            f"{at_zero:.2f} with sigmoid(b_g).")
+
+
+GATE_PRODUCT_NOTE = _gate_product_note()
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -135,9 +153,7 @@ def signal_tab() -> None:
                f"(batch {batch}, seed 0; cached). Log scales.")
     st.subheader("Π λ: the pure shortcut path")
     st.plotly_chart(product_figure(products), key="learn_product")
-    st.caption("The factor the shortcut-only path applies between unit l and the output. Identity: 1 "
-               "at every depth. λ = 0.5 over ResNet-110's 54 units: 0.5^54 ≈ 5.6e-17. Gates start at "
-               "1 − sigmoid(b_g); dropout keeps 1 − p on average.")
+    st.caption(GATE_PRODUCT_NOTE)
 
 
 st.title("Learn: why identity mappings")

@@ -131,6 +131,9 @@ class RunConfig:
     def __post_init__(self) -> None:
         _coerce_types(self)
         _validate(self)
+        # What was asked for each automatic field, before it is resolved: `replace` starts from it,
+        # so an explicit choice survives a change of what "auto" depends on (not part of the key).
+        object.__setattr__(self, "_asked", {k: getattr(self, k) for k in _AUTO_VALUE})
         # Resolve "auto" values so the key names what actually runs.
         if self.downsample == "auto":
             object.__setattr__(self, "downsample", BLOCKS[self.block].default_downsample)
@@ -182,11 +185,13 @@ class RunConfig:
         return cls.from_dict(d)
 
     def replace(self, **changes: Any) -> "RunConfig":
+        """This config with `changes`. Automatic fields start from what was asked for them: "auto"
+        (or 0) is resolved again for the new config (a changed block, ordering or iterations
+        re-resolves it), an explicit value is kept (`--set shortcut_bn=false` stays false across a
+        grid over shortcuts, even from a base whose net had no shortcut conv to use it on). A config
+        read from a dict asked for the values the dict holds."""
         d = self.to_dict()
-        for k in _AUTO_DEPENDS:
-            # a changed depth/block/iterations must re-resolve the automatic values
-            if k not in changes and any(c in changes for c in _AUTO_DEPENDS[k]):
-                d[k] = _AUTO_VALUE.get(k, 0)
+        d.update(self._asked)
         d.update(changes)
         return RunConfig(**d)
 
@@ -211,15 +216,10 @@ class RunConfig:
         return f"ResNet-{self.depth} {self.ordering} / {SHORTCUTS[self.shortcut].describe(self)}"
 
 
-_AUTO_DEPENDS = {
-    "downsample": ("block",),
-    "shortcut_bn": ("ordering", "shortcut", "block", "downsample"),
-    "log_every": ("iterations",),
-    "eval_every": ("iterations",),
-}
-
-
-_AUTO_VALUE = {"downsample": "auto", "shortcut_bn": "auto"}
+# The fields resolved at construction ("auto", or 0 for the measurement intervals) and what they
+# depend on: downsample on the block; shortcut_bn on the ordering, shortcut, block and downsample;
+# log_every / eval_every on the iterations.
+_AUTO_VALUE = {"downsample": "auto", "shortcut_bn": "auto", "log_every": 0, "eval_every": 0}
 
 # Shortcut types that bring a 1x1 conv of their own (the gate's W_g, or h(x) itself).
 SHORTCUT_CONV_TYPES = ("exclusive_gate", "shortcut_gate", "conv1x1")

@@ -99,8 +99,10 @@ def signal_propagation(cfg: RunConfig, *, batch: int = 16, seed: int = 0) -> dic
 
 def shortcut_factor(cfg: RunConfig) -> float | None:
     """The scalar the shortcut path of one unit multiplies its signal by, at initialisation
-    (the registry's `Shortcut.factor`: identity 1, constant λ, gates 1 - sigmoid(b_g), dropout
-    its expectation; None for a 1x1 conv, a matrix rather than a scalar)."""
+    (the registry's `Shortcut.factor`: identity 1, constant λ, dropout its expectation, gates
+    1 - g with g as training starts: E[sigmoid(z + b_g)], z ~ N(0, 1), with the gate conv's BN in
+    training mode, sigmoid(b_g) without it (`registry.mean_gate`); None for a 1x1 conv, a matrix
+    rather than a scalar)."""
     return SHORTCUTS[cfg.shortcut].factor(cfg)
 
 
