@@ -11,7 +11,7 @@ from typing import Iterable, Mapping, Sequence
 import pandas as pd
 
 from .figures import dataset_short
-from .runs_api import BLOCKS, SHORTCUTS, ConfigError, RunConfig
+from .runs_api import BLOCKS, SHORTCUTS, ConfigError, RunConfig, shown_status
 
 DEPTH_N = (1, 2, 3, 5, 7, 9, 18)  # units per stage offered (n = 18: the paper's 110 / 164)
 
@@ -98,7 +98,8 @@ def plan_frame(configs: Sequence[RunConfig], records: Mapping[str, Mapping]) -> 
         detail = ""
         if state == "cached":
             err = ((rec or {}).get("result") or {}).get("test_error")
-            detail = f"{rec['status']}, {err:.2f}% test error" if isinstance(err, (int, float)) else rec["status"]
+            shown = shown_status(rec)
+            detail = f"{shown}, {err:.2f}% test error" if isinstance(err, (int, float)) else shown
         elif state == "running":
             detail = f"{100 * float(rec.get('progress') or 0):.0f}% done"
         elif state == "resume":

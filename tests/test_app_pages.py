@@ -179,6 +179,19 @@ def test_live_shows_progress_curve_and_cancels(app_cache):
         assert s.get(cfg.key)["cancel_requested"] is True
 
 
+def test_live_shows_the_status_as_results_do(app_cache):
+    """Issue #18, item 6: a run of today's engine stored "done" on the paper's schedule at 35 % is
+    the paper's "fail" on Live's card, curve picker and chart title alike (they showed "done")."""
+    cfg = RunConfig(depth=8, dataset="synthetic")  # 64k iterations: the paper's schedule
+    add_run(app_cache, cfg, status="done", test_error=35.0)
+    at = open_page("live")
+    assert_clean(at)
+    assert any(f"`fail` · seed 0 · key `{cfg.key}`" in m.value for m in at.markdown)
+    assert [o.endswith("· fail") for o in at.multiselect(key="live_curves").options] == [True]
+    title = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["title"]["text"]
+    assert title.endswith("— fail"), title
+
+
 # --- Compare -------------------------------------------------------------------------------------
 
 def test_compare_groups_seeds_beside_the_paper_and_lives_in_the_url(app_cache):

@@ -113,6 +113,19 @@ def test_each_index_once_per_epoch_and_last_partial_batch_dropped():
     assert len({tuple(e) for e in seen_epochs}) == 4  # a fresh permutation each epoch
 
 
+def test_the_last_partial_batch_is_kept_when_asked():
+    """fb.resnet.torch's loader (issue #18): ceil(n / batch) batches, the last one short."""
+    s = BatchSampler(10, 3, _gen(0), drop_last=False)
+    assert s.batches_per_epoch == 4
+    for epoch in range(3):
+        assert s.epoch == epoch
+        batches = [s.next() for _ in range(4)]
+        assert [len(b) for b in batches] == [3, 3, 3, 1]
+        assert sorted(torch.cat(batches).tolist()) == list(range(10))  # every image, once
+    assert BatchSampler(50_000, 64, _gen(0), drop_last=False).batches_per_epoch == 782
+    assert BatchSampler(50_000, 64, _gen(0)).batches_per_epoch == 781
+
+
 def test_iteration_maps_to_epoch_and_batch():
     s = BatchSampler(1000, 128, _gen(0))  # 7 batches per epoch, 104 images dropped
     for _ in range(15):

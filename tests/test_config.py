@@ -153,7 +153,8 @@ def test_shortcut_bn_refuses_other_values(bad):
 # --- recipe choices the paper is silent on (issue #9, item 4) ----------------------------------
 
 NEW_RECIPE_FIELDS = {"nesterov": True, "gate_bias_decay": False, "normalization": "pixel_mean",
-                     "crop_padding": "mean", "allow_tf32": False, "deterministic": True}
+                     "crop_padding": "mean", "allow_tf32": False, "deterministic": True,
+                     "bn_batch": 64, "last_batch": "keep"}  # the last two: issue #18
 
 
 def test_recipe_fields_at_default_leave_the_key_alone():
@@ -161,6 +162,7 @@ def test_recipe_fields_at_default_leave_the_key_alone():
     assert not any(f'"{k}"' in cfg.canonical_json() for k in NEW_RECIPE_FIELDS)
     assert all(k in cfg.to_dict() for k in NEW_RECIPE_FIELDS)  # results still record them
     assert cfg.key == "1ed06446a2cf7f65"  # the default run's key before these fields existed
+    assert RunConfig(ordering="full_preact").key == "c61b8d4649d6a624"  # issue #18: unchanged too
 
 
 @pytest.mark.parametrize("field, value", list(NEW_RECIPE_FIELDS.items()))
@@ -176,6 +178,11 @@ def test_a_non_default_recipe_choice_is_its_own_run(field, value):
     ({"gate_bias": float("nan")}, "gate_bias must be finite"),
     ({"gate_bias": float("-inf")}, "gate_bias must be finite"),
     ({"nesterov": "yes"}, "nesterov"),
+    ({"last_batch": "pad"}, "unknown last_batch 'pad'; choose one of: drop, keep"),
+    ({"bn_batch": -1}, "bn_batch must be between 0"),
+    ({"bn_batch": 48}, "bn_batch must split batch_size 128 into equal groups of 2 or more, got 48"),
+    ({"bn_batch": 128}, "bn_batch must split batch_size 128"),
+    ({"bn_batch": 32.5}, "bn_batch must be an integer"),
 ])
 def test_bad_recipe_input_is_refused(kw, match):
     with pytest.raises(ConfigError, match=match):

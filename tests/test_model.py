@@ -193,3 +193,54 @@ def test_shortcut_bn_builds_what_the_config_names(kw, bn_count):
 def test_describe_shows_the_shortcut_bn():
     d = describe(RunConfig(depth=8, shortcut="conv1x1"))
     assert d["shortcut_bn"] is True and "BN" in d["structure"][0]["first_unit"].split("(+")[1]
+
+
+# --- ghost batches: BN statistics over part of the batch (issue #18, item 5) -------------------
+
+def test_ghost_batch_norm_normalises_each_group_and_keeps_the_first_groups_running_stats():
+    """The paper's 2 GPUs: each BN saw its half of the batch. Each group of `images` is normalised
+    with its own statistics; the running statistics follow the first group (the first replica)."""
+    import copy
+
+    import torch.nn.functional as F
+
+    from trainers.engine.layers import GhostBatchNorm2d, use_ghost_batches
+
+    torch.manual_seed(0)
+    plain = nn.BatchNorm2d(4)
+    with torch.no_grad():
+        plain.weight.uniform_(0.5, 1.5), plain.bias.uniform_(-0.5, 0.5)
+    ghost = use_ghost_batches(nn.Sequential(copy.deepcopy(plain)), 3)[0]
+    assert isinstance(ghost, GhostBatchNorm2d) and ghost.state_dict().keys() == plain.state_dict().keys()
+    x = torch.randn(8, 4, 5, 5) * 3 + 1  # groups of 3, 3 and 2 images
+    out = ghost(x)
+    want = torch.cat([F.batch_norm(g, None, None, plain.weight, plain.bias, True, 0.0, plain.eps)
+                      for g in x.split(3)])
+    torch.testing.assert_close(out, want)
+    first = copy.deepcopy(plain)
+    first(x[:3])  # what the first group alone does to the running statistics
+    torch.testing.assert_close(ghost.running_mean, first.running_mean)
+    torch.testing.assert_close(ghost.running_var, first.running_var)
+    assert int(ghost.num_batches_tracked) == 1
+    out.square().sum().backward()  # gradients reach gamma and beta through every group
+    assert ghost.weight.grad is not None and ghost.weight.grad.abs().sum() > 0
+    ghost.eval(), first.eval()
+    torch.testing.assert_close(ghost(x), first(x))  # evaluation: plain BN, running statistics
+    ghost.train()
+    torch.testing.assert_close(ghost(x[:3]), F.batch_norm(x[:3], None, None, plain.weight, plain.bias,
+                                                          True, 0.0, plain.eps))  # one group: plain BN
+
+
+def test_bn_batch_builds_the_same_weights_with_ghost_bn_everywhere():
+    from trainers.engine.layers import GhostBatchNorm2d
+
+    cfg = RunConfig(depth=8, shortcut="exclusive_gate", block="basic", downsample="conv")
+    torch.manual_seed(3)
+    plain = build_model(cfg)
+    torch.manual_seed(3)
+    ghost = build_model(cfg.replace(bn_batch=64))
+    bns = [m for m in ghost.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert bns and all(type(m) is GhostBatchNorm2d and m.images == 64 for m in bns)  # gates' BN too
+    assert not any(isinstance(m, GhostBatchNorm2d) for m in plain.modules())  # default: plain BN
+    a, b = plain.state_dict(), ghost.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -65,6 +65,8 @@ VARIANTS = [dict(ordering=o, shortcut=s) for o, s in itertools.product(ORDERINGS
     dict(downsample="conv", shortcut_bn=True),
     dict(shortcut="shortcut_gate", gate_width="single", shortcut_bn=True, ordering="full_preact"),
     dict(shortcut="constant", shortcut_scale=0.5, residual_scale=0.5),
+    dict(bn_batch=2),  # ghost batches: each network's 4 images in two BN groups (issue #18)
+    dict(bn_batch=2, shortcut="exclusive_gate", shortcut_bn=True, downsample="conv"),
 ]
 
 
@@ -155,6 +157,20 @@ def test_train_packed_matches_standalone_runs_in_fp32(tmp_path):
         for i, st in a["optimizer"]["state"].items():
             got, want = p["optimizer"]["state"][i]["momentum_buffer"], st["momentum_buffer"]
             assert (got - want).norm() <= 3e-2 * want.norm(), i
+
+
+def test_train_packed_keeps_the_last_partial_batch_as_train_does(tmp_path):
+    """last_batch: keep (issue #18): every packed network gets its epoch's short last batch at the
+    same iteration, and draws what its standalone run draws."""
+    cfgs = [RunConfig(**{**TINY, "train_size": 80}, last_batch="keep", bn_batch=16, seed=s, iterations=3,
+                      log_every=3, eval_every=3) for s in (0, 1)]
+    packed = train_packed(cfgs, device="cpu", cache_dir=tmp_path / "packed", channels_last=False)
+    alone = train(cfgs[1], device="cpu", cache_dir=tmp_path / "alone", channels_last=False)
+    assert [r["epochs"] for r in packed] == [1.0, 1.0] == [alone["epochs"]] * 2  # 32 + 32 + 16 images
+    assert packed[1]["train_loss"] == pytest.approx(alone["train_loss"], rel=1e-3)
+    p, a = _checkpoint(tmp_path / "packed", cfgs[1]), _checkpoint(tmp_path / "alone", cfgs[1])
+    assert torch.equal(p["sampler"]["perm"], a["sampler"]["perm"]) and p["sampler"]["iteration"] == 3
+    assert packed[0]["provenance"]["recipe"]["last_batch"] == "keep"
 
 
 def test_a_cancelled_run_leaves_the_pack_and_resumes_alone(tmp_path):

@@ -43,6 +43,27 @@ def test_fail_is_the_papers_word_for_its_full_schedule():
     assert shown_status({"status": "fail", "config": paper.to_dict()}) == "fail"
 
 
+def test_one_status_rule_where_runs_are_shown_for_new_and_old_records():
+    """Issue #18, item 6: the engine stores "done"; "fail" is decided here, once, from the schedule
+    and the error, for records of today's engine and for the "fail" older engines stored."""
+    paper, quick = ROW.config(), ROW.config(**SCHEDULES["quick"])
+
+    def rec(status, cfg, err):
+        return {"status": status, "config": cfg.to_dict(), "result": {"test_error": err}}
+
+    assert shown_status(rec("done", paper, 35.0)) == "fail"  # today's engine: done, shown as fail
+    assert shown_status(rec("done", paper, None)) == "fail"  # no number after 64k iterations
+    assert shown_status(rec("done", paper, 6.0)) == "done"
+    assert shown_status(rec("done", quick, 54.0)) == "done"
+    assert shown_status(rec("fail", paper, 35.0)) == "fail"  # older engines, the same rule
+    assert shown_status(rec("fail", quick, 54.0)) == "done"
+    assert shown_status({"status": "done", "config": paper.to_dict(), "test_error": 35.0}) == "fail"  # a result
+    for status in ("queued", "running", "diverged", "cancelled", "error"):
+        assert shown_status(rec(status, paper, 35.0)) == status
+    rows = result_rows([{**rec("done", paper, 35.0), "key": "a"}, {**rec("fail", paper, 40.0), "key": "b"}])
+    assert rows[0]["statuses"] == {"fail": 2} and rows[0]["ours"] == "fail (37.5)"
+
+
 def test_seed_stats_count_a_diverged_run_as_inf():
     recs = [{"status": "done", "result": {"test_error": 7.6}}, {"status": "diverged", "result": None},
             {"status": "running"}, {"status": "cancelled", "result": {"test_error": 50.0}}]

@@ -13,7 +13,8 @@ import pytest
 from trainers.core.config import ConfigError, RunConfig
 from trainers.core.presets import PRESETS, preset_configs
 from trainers.runs import Store
-from trainers.runs.sweeps import format_table, parse_assignments, results_table, sweep_configs, sweep_runs
+from trainers.runs.sweeps import (format_table, parse_assignments, progress_counts, results_table, sweep_configs,
+                                  sweep_runs)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,6 +60,19 @@ def test_fail_only_on_the_papers_schedule(cache_dir):
     assert r["schedule"] == "paper" and r["ours"] == "fail (35.0)" and r["difference"] is None
     assert r["statuses"] == {"done": 1, "fail": 2}
     assert "fail (35.0) (3)" in format_table([r]) and "ours fails" in format_table([r])
+
+
+def test_sweep_progress_counts_statuses_as_shown(cache_dir):
+    """Issue #18, item 6: `sweep`'s progress line counted the stored status: a run of today's engine
+    (stored "done") on the paper's schedule above 20 % is a "fail", an older short "fail" is done."""
+    store = Store(cache_dir)
+    row = next(r for r in PRESETS["table2"].rows if r.label == "full pre-activation, ResNet-110")
+    _finished(store, row.config(seed=0), "done", 35.0)
+    _finished(store, row.config(seed=1), "done", 25.0)
+    _finished(store, row.config(iterations=100, seed=2), "fail", 80.0)
+    counts = progress_counts([store.get(c.key) for c in (row.config(seed=0), row.config(seed=1),
+                                                          row.config(iterations=100, seed=2))])
+    assert counts == {"fail": 2, "done": 1}  # as stored: 2 done, 1 fail
 
 
 def test_preset_results_without_a_sweep_record_match_stored_runs(cache_dir):

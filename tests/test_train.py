@@ -1,6 +1,7 @@
 """The train loop: the paper's schedule, events, divergence, bad input, bit-exact resume, learning."""
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,39 @@ def test_short_schedules_scale_the_milestones_and_cap_the_warmup():
     short = RunConfig(iterations=100)  # first milestone at 50: warm-up capped at 25
     assert lr_at(short, 24) == 0.01 and lr_at(short, 25) == 0.1 and lr_at(short, 50) == pytest.approx(0.01)
     assert lr_at(RunConfig(iterations=100, warmup_iterations=10), 10) == 0.1
+
+
+def test_the_engine_stores_done_and_fail_is_decided_where_shown(cache_dir, monkeypatch):
+    """Issue #18, item 6: train() ends "done" (or diverged / cancelled) whatever its error; the
+    paper's "fail" is read from the result by core.results.shown_status. Here a 6-iteration run is
+    made to count as the paper's schedule, where its ~90 % error is the paper's "fail"."""
+    from trainers.core import results
+
+    monkeypatch.setattr(results, "is_paper_schedule", lambda cfg: True)
+    cfg = RunConfig(**TINY, iterations=6, log_every=3, eval_every=6)
+    result = train(cfg, device="cpu", cache_dir=cache_dir)
+    assert result["test_error"] > results.FAIL_THRESHOLD
+    assert result["status"] == "done" and results.shown_status(result) == "fail"
+    saved = json.loads((cache_dir / "runs" / cfg.key / "result.json").read_text())
+    assert saved["status"] == "done"
+
+
+def test_the_authors_data_recipe_ghost_bn_and_the_kept_last_batch(cache_dir):
+    """Issue #18: `last_batch: keep` makes an epoch of 80 images at batch 32 three updates (32, 32
+    and the last 16, as fb.resnet.torch's loader), `bn_batch` splits the BN statistics, and both
+    are recorded in the result's provenance; the default drops the 16 (two updates per epoch)."""
+    kw = dict(TINY, train_size=80, iterations=6, log_every=3, eval_every=6)
+    events = []
+    keep = train(RunConfig(**kw, last_batch="keep", bn_batch=16), device="cpu", cache_dir=cache_dir,
+                 on_event=events.append)
+    assert keep["status"] == "done" and keep["epochs"] == 2.0
+    assert [e["epoch"] for e in events if e["type"] == "metrics"] == [1.0, 2.0]
+    assert all(math.isfinite(e["train_loss"]) for e in events if e["type"] == "metrics")
+    recipe = keep["provenance"]["recipe"]
+    assert (recipe["last_batch"], recipe["bn_batch"]) == ("keep", 16)
+    drop = train(RunConfig(**kw), device="cpu", cache_dir=cache_dir)
+    assert drop["epochs"] == 3.0 and (drop["provenance"]["recipe"]["last_batch"],
+                                      drop["provenance"]["recipe"]["bn_batch"]) == ("drop", 32)
 
 
 def test_events_and_result(cache_dir):

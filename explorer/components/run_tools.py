@@ -20,7 +20,7 @@ def config_diff(a: Mapping, b: Mapping) -> pd.DataFrame:
 def run_name(rec: Mapping) -> str:
     tags = "".join(f" #{t}" for t in rec.get("tags") or [])
     return (f"{rec.get('label') or rec['key']} · seed {(rec.get('config') or {}).get('seed', '?')} · "
-            f"{rec.get('status')} · {rec['key'][:8]}{tags}")
+            f"{runs_api.shown_status(rec)} · {rec['key'][:8]}{tags}")
 
 
 def differs_view(records: list[dict]) -> None:

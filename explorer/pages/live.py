@@ -45,7 +45,7 @@ def curves_chart(records: list[dict], curves: dict[str, list[dict]]) -> None:
     default = running or ([focus] if focus in by_key else [records[0]["key"]])
     c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
     chosen = c1.multiselect("Curves", list(by_key), key="live_curves",
-                            format_func=lambda k: f"{series_name(by_key[k])} · {by_key[k].get('status')}",
+                            format_func=lambda k: f"{series_name(by_key[k])} · {runs_api.shown_status(by_key[k])}",
                             placeholder=("every running run" if running else "the latest run")
                             + " (choose runs to plot them instead)")
     x = c2.selectbox("x axis", list(X_AXES), format_func=X_AXES.get, key="live_x")
@@ -63,7 +63,7 @@ def curves_chart(records: list[dict], curves: dict[str, list[dict]]) -> None:
     drops = {tuple(lr_drops(by_key[k].get("config") or {})) for k in keys}
     totals = {(by_key[k].get("config") or {}).get("iterations") for k in keys}
     title = (f"{len(keys)} runs" if len(keys) > 1
-             else f"{by_key[keys[0]].get('label')} — {by_key[keys[0]]['status']}")
+             else f"{by_key[keys[0]].get('label')} — {runs_api.shown_status(by_key[keys[0]])}")
     fig = curve_figure(group_curves(series), lr_drops=next(iter(drops)) if len(drops) == 1 else (),
                        references=refs, title=title, colors=colors, x=x,
                        x_total=max((t for t in totals if t), default=None))

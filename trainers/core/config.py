@@ -26,6 +26,7 @@ DOWNSAMPLES = ("zeropad", "conv")
 GATE_WIDTHS = ("channel", "single")
 NORMALIZATIONS = ("channel", "pixel_mean")
 CROP_PADDINGS = ("zero", "mean")
+LAST_BATCHES = ("drop", "keep")
 
 
 # Upper bounds (docs/limits.md): far above anything the paper trains (64k iterations,
@@ -117,6 +118,17 @@ class RunConfig:
     # "mean": zero after normalisation, i.e. the mean colour, as fb.resnet.torch (it normalises, then
     # pads). The default keeps every stored run's key; the GPU check can compare the two.
     crop_padding: str = "zero"
+    # BN statistics in training over groups of this many images of each batch ("ghost batches"),
+    # 0 = over the whole batch. The paper trained on 2 GPUs, each BN seeing its GPU's half of the
+    # batch of 128 (64 images); the authors' Torch code (-nGPU 2, fb.resnet.torch's
+    # DataParallelTable) likewise, e.g. 32 images for Table 4's batch of 64. The running statistics
+    # (evaluation) follow the first group, as the first GPU's replica, the one saved, does there.
+    bn_batch: int = 0
+    # The last partial batch of each epoch. "drop": every batch is full (50,000 images at batch 128:
+    # 390 batches, a different 80 images left out each epoch; the paper's Caffe also trained on
+    # full batches only). "keep": as fb.resnet.torch's data loader, the epoch ends with the
+    # remainder (at batch 64: 782 updates per epoch, the last of 16 images).
+    last_batch: str = "drop"
     # TF32 for fp32 convolutions on NVIDIA GPUs (Ampere+): True = PyTorch's default for cuDNN
     # (10-bit mantissa inside the convolutions; faster); False = strict fp32. No effect on the CPU.
     # The result's provenance records whether it was actually on.
@@ -293,6 +305,7 @@ def _validate(c: RunConfig) -> None:
     _one_of("precision", c.precision, PRECISIONS)
     _one_of("normalization", c.normalization, NORMALIZATIONS)
     _one_of("crop_padding", c.crop_padding, CROP_PADDINGS)
+    _one_of("last_batch", c.last_batch, LAST_BATCHES)
     if not (c.dataset in DATASET_KINDS or (c.dataset.startswith("folder:") and len(c.dataset) > 7)):
         raise ConfigError(
             f"unknown dataset {c.dataset!r}; choose cifar10, cifar100, synthetic or folder:PATH"
@@ -314,6 +327,10 @@ def _validate(c: RunConfig) -> None:
     for name in ("warmup_iterations", "log_every", "eval_every"):
         _in_range(name, getattr(c, name), 0, MAX_ITERATIONS)
     _in_range("seed", c.seed, 0, MAX_SEED)
+    _in_range("bn_batch", c.bn_batch, 0, MAX_BATCH_SIZE)
+    if c.bn_batch and (c.bn_batch >= c.batch_size or c.batch_size % c.bn_batch):
+        raise ConfigError(f"bn_batch must split batch_size {c.batch_size} into equal groups of 2 or more, "
+                          f"got {c.bn_batch}; 0 = BN statistics over the whole batch")
     if c.lr <= 0:
         raise ConfigError(f"lr must be > 0, got {c.lr}")
     if c.warmup_lr <= 0:
@@ -337,6 +354,6 @@ def _validate(c: RunConfig) -> None:
 
 CONFIG_FIELDS: tuple[dataclasses.Field, ...] = fields(RunConfig)
 _DEFAULTS = {f.name: f.default for f in CONFIG_FIELDS}
-# Added with issue #9 (recipe options); see canonical_json.
+# Added with issue #9 (recipe options) and issue #18 (bn_batch, last_batch); see canonical_json.
 _OMITTED_AT_DEFAULT = frozenset({"nesterov", "gate_bias_decay", "normalization", "crop_padding",
-                                 "allow_tf32", "deterministic"})
+                                 "allow_tf32", "deterministic", "bn_batch", "last_batch"})

@@ -79,7 +79,7 @@ class Result(TypedDict, total=False):
     """What train() returns and writes to result.json (and the store keeps as `record.result`)."""
 
     key: str
-    status: str  # RESULT_STATUSES (trainers/core/results.py); "fail" only on the paper's schedule
+    status: str  # ENGINE_STATUSES (trainers/core/results.py); "fail" is decided where shown (shown_status)
     test_error: float | None
     test_loss: float | None
     iterations: int

@@ -8,9 +8,10 @@ results CSV all build their rows with `result_rows`, so they show the same numbe
   learned), so the median of two runs where one diverged is inf: shown as "diverged".
 - The paper's "fail" (test error above 20 %) is a statement about its full schedule (64k
   iterations). Only a run trained on that schedule can "fail"; a 300-iteration run at 54 % is
-  shown as 54.00 beside its schedule. The engine's final status follows the same rule
-  (`final_status`); records stored before this rule said "fail" for short runs too, and
-  `shown_status` reads them as "done".
+  shown as 54.00 beside its schedule. It is decided once, where a run is shown: the engine stores
+  "done", "diverged" or "cancelled" (`ENGINE_STATUSES`), and `shown_status` reads a finished run
+  through `final_status`. Records stored by older engines said "fail" (for short runs too): they
+  are read through the same rule.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from .presets import PRESETS, paper_reference, schedule_name
 STATUSES = ("queued", "running", "done", "fail", "diverged", "error", "cancelled")
 ACTIVE = ("queued", "running")
 FINAL = ("done", "fail", "diverged", "error", "cancelled")
-RESULT_STATUSES = ("done", "fail", "diverged", "cancelled")  # what train() can return
+ENGINE_STATUSES = ("done", "diverged", "cancelled")  # what train() returns and stores
+RESULT_STATUSES = ENGINE_STATUSES + ("fail",)  # what a stored result may hold ("fail": older engines)
 FINISHED = ("done", "fail", "diverged")  # trained to the end (or diverged): a number to report
 
 FAIL_THRESHOLD = 20.0  # % test error: the paper writes "fail" above this (Table 1), after 64k iterations
@@ -45,8 +47,8 @@ def is_paper_schedule(cfg: RunConfig) -> bool:
 
 
 def final_status(cfg: RunConfig, test_error: float | None) -> str:
-    """The status of a run that trained to its last iteration: "fail" where the paper would write
-    it (its full schedule and a test error above 20 %, or none), else "done"."""
+    """The status to show for a run that trained to its last iteration: "fail" where the paper
+    would write it (its full schedule and a test error above 20 %, or none), else "done"."""
     if is_paper_schedule(cfg) and (test_error is None or not test_error <= FAIL_THRESHOLD):
         return "fail"
     return "done"
@@ -59,14 +61,24 @@ def _config(rec: Mapping) -> RunConfig | None:
         return None
 
 
+def _final_error(rec: Mapping) -> float | None:
+    result = rec.get("result") if isinstance(rec.get("result"), Mapping) else rec
+    te = result.get("test_error")
+    return float(te) if isinstance(te, (int, float)) and not isinstance(te, bool) else None
+
+
 def shown_status(rec: Mapping) -> str:
-    """The record's status under today's rule: a short run stored as "fail" reads "done"."""
+    """The status to show for a run record (or a result: both carry status, config and test
+    error). A finished run ("done", or "fail" as older engines stored it) reads through
+    `final_status`: "fail" only on the paper's schedule above 20 %; every other status as stored."""
     status = rec.get("status", "")
-    if status == "fail":
-        cfg = _config(rec)
-        if cfg is not None and not is_paper_schedule(cfg):
-            return "done"
-    return status
+    if status not in ("done", "fail"):
+        return status
+    te = _final_error(rec)
+    if te is not None and te <= FAIL_THRESHOLD:  # the common case: no config to parse
+        return "done"
+    cfg = _config(rec)
+    return status if cfg is None else final_status(cfg, te)
 
 
 def run_error(rec: Mapping) -> float | None:

@@ -73,26 +73,28 @@ def _stat(v, x: torch.Tensor) -> torch.Tensor:
 class BatchSampler:
     """Endless shuffled mini-batches of indices into n training images.
 
-    Each epoch is a fresh permutation drawn from `generator`; the last partial batch of an epoch
-    is dropped so every batch has `batch_size` images (with 50k images and batch 128: 80 images
-    per epoch, a different 80 each epoch). Iteration i is therefore batch i % batches_per_epoch of
-    epoch i // batches_per_epoch, and `state_dict()` (permutation, iteration, generator state)
-    resumes the exact same sequence. If the generator is shared (the trainer also draws its
-    augmentation from it), restoring the sampler restores that stream too."""
+    Each epoch is a fresh permutation drawn from `generator`. By default the last partial batch of
+    an epoch is dropped so every batch has `batch_size` images (with 50k images and batch 128: 80
+    images per epoch, a different 80 each epoch); `drop_last=False` keeps it, as fb.resnet.torch's
+    data loader does (at batch 64: 782 batches per epoch, the last of 16 images). Iteration i is
+    batch i % batches_per_epoch of epoch i // batches_per_epoch, and `state_dict()` (permutation,
+    iteration, generator state) resumes the exact same sequence. If the generator is shared (the
+    trainer also draws its augmentation from it), restoring the sampler restores that stream too."""
 
-    def __init__(self, n: int, batch_size: int, generator: torch.Generator):
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator, drop_last: bool = True):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if n < batch_size:
             raise ValueError(f"{n} training images cannot fill one batch of {batch_size}; "
                              f"use more images (train_size) or a smaller batch_size")
         self.n, self.batch_size, self.generator = n, batch_size, generator
+        self.drop_last = drop_last
         self.iteration = 0  # batches handed out so far
         self._perm: torch.Tensor | None = None
 
     @property
     def batches_per_epoch(self) -> int:
-        return self.n // self.batch_size
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
 
     @property
     def epoch(self) -> int:

@@ -16,9 +16,10 @@ every mode; the modes differ only in how the kernels are launched:
 - "compile": the model through torch.compile (Inductor fuses BN/ReLU/add chains), eager launches.
 - "compile+graph": both: the compiled model inside the captured iteration.
 
-Batch shapes: the trainer's `BatchSampler` drops the last partial batch, so training batches are
-constant-shaped; a different shape (a ragged batch from another sampler) gets its own warm-up and
-its own graph, so it is handled, just not replayed until it recurs.
+Batch shapes: the trainer's `BatchSampler` drops the last partial batch by default, so training
+batches are constant-shaped; a different shape (the kept last batch of each epoch with
+`last_batch: keep`, a ragged batch from another sampler) gets its own warm-up and its own graph,
+so it is handled, just not replayed until it recurs.
 
 Precision: fp32 by default; bf16 is autocast (recorded with every result). Note that fp32
 convolutions on NVIDIA GPUs use TF32 when cuDNN allows it (PyTorch's default, for the

@@ -21,6 +21,53 @@ def bn(channels: int, packs: int = 1) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(packs * channels)
 
 
+class GhostBatchNorm2d(nn.BatchNorm2d):
+    """BN whose training statistics come from groups of `images` images of the batch ("ghost
+    batches"), as when a batch is split over GPUs that each normalise their own share (the paper:
+    128 images on 2 GPUs). Evaluation, and a batch of at most `images`, is plain BN. The running
+    statistics are updated from the first group only, as the first GPU's replica (the one that is
+    saved) updates them under data parallelism. Same parameters and buffers as nn.BatchNorm2d."""
+
+    def __init__(self, num_features: int, images: int, **kwargs):
+        super().__init__(num_features, **kwargs)
+        self.images = images
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or x.shape[0] <= self.images:
+            return super().forward(x)
+        if self.num_batches_tracked is not None:
+            self.num_batches_tracked.add_(1)
+        momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+        first, *rest = x.split(self.images)
+        out = [F.batch_norm(first, self.running_mean, self.running_var, self.weight, self.bias, True,
+                            momentum, self.eps)]
+        out += [F.batch_norm(g, None, None, self.weight, self.bias, True, 0.0, self.eps) for g in rest]
+        return torch.cat(out)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, images={self.images}"
+
+
+def use_ghost_batches(module: nn.Module, images: int) -> nn.Module:
+    """Every nn.BatchNorm2d in `module` (the units', the gates', the projections') as a
+    GhostBatchNorm2d over `images` images, holding the same parameters and buffers (the pattern of
+    torch.nn.SyncBatchNorm.convert_sync_batchnorm). `images` = 0 leaves the module as it is."""
+    if not images:
+        return module
+    for name, child in module.named_children():
+        if type(child) is nn.BatchNorm2d:
+            ghost = GhostBatchNorm2d(child.num_features, images, eps=child.eps, momentum=child.momentum,
+                                     affine=child.affine, track_running_stats=child.track_running_stats,
+                                     device="meta")
+            for attr in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
+                setattr(ghost, attr, getattr(child, attr))
+            ghost.train(child.training)
+            setattr(module, name, ghost)
+        else:
+            use_ghost_batches(child, images)
+    return module
+
+
 def relu() -> nn.ReLU:
     return nn.ReLU(inplace=False)
 

@@ -12,7 +12,7 @@ from torch import nn
 
 from ..core.config import RunConfig
 from ..core.layout import STAGE_WIDTHS, UnitSpec, unit_specs
-from .layers import Head, ZeroPadShortcut, bn, conv, projection, relu
+from .layers import Head, ZeroPadShortcut, bn, conv, projection, relu, use_ghost_batches
 from .shortcuts import MERGES, Gate
 
 def _sequential(ops, packs: int) -> nn.Sequential:
@@ -85,8 +85,10 @@ class ResNet(nn.Module):
 
 
 def build_model(cfg: RunConfig, num_classes: int | None = None, packs: int = 1) -> ResNet:
-    """The network of `cfg`, freshly initialised from the global torch RNG."""
-    return ResNet(cfg, num_classes, packs)
+    """The network of `cfg`, freshly initialised from the global torch RNG. With `cfg.bn_batch`,
+    every BN takes its training statistics over groups of that many images (layers.GhostBatchNorm2d);
+    the weights are the same either way."""
+    return use_ghost_batches(ResNet(cfg, num_classes, packs), cfg.bn_batch)
 
 
 def count_parameters(model: nn.Module) -> int:

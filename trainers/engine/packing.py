@@ -42,7 +42,6 @@ from .augment import BatchSampler, normalize
 from ..core.config import RunConfig
 from ..core.errors import PackingError
 from ..core.packing import why_not_packable
-from ..core.results import final_status
 from .cpu import keep_freed_memory
 from .data import load_dataset
 from .model import build_model, count_parameters
@@ -256,7 +255,7 @@ def train_packed(
     for k, c in enumerate(configs):
         gen = torch.Generator().manual_seed(c.seed)  # batch order and augmentation, as in train()
         run_dir = Path(run_dirs[k]) if run_dirs is not None else Path(cache_dir) / "runs" / c.key
-        runs.append(_Run(c, run_dir, callbacks[k], stops[k], gen, BatchSampler(len(train_y), c.batch_size, gen)))
+        runs.append(_Run(c, run_dir, callbacks[k], stops[k], gen, recipe.batch_sampler(c, len(train_y), gen)))
 
     try:
         states = [ckpt.load(r.ckpt_path, r.cfg.key) if resume else None for r in runs]
@@ -314,9 +313,7 @@ def train_packed(
             emit(r, {"type": "checkpoint", "iteration": iteration, "path": str(r.ckpt_path)})
 
     def finish(r: _Run, status: str, iteration: int) -> None:
-        test_error = r.last_eval[0] if r.last_eval else None
-        if status == "done":
-            status = final_status(r.cfg, test_error)
+        test_error = r.last_eval[0] if r.last_eval else None  # "fail" is decided where shown
         result = {
             "key": r.cfg.key, "status": status, "test_error": test_error,
             "test_loss": r.last_eval[1] if r.last_eval else None,
@@ -349,7 +346,7 @@ def train_packed(
             pack = _Pack(cfg, num_classes, [sds[j] for j in keep], [opts[j] for j in keep], dev,
                          channels_last, mode, data_t)
 
-    epoch_len = max(1, len(train_y) // cfg.batch_size)
+    epoch_len = runs[0].sampler.batches_per_epoch
     for r in runs:
         emit(r, {"type": "start", "iteration": start_iter, "total": cfg.iterations, "device": str(dev),
                  "device_name": device_name(dev), "precision": cfg.precision, "parameters": n_params,
@@ -363,10 +360,11 @@ def train_packed(
     while it < cfg.iterations and live:
         lr = lr_at(cfg, it)
         pack.step.set_lr(lr)
-        pack.step(fast.stack_draws([fast.draw_batch(r.sampler, r.generator, cfg.augment) for r in live]))
+        draws = fast.stack_draws([fast.draw_batch(r.sampler, r.generator, cfg.augment) for r in live])
+        pack.step(draws)
         it += 1
-        seen += cfg.batch_size
-        window_images += cfg.batch_size
+        seen += draws.shape[-1]  # a kept last partial batch is smaller (last_batch: keep)
+        window_images += draws.shape[-1]
         leaving: dict[int, str] = {}
 
         if it % cfg.log_every == 0 or it == cfg.iterations:

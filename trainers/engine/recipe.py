@@ -1,9 +1,10 @@
 """The recipe choices the paper is silent on, applied to one run and recorded with its result.
 
-RunConfig holds the choices (nesterov, gate_bias_decay, normalization, crop_padding, allow_tf32,
-deterministic; their defaults and sources are documented there and in docs/fidelity.md). This
-module turns them into what the train loops need: the input statistics, the process's TF32 and
-cuDNN flags, and the provenance entry that says what actually ran.
+RunConfig holds the choices (nesterov, gate_bias_decay, normalization, crop_padding, bn_batch,
+last_batch, allow_tf32, deterministic; their defaults and sources are documented there and in
+docs/fidelity.md). This module turns them into what the train loops need: the input statistics,
+the batch order, the process's TF32 and cuDNN flags, and the provenance entry that says what
+actually ran (bn_batch is applied by build_model, crop_padding by the step).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import torch
 
 from ..core.config import RunConfig
+from .augment import BatchSampler
 
 
 def input_stats(cfg: RunConfig, data, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -25,6 +27,12 @@ def input_stats(cfg: RunConfig, data, device: torch.device) -> tuple[torch.Tenso
                 torch.ones(1, x.shape[1], 1, 1, device=device))
     return (torch.tensor(data.mean, device=device).view(1, 3, 1, 1),
             torch.tensor(data.std, device=device).view(1, 3, 1, 1))
+
+
+def batch_sampler(cfg: RunConfig, n: int, generator: torch.Generator) -> BatchSampler:
+    """The run's batch order over its n training images: the last partial batch of each epoch
+    dropped (default) or kept (`last_batch: keep`, fb.resnet.torch's data loader)."""
+    return BatchSampler(n, cfg.batch_size, generator, drop_last=cfg.last_batch == "drop")
 
 
 def set_numerics(cfg: RunConfig, device: torch.device) -> None:
@@ -45,6 +53,8 @@ def provenance(cfg: RunConfig, device: torch.device) -> dict[str, Any]:
         "gate_bias_decay": cfg.gate_bias_decay,
         "normalization": cfg.normalization,
         "crop_padding": cfg.crop_padding,
+        "bn_batch": cfg.bn_batch or cfg.batch_size,  # images per BN statistic in training
+        "last_batch": cfg.last_batch,
         # TF32 is used only by fp32 convolutions on a CUDA device with cuDNN allowing it
         "tf32_convolutions": bool(cuda and cfg.precision == "fp32" and torch.backends.cudnn.allow_tf32),
         "tf32_matmul": bool(cuda and cfg.precision == "fp32" and torch.backends.cuda.matmul.allow_tf32),

@@ -22,9 +22,8 @@ import torch.nn.functional as F
 from . import checkpoint as ckpt
 from . import fast, recipe
 from ..core.atomic import atomic_write
-from .augment import BatchSampler, normalize
+from .augment import normalize
 from ..core.config import RunConfig
-from ..core.results import final_status
 from .cpu import keep_freed_memory
 from .data import load_dataset
 from .model import build_model, count_parameters
@@ -172,7 +171,7 @@ def train(
     # SGD with momentum 0.9 and weight decay 1e-4 on every parameter (fb.resnet.torch)
     optimizer = fast.make_optimizer(model, cfg, dev)
     data_gen = torch.Generator().manual_seed(cfg.seed)  # batch order and augmentation
-    sampler = BatchSampler(len(train_y), cfg.batch_size, data_gen)
+    sampler = recipe.batch_sampler(cfg, len(train_y), data_gen)  # last partial batch: cfg.last_batch
 
     start_iter, history, resumed = 0, [], False
     notes: list[str] = []
@@ -209,7 +208,7 @@ def train(
             _print_progress(ev, cfg)
 
     n_params = count_parameters(model)
-    epoch_len = max(1, len(train_y) // cfg.batch_size)
+    epoch_len = sampler.batches_per_epoch
     emit({"type": "start", "iteration": start_iter, "total": cfg.iterations, "device": str(dev),
           "device_name": device_name(dev), "precision": cfg.precision, "parameters": n_params,
           "dataset": data.label, "resumed": resumed, "channels_last": channels_last, "step_mode": mode,
@@ -236,10 +235,11 @@ def train(
     while it < stop_at:
         lr = lr_at(cfg, it)
         step.set_lr(lr)
-        step(fast.draw_batch(sampler, data_gen, cfg.augment))  # gather, augment, SGD: on the device
+        draws = fast.draw_batch(sampler, data_gen, cfg.augment)
+        step(draws)  # gather, augment, SGD: on the device
         it += 1
-        seen += cfg.batch_size
-        window_images += cfg.batch_size
+        seen += draws.shape[-1]  # a kept last partial batch is smaller (last_batch: keep)
+        window_images += draws.shape[-1]
 
         if it % cfg.log_every == 0 or it == stop_at:
             loss_sums, wrong_sums = step.take_metrics()  # the one host sync per log interval
@@ -275,9 +275,8 @@ def train(
     if status == "done" and it < cfg.iterations:  # stopped at `until`: resumable, not finished
         save_checkpoint(it)
         status = "cancelled"
-    if status == "done":
+    if status == "done":  # the paper's "fail" is decided where results are shown (core/results.py)
         save_checkpoint(it)  # the final weights, for later analysis
-        status = final_status(cfg, test_error)  # "fail" only on the paper's schedule (core/results.py)
     result = {
         "key": cfg.key, "status": status, "test_error": test_error,
         "test_loss": last_eval[1] if last_eval else None,

@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 from trainers.core.config import ConfigError, RunConfig
 from trainers.core.presets import PRESETS, paper_reference, preset_configs
-from trainers.core.results import number_text, result_rows
+from trainers.core.results import number_text, result_rows, shown_status
 
 from .store import Store
 from .jobs import submit
@@ -99,9 +99,12 @@ def sweep_runs(store: Store, name: str) -> list[dict]:
 
 
 def progress_counts(records: list[dict]) -> dict[str, int]:
+    """How many runs are in each status, as shown (`shown_status`: "fail" only where the paper's
+    word applies, old records read through the same rule)."""
     counts: dict[str, int] = {}
     for r in records:
-        counts[r["status"]] = counts.get(r["status"], 0) + 1
+        s = shown_status(r)
+        counts[s] = counts.get(s, 0) + 1
     return counts
 
 
