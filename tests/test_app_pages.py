@@ -321,8 +321,9 @@ def test_table5_reference_rows_are_shown_not_trained_here(app_cache, page):
     at = open_page(page)
     assert_clean(at)
     table = next(d.value for d in at.dataframe if "top-1 error %" in d.value.columns)
-    assert len(table) == 5 and set(table["status"]) == {"not trained here"}
-    assert any("ImageNet folder" in c.value for c in at.caption)
+    assert len(table) == 7 and set(table["status"]) == {"not trained here"}
+    assert {"train crop", "test crop"} <= set(table.columns)  # the crop size per row (issue #18)
+    assert any("ImageNet folder" in c.value and "single-crop" in c.value for c in at.caption)
 
 
 # --- issue 14: what a newcomer sees ---------------------------------------------------------------

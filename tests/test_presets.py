@@ -33,7 +33,8 @@ def test_paper_numbers_spot_check():
     assert paper_reference(RunConfig(shortcut="exclusive_gate", gate_bias=-3)).fails  # covered: 0 ... -5
     assert paper_reference(RunConfig(shortcut="shortcut_gate", gate_bias=0)).reported == 12.86
     assert paper_reference(RunConfig(depth=1001, block="bottleneck", ordering="full_preact",
-                                     batch_size=64, nesterov=True)).reported == 4.62
+                                     batch_size=64, nesterov=True, last_batch="keep", crop_padding="mean",
+                                     bn_batch=32)).reported == 4.62
 
 
 def test_matching_ignores_seed_and_schedule_but_not_the_method():
@@ -69,13 +70,25 @@ def test_preset_configs_seed_major_with_schedule():
 
 
 def test_table4_batch64_row_is_the_authors_recipe():
-    """200 epochs at batch 64, lr /10 at epochs 81 and 122, Nesterov, no warm-up (issue #9, item 5)."""
+    """200 epochs at batch 64, Nesterov, no warm-up (issue #9, item 5), and as fb.resnet.torch
+    does (issue #18, item 2): epochs counted from 1, so lr /10 for epoch >= 81 and >= 122, i.e.
+    after 80 and 121 epochs; the last partial batch kept (782 updates per epoch); crops padded
+    with the mean colour; -nGPU 2: BN over 32 images."""
     from trainers.core.presets import PRESETS
+    from trainers.engine.train import lr_at
 
     cfg = PRESETS["table4"].rows[0].config()
-    per_epoch = 50_000 // 64
+    per_epoch = 782  # ceil(50,000 / 64): the 782nd batch holds 16 images
     assert (cfg.batch_size, cfg.iterations, cfg.nesterov, cfg.warmup_iterations) == (64, 200 * per_epoch, True, 0)
-    assert cfg.milestone_iterations() == (81 * per_epoch, 122 * per_epoch)
+    assert (cfg.last_batch, cfg.crop_padding, cfg.bn_batch) == ("keep", "mean", 32)
+    assert cfg.milestone_iterations() == (80 * per_epoch, 121 * per_epoch) == (62_560, 94_622)
+
+    def torch_lr(epoch: int) -> float:  # fb.resnet.torch train.lua, epochs from 1
+        return 0.1 * 0.1 ** (2 if epoch >= 122 else 1 if epoch >= 81 else 0)
+
+    for epoch in (1, 80, 81, 121, 122, 200):
+        for batch in (0, per_epoch - 1):  # every update of that epoch
+            assert lr_at(cfg, (epoch - 1) * per_epoch + batch) == pytest.approx(torch_lr(epoch)), epoch
     assert "Nesterov" in PRESETS["table4"].rows[0].remark
     # the same net with the paper's 64k-iteration plain-momentum recipe is not this row
     assert paper_reference(cfg.replace(nesterov=False)) is None
@@ -86,7 +99,13 @@ def test_table5_rows_are_reference_only():
 
     rows = reference_rows()
     assert [(r["top-1 error %"], r["top-5 error %"]) for r in rows] == [
-        (21.3, 5.5), (21.1, 5.5), (21.8, 6.0), (20.7, 5.3), (20.1, 4.8)]
+        (23.0, 6.7), (21.3, 5.5), (21.1, 5.5), (21.8, 6.0), (20.7, 5.3), (20.1, 4.8), (21.2, 5.6)]
+    # issue #18, item 3: the whole table, each row's crop sizes and the paper's caption
+    assert [(r["network"], r["test crop"]) for r in rows][:2] == [
+        ("ResNet-152, original", "224×224"), ("ResNet-152, original", "320×320")]
+    assert (rows[-1]["network"], rows[-1]["train crop"], rows[-1]["test crop"]) == (
+        "Inception v3", "299×299", "299×299")
+    assert "single-crop" in TABLE5_NOTE and "ILSVRC 2012 validation" in TABLE5_NOTE
     assert all(r["status"] == NOT_TRAINED_HERE for r in rows)
     assert "ImageNet folder" in TABLE5_NOTE and "multi-GPU" in TABLE5_NOTE
     assert not any(row.table == "Table 5" for p in PRESETS.values() for row in p.rows)  # never launched

@@ -80,7 +80,8 @@ def orderings_tab() -> None:
         cfg = diagrams.representative_config(ordering=order, block=block)
         st.graphviz_chart(diagrams.unit_dot(cfg, diagrams.typical_unit(cfg, first_of_stage=True)))
         st.caption(BLOCKS[block].note + ". " + SHORTCUT_BN_NOTE)
-    with st.expander("Table 5 (ImageNet): original vs pre-activation, the paper's reference rows, not trained here"):
+    with st.expander("Table 5 (ImageNet, single-crop validation error): original vs pre-activation, the paper's "
+                     "reference rows, not trained here"):
         st.dataframe(pd.DataFrame(runs_api.presets().reference_rows()), hide_index=True)
         st.caption(runs_api.presets().TABLE5_NOTE)
 
