@@ -297,9 +297,13 @@ def schedule_name(cfg: RunConfig) -> str:
     base = {k: (defaults[k] if k in SCHEDULE_FIELDS and k not in ("seed", "precision", "allow_tf32",
                                                                   "deterministic") else v)
             for k, v in d.items()}
-    base.update(log_every=0, eval_every=0)  # auto, as in the schedules
+    # How densely a run is logged and evaluated is not its schedule: a paper run logged every 20
+    # iterations (the CPU campaign's curves) is still on the paper's schedule.
+    density = ("log_every", "eval_every")
+    mine = {k: v for k, v in d.items() if k not in density}
     for name, changes in SCHEDULES.items():
-        if RunConfig.from_dict({**base, **changes}).to_dict() == d:
+        theirs = RunConfig.from_dict({**base, **changes}).to_dict()
+        if {k: v for k, v in theirs.items() if k not in density} == mine:
             return name
     sizes = "" if not (cfg.train_size or cfg.test_size) else f", {cfg.train_size or 'all'}/{cfg.test_size or 'all'} images"
     return f"{cfg.iterations:,} its{sizes}"
