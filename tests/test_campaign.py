@@ -29,13 +29,13 @@ def test_a_run_grown_in_stretches_is_the_run_trained_straight(tmp_path):
     train(cfg, device="cpu", cache_dir=tmp_path / "straight")
 
     grown = tmp_path / "grown"
-    first = train(cfg, device="cpu", cache_dir=grown, until=10)  # not on the log grid: logged and evaluated there
-    assert first["status"] == "cancelled" and first["iterations"] == 10
+    first = train(cfg, device="cpu", cache_dir=grown, until=6)  # not on the log grid: logged and evaluated there
+    assert first["status"] == "cancelled" and first["iterations"] == 6
     curve = json.loads((grown / "runs" / cfg.key / "result.json").read_text())["curve"]
-    assert [e["iteration"] for e in curve if e["type"] == "eval"] == [10]
-    assert _state(grown, cfg)["iteration"] == 10
-    again = train(cfg, device="cpu", cache_dir=grown, until=10)  # already there: nothing trained
-    assert again["iterations"] == 10 and again["status"] == "cancelled"
+    assert [e["iteration"] for e in curve if e["type"] == "eval"] == [6]
+    assert _state(grown, cfg)["iteration"] == 6
+    again = train(cfg, device="cpu", cache_dir=grown, until=6)  # already there: nothing trained
+    assert again["iterations"] == 6 and again["status"] == "cancelled"
     last = train(cfg, device="cpu", cache_dir=grown)
     assert last["status"] == "done" and last["iterations"] == 16
 
