@@ -88,14 +88,15 @@ TEACHING_ROWS: tuple[tuple[str, str], ...] = (
     ("Table 2", "ReLU-only pre-activation, ResNet-110"),
 )
 
-# Concepts the Learn page links to reference curves: (config fields of the run that shows it,
-# alternatives to compare it with, best first). Matched on the pack's configs, any depth.
-CONCEPTS: dict[str, tuple[dict[str, Any], tuple[dict[str, Any], ...]]] = {
-    "pre-activation": ({"ordering": "full_preact", "shortcut": "identity"},
-                       ({"ordering": "original", "shortcut": "identity"},)),
-    "identity shortcut": ({"shortcut": "identity", "ordering": "original"},
-                          tuple({"shortcut": s, "ordering": "original"}
-                                for s in ("conv1x1", "constant", "exclusive_gate", "shortcut_gate", "dropout"))),
+# Concepts the Learn page links to reference curves: the variants whose curves show the concept
+# against Table 1's identity shortcut (the campaign's baseline), most instructive first. A link is
+# offered only where the pack's runs show it: the difference exceeds the identity seeds' spread
+# (trainers/core/separation.py); otherwise there is no link.
+CONCEPTS: dict[str, tuple[dict[str, Any], ...]] = {
+    "pre-activation": ({"ordering": "full_preact", "shortcut": "identity"},),
+    "identity shortcut": ({"ordering": "original", "shortcut": "constant"},
+                          {"ordering": "original", "shortcut": "exclusive_gate"},
+                          {"ordering": "original", "shortcut": "shortcut_gate"}),
 }
 
 
@@ -467,21 +468,22 @@ def _same_params(cfg: dict[str, Any], row_cfg: dict[str, Any]) -> bool:
 
 
 def concept_runs(pack: dict[str, Any], concept: str) -> list[dict[str, Any]]:
-    """The reference runs that show `concept` (the run with it, then the one to compare with), from
-    the same depth/schedule group; empty if the pack lacks either."""
-    shows, alternatives = CONCEPTS[concept]
-    runs = list(best_runs(pack).values())
-    runs.sort(key=lambda r: (-r["config"]["depth"], -r["config"]["iterations"]))
-    for versus in alternatives:
-        for a in runs:
-            if not _matches(a["config"], shows):
-                continue
-            for b in runs:
-                if b is not a and _matches(b["config"], versus) and all(
-                    b["config"][k] == a["config"][k] for k in ("depth", "dataset", "iterations", "block")
-                ):
-                    return [a, b]
-    return []
+    """The campaign runs that show `concept`: the baseline's seeds, then every variant of the
+    concept whose training loss or test error differs from the baseline by more than the seeds'
+    spread. Empty when no variant does (or the pack has no campaign group): no link then."""
+    from .separation import compare
+
+    group = campaign_group(pack)
+    if group is None:
+        return []
+    series, base = group["series"], group["baseline"]
+    wanted = {name: runs for name, runs in series.items() if name != base
+              and any(_matches(runs[0]["config"], f) for f in CONCEPTS[concept])}
+    if not wanted:
+        return []
+    result = compare([r["curve"] for r in series[base]], {n: [r["curve"] for r in rs] for n, rs in wanted.items()})
+    shown = [row["name"] for row in result["rows"] if row["loss_exceeds"] or row["error_exceeds"]]
+    return [*series[base], *(r for n in shown for r in wanted[n])] if shown else []
 
 
 def paper_number(run: dict[str, Any]) -> tuple[PaperRow | None, bool]:
