@@ -227,12 +227,12 @@ def first_start() -> bool:
         return False
     if not st.toggle("Show the reference runs", value=True, key="ref_show"):
         return True
-    if campaign(doc, only={r["key"] for r in runs} or None):
-        return True
-    runs = runs or ref.teaching_comparison(doc)
     st.markdown("**Reference runs**: trained by this engine and shipped with the explorer, so there is "
                 "something real to compare before you train. They are not yours and never mix with your "
                 "runs; your own run of the same config is listed as yours.")
+    if campaign(doc, only={r["key"] for r in runs} or None):
+        return True
+    runs = runs or ref.teaching_comparison(doc)
     chart(runs, key="reference_chart")
     st.dataframe(table(runs), hide_index=True, width="stretch", key="reference_table")
     st.caption(md_escape(" ".join(fallback_notes(runs))))
