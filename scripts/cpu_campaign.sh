@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue #17's campaign on a CPU: ResNet-110 on the paper's schedule (64k iterations, warm-up, lr 0.1),
-# the runs of `--plan campaign110`, grown together in stages of STEP iterations (the pilot's four
-# runs first), two generator processes with one thread each (the best aggregate on 2 cores,
+# the runs of `--plan campaign110`, grown together in stages of STEP iterations (in each stage the
+# pilot's four runs first), two generator processes with one thread each (the best aggregate on 2 cores,
 # docs/benchmarks.md), at low priority so the test command keeps passing beside it.
 # Resumable at any point: kill it, run it again (in this or a later session) and every run goes on
 # from its last checkpoint (explorer/reference/resume/). Raw logs: $LOGS/gen-{a,b}.log.
@@ -16,16 +16,15 @@ LOGS=${LOGS:-cache/campaign}
 mkdir -p "$LOGS"
 common=(--plan campaign110 --schedule paper --set dataset=folder:../shared/data/cifar10-jpeg.tar.gz
         --set log_every=20 --set eval_every=500 --threads 1 --device cpu)
-worker() {  # $1: a|b; $2: the pilot's positions; $3: all of this process's positions
+worker() {  # $1: a|b; $2: this process's positions in the plan, the pilot's first
   local until=$STEP
-  while [ "$until" -le "$UNTIL_MAX" ]; do
-    picks=$3; [ "$until" -le 500 ] && picks=$2
-    nice -n 10 "$PY" -u -m trainers reference "$LOGS/pack-$1.json" "${common[@]}" --pick "$picks" --until "$until" \
+  while [ "$until" -le "$UNTIL_MAX" ]; do  # every run reaches `until` before any goes further
+    nice -n 10 "$PY" -u -m trainers reference "$LOGS/pack-$1.json" "${common[@]}" --pick "$2" --until "$until" \
       >>"$LOGS/gen-$1.log" 2>&1 || { echo "generator $1 failed at until=$until" >>"$LOGS/gen-$1.log"; return 1; }
     until=$((until + STEP))
   done
 }
-worker a 1,3 1,3,5,7 &
+worker a 1,3,5,7 &
 sleep 60  # the first process decodes the dataset into cache/data; the second then reads it
-worker b 2,4 2,4,6,8 &
+worker b 2,4,6,8 &
 wait
