@@ -160,3 +160,22 @@ def test_campaign_group_needs_the_baseline_seed_pair(tmp_path):
     assert labels[0] == g["baseline"] == "ResNet-8 original / identity"
     assert [r["config"]["seed"] for r in g["series"][labels[0]]] == [0, 1]
     assert len(labels) == 3  # identity (2 seeds), constant scaling, full pre-activation
+
+
+def test_report_quotes_the_campaign_against_the_seed_spread(campaign_pack_file, reference_pack_file):
+    import subprocess
+    import sys
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "trainers", "reference", *map(str, args), "--report"],
+                              capture_output=True, text=True, timeout=120)
+
+    out = run(campaign_pack_file)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["baseline"] == "ResNet-8 original / identity" and doc["at"] == 4 and doc["baseline"]
+    assert doc["baseline"] and len(doc["rows"]) == 2 and "identity seeds span" in doc["text"]
+    cut = json.loads(run(campaign_pack_file, "--until", 2).stdout)  # as the pilot was read: at iteration 2
+    assert cut["at"] == 2 and cut["eval_at"] == 2
+    refused = run(reference_pack_file)  # one seed per variant: nothing to judge by
+    assert refused.returncode == 2 and "no campaign group" in refused.stderr

@@ -178,6 +178,9 @@ def add_reference(sub) -> None:
     p.add_argument("--note", default="", help="a line about this session, kept in the pack")
     p.add_argument("--pack-only", action="store_true", help="pack the runs already trained in the cache; train none")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their keys; train nothing")
+    p.add_argument("--report", action="store_true",
+                   help="train nothing: print how the pack's campaign runs compare with the identity seeds' spread "
+                        "(trainers/core/separation.py), at the last iteration all reached or at --until")
 
 
 def cmd_reference(args: argparse.Namespace) -> int:

@@ -191,7 +191,40 @@ def generate(configs: list[RunConfig], out: Path, *, device: str = "auto", cache
     return write()
 
 
+def report(pack: dict[str, Any], until: int | None = None) -> dict[str, Any] | None:
+    """The campaign group's runs against the identity seeds' spread (core/separation.py), cut at
+    iteration `until` if given: the numbers explorer/reference/README.md quotes."""
+    from ..core.separation import compare, verdict_text
+
+    group = ref.campaign_group(pack)
+    if group is None:
+        return None
+
+    def cut(curve: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [p for p in curve if until is None or int(p["iteration"]) <= until]
+
+    series = group["series"]
+    base = group["baseline"]
+    result = compare([cut(r["curve"]) for r in series[base]],
+                     {n: [cut(r["curve"]) for r in rs] for n, rs in series.items() if n != base})
+    return {**result, "baseline_seeds": result["baseline"], "baseline": base, "depth": group["depth"],
+            "dataset": group["dataset"], "trained": {r["key"]: r["result"]["iterations"] for r in group["runs"]},
+            "text": verdict_text(result, base)}
+
+
 def cmd_reference(args) -> int:
+    if args.report:
+        try:
+            out = report(ref.read_pack(args.out), args.until)
+        except ref.PackError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        if out is None:
+            print(f"error: {args.out} holds no campaign group (the identity shortcut with two seeds on the "
+                  "paper's schedule)", file=sys.stderr)
+            return 2
+        print(json.dumps(out, indent=1))
+        return 0
     overrides = _parse_set(args.set)
     configs = ref.plan_configs(args.runs, schedule=args.schedule, plan=args.plan, **overrides)
     if args.pick:
