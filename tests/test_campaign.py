@@ -102,7 +102,12 @@ def test_generator_grows_runs_across_sessions_and_packs_them_as_partial(tmp_path
         assert [(s["from"], s["to"]) for s in segs] == [(0, 2), (2, 4)]
         assert run["provenance"]["wall_time_s"] == pytest.approx(sum(s["wall_time_s"] for s in segs))
         assert run["provenance"]["recipe"]  # the recipe travels with every reference run
-        assert "thread" in run["provenance"]["device_name"]
+        from trainers.engine.cpu import cpu_model
+
+        # the CPU as the machine names it (/proc/cpuinfo), and the threads it trained on
+        n = run["provenance"]["threads"]
+        assert n == torch.get_num_threads()
+        assert run["provenance"]["device_name"] == f"CPU ({cpu_model()}, {n} thread{'s' if n != 1 else ''})"
         assert [p["iteration"] for p in run["curve"] if p["type"] == "metrics"] == [1, 2, 3, 4]
 
 
