@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable
 import streamlit as st
 
 from trainers.core import reference as reference_rules  # pure helpers on a reference pack
+from trainers.core import separation  # does a difference exceed the seed spread (pure)
 from trainers.core.config import PARAM_BOUNDS, RunConfig
 from trainers.core.errors import ConfigError, DataError, RunError
 from trainers.core.layout import Op, UnitSpec, unit_specs
@@ -31,7 +32,8 @@ from .settings import cache_dir
 __all__ = ["BLOCKS", "ORDERINGS", "PARAM_BOUNDS", "PARAMS", "SHORTCUTS", "FAIL_THRESHOLD", "FINISHED", "ConfigError", "DataError",
            "CurvePoint", "Op", "RunConfig", "RunError", "RunRecord", "UnitSpec", "bench_speed", "cancel", "check_folder", "curve", "dataset_info",
            "dataset_short", "devices", "folder_path", "get", "group_key", "group_label", "list_runs",
-           "load_dataset", "mean_gate", "number_text", "presets", "reference", "reference_pack", "reference_rules", "result_rows", "runs_settings",
+           "load_dataset", "mean_gate", "number_text", "presets", "reference", "reference_pack", "reference_rules", "separation",
+           "result_rows", "runs_settings",
            "shortcut_product", "shown_status", "signal_propagation", "store", "submit_all", "supervisor_alive", "unit_specs",
            "wake_supervisor"]
 

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from . import fast
 from .augment import BatchSampler
 from ..core.config import RunConfig
-from .cpu import keep_freed_memory
+from .cpu import cpu_model, keep_freed_memory
 from .model import build_model, count_parameters
 from .train import lr_at, resolve_device
 
@@ -378,17 +378,6 @@ def environment(dev: torch.device, threads: int) -> dict[str, Any]:
     else:
         env.update(device_name=f"CPU ({cpu_model()}, {threads} threads)")
     return env
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 # ----------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from . import fast, recipe
 from ..core.atomic import atomic_write
 from .augment import normalize
 from ..core.config import RunConfig
-from .cpu import keep_freed_memory
+from .cpu import cpu_model, keep_freed_memory
 from .data import load_dataset
 from .model import build_model, count_parameters
 from .provenance import code_version
@@ -53,17 +53,6 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if d.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' was asked for but no CUDA GPU is visible; use --device cpu")
     return d
-
-
-def cpu_model() -> str:
-    """The CPU's model name as the machine reports it (/proc/cpuinfo on Linux), never typed by hand."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def device_name(device: torch.device) -> str:
