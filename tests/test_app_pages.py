@@ -657,7 +657,7 @@ def _pack_dir(tmp_path: Path, doc: dict) -> Path:
     from trainers.core.reference import dumps
 
     d = tmp_path / "refpack"
-    d.mkdir(exist_ok=True)
+    d.mkdir(parents=True, exist_ok=True)
     (d / "campaign.json").write_text(dumps(doc))
     return d
 
@@ -727,12 +727,13 @@ def test_learn_links_a_concept_only_where_the_runs_show_it(app_cache, campaign_p
     monkeypatch.setenv("RESNET_EXPLORER_REFERENCE", str(_pack_dir(tmp_path, doc)))
     from trainers.core import reference as ref
 
+    # the identity-shortcut link sits on Learn's Shortcuts tab (only the open tab renders)
     if not ref.concept_runs(doc, "identity shortcut"):  # 4 tiny iterations: usually no separation
-        at = open_page("learn")
+        at = open_page("learn", {"learn_tab": "Shortcuts"})
         assert_clean(at)
         assert not [p for p in at.get("page_link") if "identity shortcut" in p.proto.label]
     monkeypatch.setenv("RESNET_EXPLORER_REFERENCE", str(_pack_dir(tmp_path / "sep", _separated(doc))))
-    at = open_page("learn")
+    at = open_page("learn", {"learn_tab": "Shortcuts"})
     assert_clean(at)
     labels = [p.proto.label.replace("\\", "") for p in at.get("page_link")]  # markdown-escaped
     links = [label for label in labels if "See identity shortcut trained" in label]
