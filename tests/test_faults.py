@@ -286,7 +286,7 @@ def test_a_worker_that_hits_a_full_disk_waits_instead_of_failing(cache_dir, monk
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("trainers.engine.train.train", full)
-    assert worker.run_worker(cfg.key, cache_dir, attempt, device="cpu") == worker.EXIT_RETRY
+    assert worker.run_worker([cfg.key], cache_dir, [attempt], device="cpu") == worker.EXIT_RETRY
     rec = store.get(cfg.key)
     assert rec["status"] == "queued" and rec["restarts"] == 0 and "disk full" in rec["last_failure"]
 

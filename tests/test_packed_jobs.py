@@ -1,5 +1,5 @@
 """Seed packing in the job system: queued runs that differ only in their seed, trained by one local
-worker as one packed network (trainers.engine.packing.train_packed).
+worker as one packed network (the engine's `train` given a list of configs).
 
 On this CPU packing is slower, so `pack_seeds="auto"` packs nothing here; the end-to-end tests force
 it with TRAINERS_PACK_SEEDS=always. Timings as in tests/test_jobs.py (short leases, tiny runs).
@@ -33,10 +33,7 @@ class Recorder:
     def __init__(self):
         self.calls = []
 
-    def start(self, rec, attempt, slot):
-        self.calls.append(([rec["key"]], [attempt]))
-
-    def start_pack(self, recs, attempts, slot):
+    def start(self, recs, attempts, slot):
         self.calls.append(([r["key"] for r in recs], list(attempts)))
 
 
@@ -45,7 +42,7 @@ def planned(cache_dir, configs, **settings) -> list:
         submit(c, cache_dir, start_supervisor=False)
     sup = Supervisor(cache_dir, load_settings(cache_dir, gpus="", cpu_jobs=1, **settings))
     rec = Recorder()
-    sup.local.start, sup.local.start_pack = rec.start, rec.start_pack
+    sup.local.start = rec.start
     sup.tick()
     return rec.calls
 
@@ -172,7 +169,7 @@ def test_cancel_one_run_of_a_pack(packed_jobs, cache_dir):
 
 def test_unpackable_checkpoints_train_one_after_the_other(cache_dir, monkeypatch):
     """Checkpoints at different iterations cannot be packed: the worker trains the runs in turn."""
-    from trainers.runs.worker import run_pack_worker
+    from trainers.runs.worker import run_worker
     from trainers.engine.train import train
 
     monkeypatch.setenv("TRAINERS_HEARTBEAT_S", "0.3")
@@ -186,7 +183,7 @@ def test_unpackable_checkpoints_train_one_after_the_other(cache_dir, monkeypatch
         attempts.append(store.claim(c.key, "local", "cpu0"))
     old = signal.getsignal(signal.SIGTERM)
     try:
-        assert run_pack_worker([a.key, b.key], cache_dir, attempts, device="cpu") == 0
+        assert run_worker([a.key, b.key], cache_dir, attempts, device="cpu") == 0
     finally:
         signal.signal(signal.SIGTERM, old)
     for c in (a, b):

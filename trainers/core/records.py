@@ -73,6 +73,7 @@ class Provenance(TypedDict, total=False):
     pid: int
     packed: int
     packed_with: list[str]
+    recipe: dict[str, Any]  # the choices the paper is silent on, and the numerics in force (engine/recipe.py)
 
 
 class Result(TypedDict, total=False):
@@ -95,6 +96,13 @@ class EndEvent(TypedDict):
     type: Literal["end"]
     status: str
     result: Result
+
+
+class HeartbeatEvent(TypedDict):
+    """Not the engine's: a Ray task relays its lease this way (trainers/runs/backends/ray_task.py)."""
+
+    type: Literal["heartbeat"]
+    time: float  # Unix seconds
 
 
 Event = Union[StartEvent, MetricsEvent, EvalEvent, CheckpointEvent, EndEvent]

@@ -152,7 +152,7 @@ class Ours:
         self.step = fast.TrainStep(model, optimizer, train_x, train_y, mean, std, augment=cfg.augment,
                                    precision=cfg.precision, channels_last=channels_last, packs=packs, mode=mode)
         self.samplers = []
-        for k in range(packs):  # one sampler and generator per seed, as train()/train_packed() do
+        for k in range(packs):  # one sampler and generator per seed, as train() does for a pack
             g = torch.Generator().manual_seed(cfg.seed + k)
             self.samplers.append((BatchSampler(len(y), cfg.batch_size, g), g))
         self.iteration = 0

@@ -270,11 +270,9 @@ def add_commands(sub) -> dict[str, Handler]:
     p = sub.add_parser("worker", help="(internal) train one claimed run, or several packed; started by the supervisor")
     p.add_argument("key", nargs="+", help="one run; several (same config but the seed) train as one packed network")
     _cache_arg(p)
-    p.add_argument("--attempt", type=int, default=None,
-                   help="the attempt the supervisor claimed; without it a queued run is claimed and "
-                        "trained here in the foreground")
-    p.add_argument("--attempts", type=int, nargs="+", default=None,
-                   help="the attempts the supervisor claimed, one per key (for several keys)")
+    p.add_argument("--attempts", "--attempt", type=int, nargs="+", default=None,
+                   help="the attempts the supervisor claimed, one per key; without them the queued runs "
+                        "are claimed and trained here in the foreground")
     p.add_argument("--device", default="auto")
     p.add_argument("--progress", action="store_true", help="print progress to stderr (the train verb)")
 

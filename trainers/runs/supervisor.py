@@ -196,10 +196,7 @@ class Supervisor:
         if not claimed:
             return
         try:
-            if len(claimed) == 1:
-                self.local.start(claimed[0][0], claimed[0][1], slot)
-            else:
-                self.local.start_pack([r for r, _ in claimed], [a for _, a in claimed], slot)
+            self.local.start([r for r, _ in claimed], [a for _, a in claimed], slot)
         except OSError as e:
             for rec, attempt in claimed:
                 self.store.worker_lost(rec["key"], attempt, f"could not start the worker: {e}",

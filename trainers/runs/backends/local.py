@@ -1,4 +1,4 @@
-"""Local backend: one detached worker process per run (or per pack of seeds), GPU slots from CUDA_VISIBLE_DEVICES.
+"""Local backend: one detached worker process per pack of runs (one run, or seeds of one config), GPU slots from CUDA_VISIBLE_DEVICES.
 
 Workers run in their own session (start_new_session=True), so they outlive the app and the
 supervisor; a later supervisor adopts them from the store (pid, host, heartbeat). Death is decided
@@ -139,22 +139,10 @@ class LocalBackend:
         taken = {r["slot"] for r in running if r["backend"] == self.name}
         return [s for s in self.slots if s.name not in taken]
 
-    def start(self, rec: dict, attempt: int, slot: Slot) -> None:
-        key = rec["key"]
-        log_path = self.store.cache_dir / "logs" / f"{key}.{attempt}.log"
-        proc = spawn_detached(
-            ["worker", key, "--cache-dir", str(self.store.cache_dir), "--attempt", str(attempt),
-             "--device", slot.device],
-            log_path, {"CUDA_VISIBLE_DEVICES": slot.visible},
-        )
-        self.procs[key] = (attempt, proc)
-        self.store.set_worker(key, attempt, pid=proc.pid, host=hostname(), log=str(log_path), packed_with=None)
-        log.info("started %s attempt %d on %s (pid %d)", key, attempt, slot.name, proc.pid)
-
-    def start_pack(self, recs: list[dict], attempts: list[int], slot: Slot) -> None:
-        """One worker for several claimed runs, trained as one packed network. Every key keeps its
-        own record and attempt; the process is shared (`procs` maps each key to it), so its death
-        is seen by every key of the pack."""
+    def start(self, recs: list[dict], attempts: list[int], slot: Slot) -> None:
+        """One worker for these claimed runs: one run, or several trained as one packed network.
+        Every key keeps its own record and attempt; a shared process (`procs` maps each key to it)
+        is seen dying by every key of its pack. The log is the first run's; the others link to it."""
         keys = [r["key"] for r in recs]
         logs = private_dir(self.store.cache_dir / "logs")
         log_path = logs / f"{keys[0]}.{attempts[0]}.log"
@@ -163,6 +151,7 @@ class LocalBackend:
              "--attempts", *map(str, attempts), "--device", slot.device],
             log_path, {"CUDA_VISIBLE_DEVICES": slot.visible},
         )
+        packed_with = keys if len(keys) > 1 else None
         for key, attempt in zip(keys, attempts):
             if key != keys[0]:  # every run's log under its own name too
                 link = logs / f"{key}.{attempt}.log"
@@ -172,9 +161,10 @@ class LocalBackend:
                 except OSError:
                     pass
             self.procs[key] = (attempt, proc)
-            self.store.set_worker(key, attempt, pid=proc.pid, host=hostname(), log=str(log_path), packed_with=keys)
-        log.info("started %s (attempts %s) packed on %s (pid %d)", " ".join(keys),
-                 " ".join(map(str, attempts)), slot.name, proc.pid)
+            self.store.set_worker(key, attempt, pid=proc.pid, host=hostname(), log=str(log_path),
+                                  packed_with=packed_with)
+        log.info("started %s (attempts %s) on %s (pid %d)", " ".join(keys), " ".join(map(str, attempts)),
+                 slot.name, proc.pid)
 
     def busy(self) -> bool:
         return any(p.poll() is None for _, p in self.procs.values())

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..settings import Settings
 from ..store import Store, now
-from ..worker import PERMANENT, is_retryable
+from ..attempt import PERMANENT, is_retryable
 
 log = logging.getLogger("trainers.supervisor")
 
