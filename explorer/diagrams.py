@@ -7,7 +7,9 @@ cannot disagree with the network it depicts. Pure functions: config in, DOT text
 
 from __future__ import annotations
 
-from .runs_api import BLOCKS, ORDERINGS, SHORTCUTS, Op, RunConfig, UnitSpec, unit_specs
+from trainers.core.config import RunConfig
+from trainers.core.layout import Op, UnitSpec, unit_specs
+from trainers.core.registry import BLOCKS, ORDERINGS, SHORTCUTS
 
 # Colours after the paper's figures: weight layers grey, BN blue, ReLU orange.
 STYLE = {

@@ -16,8 +16,9 @@ import socket
 import statistics
 from typing import Callable, Iterable, Mapping
 
-from . import runs_api
-from .runs_api import RunConfig
+from trainers.core.config import RunConfig
+
+from . import engine_api
 
 SHAPE_FIELDS = ("block", "depth", "batch_size", "precision")  # what decides the speed, near enough
 EVAL_COST = 1 / 3  # a test image costs about a third of a training image (forward only)
@@ -76,8 +77,8 @@ def speed_from_history(records: Iterable[Mapping], cfg: RunConfig,
 
 def benchmark(cfg: RunConfig, batch: int = 128, steps: int = 3, device: str = "auto") -> dict:
     """Images/s of the engine's own training step (the one `python -m trainers bench` times:
-    `runs_api.bench_speed`), on random CIFAR-shaped images."""
-    sp = dict(runs_api.bench_speed(cfg.replace(batch_size=batch), device=device, steps=steps))
+    `engine_api.bench_speed`), on random CIFAR-shaped images."""
+    sp = dict(engine_api.bench_speed(cfg.replace(batch_size=batch), device=device, steps=steps))
     sp.update(startup_s=STARTUP_S, includes_eval=False)
     return sp
 

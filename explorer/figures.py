@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .runs_api import FINISHED, dataset_short, group_key, group_label, number_text, result_rows
+from trainers.core.results import FINISHED, dataset_short, group_key, group_label, number_text, result_rows
 
 # Ten hue families, then a darker shade of each in the same order (PALETTE[i] and PALETTE[i + 10]
 # are one family): a chart uses a family twice only when it shows more than ten runs.
@@ -288,7 +288,7 @@ def results_table(records: Iterable[Mapping],
     """Finished runs grouped by config-without-seed, beside the paper's number for the same row.
 
     `reference(config_dict)` returns an object with `.reported` (float | None), `.fails` (bool) and
-    `.label`, or None (`runs_api.reference`). Errors are percentages; inf = diverged, NaN = none.
+    `.label`, or None (`pages_common.paper_row`). Errors are percentages; inf = diverged, NaN = none.
     Columns: group, run, dataset, iterations, n, median, min, max, ours, paper, paper_error,
     difference, note. The rows are `result_rows`' (the CLI's `results` and CSV show the same)."""
     rows = result_rows([r for r in records if r.get("status") in FINISHED],

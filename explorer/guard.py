@@ -10,7 +10,8 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from .runs_api import ConfigError, DataError
+from trainers.core.errors import ConfigError, DataError
+
 from .settings import CACHE_ENV
 
 log = logging.getLogger("explorer")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from explorer.runs_api import RunConfig
+from trainers.core.config import RunConfig
+from trainers.core.presets import PaperRow, paper_reference
 
 
 def lr_drops(config: dict) -> list[int]:
@@ -11,3 +12,12 @@ def lr_drops(config: dict) -> list[int]:
         return list(RunConfig.from_dict(config).milestone_iterations())
     except Exception:  # noqa: BLE001
         return []
+
+
+def paper_row(config: dict) -> PaperRow | None:
+    """The paper's row for a run's config (seed and schedule ignored), or None (also for an old
+    record whose config no longer validates)."""
+    try:
+        return paper_reference(RunConfig.from_dict(config))
+    except Exception:  # noqa: BLE001
+        return None

@@ -11,7 +11,8 @@ from typing import Iterable, Mapping, Sequence
 import pandas as pd
 
 from .figures import dataset_short
-from .runs_api import BLOCKS, SHORTCUTS, ConfigError, RunConfig
+from trainers.core.config import ConfigError, RunConfig
+from trainers.core.registry import BLOCKS, SHORTCUTS
 
 DEPTH_N = (1, 2, 3, 5, 7, 9, 18)  # units per stage offered (n = 18: the paper's 110 / 164)
 

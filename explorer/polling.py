@@ -30,8 +30,7 @@ def all_runs() -> list[dict]:
 
 def active_runs() -> list[dict]:
     """The queued and running runs, newest first, read now (the store's index, not a full scan)."""
-    recs = runs_api.store().active()
-    return sorted(recs, key=lambda r: float(r.get("created_at") or 0), reverse=True)
+    return runs_api.active_runs()
 
 
 def changed() -> None:

@@ -57,7 +57,7 @@ def test_step_modes_resolve_per_device():
 
 
 def test_the_estimates_speed_is_the_trainers_own_step():
-    """The Design page's estimate (runs_api.bench_speed) times `bench`'s step (`Ours`), here."""
+    """The Design page's estimate (engine_api.bench_speed) times `bench`'s step (`Ours`), here."""
     from trainers.engine.bench import step_speed
 
     r = step_speed(RunConfig(depth=8, batch_size=8), device="cpu", steps=1)

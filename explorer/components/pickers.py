@@ -5,12 +5,14 @@ from __future__ import annotations
 import streamlit as st
 
 from explorer.plan import depth_choices, parse_values
-from explorer.runs_api import BLOCKS, ORDERINGS, PARAM_BOUNDS, PARAMS, SHORTCUTS, ConfigError, dataset_info
-from explorer.settings import cache_dir, jpeg_copy_spec, local_spec
+from explorer.engine_api import dataset_info
+from explorer.settings import jpeg_copy_spec
+from trainers.core.config import PARAM_BOUNDS, ConfigError
+from trainers.core.registry import BLOCKS, ORDERINGS, PARAMS, SHORTCUTS
 
 def _dataset_present(spec: str) -> bool:
     try:
-        return bool(dataset_info(local_spec(spec), cache_dir()).get("present"))
+        return bool(dataset_info(spec).get("present"))
     except Exception:  # noqa: BLE001 - unknown means "not known to be present"
         return False
 

@@ -18,7 +18,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explorer import runs_api
-from explorer.runs_api import reference_rules as ref
+from trainers.core import presets
+from trainers.core import reference as ref
 from explorer.figures import curve_figure, curve_frame, dataset_short, group_curves
 from explorer.guard import md_escape
 from explorer.pages_common import lr_drops
@@ -134,8 +135,8 @@ def first_start() -> bool:
                             not ref.paper_number(r)[1] for r in runs) else "")
                      + "; on the JPEG copy of CIFAR-10 the comparison is indicative only.")
     schedules = {r["schedule"] for r in runs}
-    notes += [f"{s}: {runs_api.presets().SCHEDULE_NOTES[s]}." for s in sorted(schedules)
-              if s in runs_api.presets().SCHEDULE_NOTES]
+    notes += [f"{s}: {presets.SCHEDULE_NOTES[s]}." for s in sorted(schedules)
+              if s in presets.SCHEDULE_NOTES]
     st.caption(" ".join(notes))
     return True
 

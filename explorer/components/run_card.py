@@ -7,6 +7,7 @@ import streamlit as st
 from explorer import polling, runs_api
 from explorer.figures import progress_text
 from explorer.guard import md_escape
+from trainers.core.results import shown_status
 
 ICONS = {"queued": ":material/schedule:", "running": ":material/play_circle:", "done": ":material/check_circle:",
          "fail": ":material/cancel:", "diverged": ":material/warning:", "error": ":material/error:",
@@ -21,7 +22,7 @@ def starting(rec: dict) -> bool:
 
 def run_card(rec: dict, rate: dict | None = None) -> None:
     """`rate`: the run's average speed and ETA (figures.run_rate), steadier than the last window's."""
-    status = runs_api.shown_status(rec) or "?"  # a short run stored as "fail" reads "done"
+    status = shown_status(rec) or "?"  # a short run stored as "fail" reads "done"
     with st.container(border=True):
         c1, c2 = st.columns([5, 1], vertical_alignment="center")
         with c1:

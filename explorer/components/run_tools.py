@@ -48,7 +48,7 @@ def manage_view(records: list[dict]) -> None:
                          placeholder="e.g. baseline, lr-check")
     if c2.button("Set tags", key="manage_tag_go", disabled=not chosen, icon=":material/sell:"):
         for k in chosen:
-            runs_api.store().set_tags(k, tags.split(","))
+            runs_api.tag(k, tags.split(","))
         polling.changed()
         st.toast(f"Tagged {len(chosen)} run(s)")
         st.rerun()
@@ -60,7 +60,7 @@ def manage_view(records: list[dict]) -> None:
     if st.button(f"Delete {len(chosen)} run(s)", key="manage_delete_go", type="primary",
                  disabled=not (chosen and sure) or bool(active), icon=":material/delete:"):
         for k in chosen:
-            runs_api.store().delete(k)
+            runs_api.delete(k)
         polling.changed()
         for state in ("manage_runs", "manage_sure"):
             st.session_state.pop(state, None)

@@ -15,7 +15,8 @@ from explorer.components.run_tools import differs_view, manage_view
 from explorer.figures import (FINISHED, X_AXES, assign_colors, curve_figure, curve_frame, display_table, group_curves,
                               group_key, group_label, results_table)
 from explorer.guard import page_guard
-from explorer.pages_common import lr_drops
+from explorer.pages_common import lr_drops, paper_row
+from trainers.core import presets
 
 # ours beside the paper right after the run's name: visible without scrolling at 1400 px
 TABLE_COLUMNS = {
@@ -106,7 +107,7 @@ def body() -> None:
     for g in chosen:
         rs = sorted(groups[g], key=lambda r: (r["config"].get("seed", 0), r["key"]))
         name = group_label(rs[0])
-        ref = runs_api.reference(rs[0]["config"])
+        ref = paper_row(rs[0]["config"])
         if band:
             series[name] = [curve_frame(runs_api.curve(r)) for r in rs]
             owner[name] = rs[0]["key"]
@@ -140,7 +141,7 @@ def body() -> None:
 
     st.subheader("Ours beside the paper")
     table = results_table([r for g in selected for r in groups[g]] if selected else shown,
-                          reference=runs_api.reference)
+                          reference=paper_row)
     st.dataframe(display_table(table), hide_index=True, width="stretch", column_config=TABLE_COLUMNS,
                  column_order=list(TABLE_COLUMNS),
                  key="compare_table")
@@ -169,5 +170,5 @@ st.title("Compare")
 with page_guard("compare"):
     body()
     with st.expander("Table 5 (ImageNet): the paper's reference rows, not trained here"):
-        st.dataframe(pd.DataFrame(runs_api.presets().reference_rows()), hide_index=True)
-        st.caption(runs_api.presets().TABLE5_NOTE)
+        st.dataframe(pd.DataFrame(presets.reference_rows()), hide_index=True)
+        st.caption(presets.TABLE5_NOTE)

@@ -13,8 +13,11 @@ from explorer.components.pickers import (backend_picker, dataset_picker, network
 from explorer.figures import format_duration
 from explorer.guard import md_escape, page_guard, show_error
 from explorer.plan import grid_templates, make_configs, plan_frame
-from explorer.runs_api import ConfigError, DataError, RunConfig, check_folder, dataset_info
-from explorer.settings import cache_dir, jpeg_copy_spec, local_spec
+from explorer.engine_api import check_folder, dataset_info
+from explorer.settings import jpeg_copy_spec
+from trainers.core import presets
+from trainers.core.config import RunConfig
+from trainers.core.errors import ConfigError, DataError
 
 CUSTOM = "custom"
 
@@ -117,7 +120,7 @@ def check_datasets(configs: list[RunConfig]) -> bool:
     ok = True
     for spec in sorted({c.dataset for c in configs}):
         try:
-            info = dataset_info(local_spec(spec), cache_dir())
+            info = dataset_info(spec)
         except DataError as e:
             show_error(e, "dataset")
             ok = False
@@ -127,7 +130,7 @@ def check_datasets(configs: list[RunConfig]) -> bool:
                 and spec != jpeg_copy_spec()):
             path = Path(info["path"])
             st_ = path.stat()
-            problem = _folder_layout(local_spec(spec), st_.st_size if path.is_file() else None, st_.st_mtime_ns)
+            problem = _folder_layout(spec, st_.st_size if path.is_file() else None, st_.st_mtime_ns)
             if problem:
                 st.error(f"This dataset cannot be used: {md_escape(problem)}")
                 ok = False
@@ -159,8 +162,7 @@ def launch(configs: list[RunConfig], backend: str, sweep: str = "", planned: lis
     with st.status(f"Submitting {len(configs)} run(s)…", expanded=False) as status:
         recs = runs_api.submit_all(configs, backend=backend)
         if sweep:  # the whole plan, cached runs included: the table shows the grid as designed
-            runs_api.store().save_sweep(sweep, [c.key for c in (planned or configs)],
-                                        {"source": "explorer"})
+            runs_api.save_sweep(sweep, [c.key for c in (planned or configs)])
         polling.changed()
         status.update(label=f"Submitted {len(recs)} run(s)", state="complete")
     st.session_state["live_focus"] = configs[0].key
@@ -168,7 +170,6 @@ def launch(configs: list[RunConfig], backend: str, sweep: str = "", planned: lis
 
 
 def body() -> None:
-    presets = runs_api.presets()
     templates, source = choose_templates(presets)
     st.divider()
     c1, c2 = st.columns([3, 2])

@@ -6,8 +6,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from explorer import diagrams, polling, runs_api
-from explorer.runs_api import BLOCKS, ORDERINGS, SHORTCUTS, RunConfig, shortcut_product, signal_propagation
+from explorer import diagrams, polling
+from explorer.engine_api import shortcut_product, signal_propagation
+from trainers.core import presets
+from trainers.core.config import RunConfig
+from trainers.core.registry import BLOCKS, ORDERINGS, SHORTCUTS
 from explorer.components.reference import concept_link
 from explorer.figures import product_figure, signal_figure
 from explorer.guard import page_guard
@@ -63,8 +66,8 @@ def orderings_tab() -> None:
         st.graphviz_chart(diagrams.unit_dot(cfg, diagrams.typical_unit(cfg, first_of_stage=True)))
         st.caption(BLOCKS[block].note + ". " + SHORTCUT_BN_NOTE)
     with st.expander("Table 5 (ImageNet): original vs pre-activation, the paper's reference rows, not trained here"):
-        st.dataframe(pd.DataFrame(runs_api.presets().reference_rows()), hide_index=True)
-        st.caption(runs_api.presets().TABLE5_NOTE)
+        st.dataframe(pd.DataFrame(presets.reference_rows()), hide_index=True)
+        st.caption(presets.TABLE5_NOTE)
 
 
 def shortcuts_tab() -> None:

@@ -12,7 +12,7 @@ from explorer import polling, runs_api
 from explorer.components.run_card import run_card
 from explorer.figures import X_AXES, assign_colors, curve_figure, curve_frame, group_curves, run_rate
 from explorer.guard import page_guard
-from explorer.pages_common import lr_drops
+from explorer.pages_common import lr_drops, paper_row
 from explorer.settings import REFRESH_S
 
 RECENT_S = 15 * 60  # finished runs stay on this page for a while, so the end is seen
@@ -56,7 +56,7 @@ def curves_chart(records: list[dict], curves: dict[str, list[dict]]) -> None:
         name = series_name(rec)
         events = curves[k] if k in curves else runs_api.curve(rec)
         series[name] = [curve_frame(events)]
-        ref = runs_api.reference(rec.get("config") or {})
+        ref = paper_row(rec.get("config") or {})
         if ref is not None and ref.reported is not None:
             refs[name] = ref.reported
     colors = {series_name(by_key[k]): c for k, c in assign_colors(keys).items()}

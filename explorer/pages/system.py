@@ -8,10 +8,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from explorer import runs_api
+from explorer import engine_api, runs_api
 from explorer.figures import format_bytes
 from explorer.guard import page_guard, show_error
-from explorer.settings import CACHE_ENV, cache_dir, jpeg_copy_spec, local_spec
+from explorer.settings import CACHE_ENV, cache_dir, jpeg_copy_spec
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -46,7 +46,7 @@ def prepare(spec: str) -> None:
         bar.progress(min(1.0, max(0.0, float(fraction or 0.0))), text=message)
 
     try:
-        data = runs_api.load_dataset(local_spec(spec), progress=report)
+        data = engine_api.load_dataset(spec, progress=report)
     except Exception as e:  # noqa: BLE001 - DataError says what to do; others get advice
         bar.empty()
         show_error(e, f"prepare {spec}")
@@ -59,7 +59,7 @@ def datasets_section() -> None:
     rows = []
     for spec in dataset_specs():
         try:
-            info = runs_api.dataset_info(local_spec(spec))
+            info = engine_api.dataset_info(spec)
         except Exception as e:  # noqa: BLE001
             rows.append({"dataset": spec, "state": f"unavailable: {e}"})
             continue
@@ -120,7 +120,7 @@ def backends_section() -> None:
 
 def gpus_section() -> None:
     st.subheader("Devices")
-    here = runs_api.devices()
+    here = engine_api.devices()
     if not here["gpus"]:
         st.markdown(f"No CUDA GPU visible: runs use the CPU ({here['cpu_cores']} cores, torch {here['torch']}).")
         return
