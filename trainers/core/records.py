@@ -1,6 +1,8 @@
 """The shapes of what travels between the layers, as TypedDicts: the engine's events and result, and
 the job layer's run record. They stay plain JSON dicts (the store keeps JSON, events cross process
-and Ray boundaries); the types say which keys exist and what they hold.
+and Ray boundaries); the types say which keys exist and what they hold. The engine builds its events
+and results as these types (trainers/engine/train.py), and tests/test_records.py checks every event,
+curve point, result and record of a real run against them, key by key.
 
 Errors are percentages (0-100) everywhere; times are Unix seconds unless named `_at` in ISO text
 (inside `Provenance`).
@@ -8,12 +10,12 @@ Errors are percentages (0-100) everywhere; times are Unix seconds unless named `
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypedDict, Union
+from typing import Any, Literal, NotRequired, TypedDict, Union
 
 # --- the engine's events (train(..., on_event=...)) ----------------------------------------------
 
 
-class StartEvent(TypedDict, total=False):
+class StartEvent(TypedDict):
     type: Literal["start"]
     iteration: int  # where this attempt starts (> 0: resumed from a checkpoint)
     total: int
@@ -26,10 +28,10 @@ class StartEvent(TypedDict, total=False):
     channels_last: bool
     step_mode: str
     notes: list[str]
-    packed: int  # networks trained together in this worker (seed packing)
+    packed: NotRequired[int]  # packed runs only: networks trained together (seed packing)
 
 
-class MetricsEvent(TypedDict, total=False):
+class MetricsEvent(TypedDict):
     type: Literal["metrics"]
     iteration: int
     epoch: float
@@ -37,9 +39,9 @@ class MetricsEvent(TypedDict, total=False):
     train_error: float
     lr: float
     images_per_s: float
-    aggregate_images_per_s: float  # packed: all networks together
     elapsed_s: float
     eta_s: float
+    aggregate_images_per_s: NotRequired[float]  # packed runs only: all networks together
 
 
 class EvalEvent(TypedDict):
@@ -56,7 +58,7 @@ class CheckpointEvent(TypedDict):
     path: str
 
 
-class Provenance(TypedDict, total=False):
+class Provenance(TypedDict):
     code_version: str
     torch: str
     python: str
@@ -71,12 +73,12 @@ class Provenance(TypedDict, total=False):
     finished_at: str
     resumed: bool
     pid: int
-    packed: int
-    packed_with: list[str]
+    packed: NotRequired[int]  # packed runs only: networks trained together
+    packed_with: NotRequired[list[str]]  # packed runs only: their keys, in order
     recipe: dict[str, Any]  # the choices the paper is silent on, and the numerics in force (engine/recipe.py)
 
 
-class Result(TypedDict, total=False):
+class Result(TypedDict):
     """What train() returns and writes to result.json (and the store keeps as `record.result`)."""
 
     key: str
@@ -152,6 +154,8 @@ class RunRecord(TypedDict, total=False):
     packed_with: list[str] | None
     resumed_at: int | None
     imported_at: float
+    notes: list[str]  # the engine's notes (e.g. a checkpoint set aside), kept across attempts
+    tags: list[str]  # the user's, sorted
 
 
 def new_record(key: str, config: dict[str, Any], label: str, backend: str, t: float) -> RunRecord:

@@ -429,11 +429,11 @@ class _Pack:
         for r, loss, error in zip(self.live, losses, errors):
             r.train_loss = loss
             ev = MetricsEvent(type="metrics", iteration=it, epoch=it / self.epoch_len, train_loss=loss,
-                              train_error=error, lr=lr, images_per_s=images_per_s)
+                              train_error=error, lr=lr, images_per_s=images_per_s,
+                              elapsed_s=time.time() - self.started_wall,
+                              eta_s=(cfg.iterations - it) * cfg.batch_size / max(images_per_s, 1e-9))
             if self.packed:
                 ev["aggregate_images_per_s"] = images_per_s * len(self.live)
-            ev["elapsed_s"] = time.time() - self.started_wall
-            ev["eta_s"] = (cfg.iterations - it) * cfg.batch_size / max(images_per_s, 1e-9)
             self.emit(r, ev)
             if not math.isfinite(loss):
                 r.leaving = "diverged"  # stop cleanly: no eval, no checkpoint, the curve so far is kept
@@ -511,10 +511,9 @@ class _Pack:
             code_version=code_version(), torch=torch.__version__, python=sys.version.split()[0], device=str(dev),
             device_name=device_name(dev), precision=cfg.precision, channels_last=self.channels_last,
             step_mode=self.mode, dataset=self.dataset, hostname=socket.gethostname(), started_at=self.started_at,
-            finished_at=_now(), resumed=r.resumed, pid=os.getpid())
+            finished_at=_now(), resumed=r.resumed, pid=os.getpid(), recipe=recipe.provenance(cfg, dev))
         if self.packed:
             prov["packed"], prov["packed_with"] = len(self.runs), [x.cfg.key for x in self.runs]
-        prov["recipe"] = recipe.provenance(cfg, dev)
         result = Result(
             key=cfg.key, status=status, test_error=test_error, test_loss=r.last_eval[1] if r.last_eval else None,
             iterations=it, epochs=it / self.epoch_len, train_loss=r.train_loss,
