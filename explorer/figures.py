@@ -26,7 +26,8 @@ PALETTE = ("#1F77B4", "#D62728", "#2CA02C", "#FF7F0E", "#9467BD", "#8C564B", "#E
 FAMILIES = 10
 CURVE_COLUMNS = ("iteration", "train_loss", "train_error", "lr", "test_error", "test_loss", "epoch",
                  "elapsed_s")
-X_AXES = {"iteration": "iterations", "epoch": "epochs", "elapsed_s": "wall time"}  # x column -> name
+X_AXES = {"iteration": "iterations", "epoch": "epochs", "elapsed_s": "wall time",  # x column -> name
+          "fraction": "fraction of the paper's schedule"}
 
 
 def color(i: int) -> str:
@@ -190,6 +191,8 @@ def curve_figure(
     x_total: int | None = None,
     colors: Mapping[str, str] | None = None,
     x: str = "iteration",
+    log_x: bool = False,
+    markers: Mapping[str, tuple[float, float, str]] | None = None,
 ) -> go.Figure:
     """Training curves in the paper's style (Fig. 1, 3, 6).
 
@@ -201,7 +204,11 @@ def curve_figure(
     horizontal line in the series' colour on the error axis. `x_total`: the run's length in
     iterations, so a live curve grows across a fixed axis instead of the axis stretching with it.
     `colors`: series name -> colour (see `assign_colors`), else the palette in order. `x`:
-    "iteration", "epoch" or "elapsed_s" (wall time, drawn in minutes).
+    "iteration", "epoch", "elapsed_s" (wall time, drawn in minutes) or "fraction" (of the run's
+    schedule: the caller adds that column). `log_x`: a log iteration/fraction axis (the first
+    iterations and the end of a long schedule on one axis). `markers`: series name -> (x, test
+    error %, text): one point on the error axis in the series' colour, e.g. the paper's final number
+    at the end of its schedule (an upward triangle where the text says "fail").
     """
     if x not in X_AXES:
         raise ValueError(f"x must be one of {', '.join(X_AXES)}, got {x!r}")
@@ -218,7 +225,9 @@ def curve_figure(
     x_max = float(shown[x].max()) if len(shown) else 1.0
     if x == "iteration":
         x_max = max(x_max, float(x_total or 0))
-    unit = {"iteration": "it %{x}", "epoch": "epoch %{x:.2f}", "elapsed_s": "%{x:.1f} min"}[x]
+    unit = {"iteration": "it %{x}", "epoch": "epoch %{x:.2f}", "elapsed_s": "%{x:.1f} min",
+            "fraction": "%{x:.4f} of the schedule"}[x]
+    markers = dict(markers or {})
     for i, name in enumerate(names):
         c = colors.get(name) or color(i)
         d = curves[curves["series"] == name].sort_values("iteration")
@@ -250,6 +259,14 @@ def curve_figure(
                                      line={"color": c, "dash": "dashdot", "width": 1}, legendgroup=name,
                                      name=f"paper: {ref:.2f}% ({name})",
                                      hovertemplate=f"paper: {ref:.2f}%<extra>{name}</extra>"))
+        if name in markers:
+            mx, my, text = markers[name]
+            fail = "fail" in text
+            fig.add_trace(go.Scatter(x=[mx], y=[my], mode="markers", yaxis="y2", legendgroup=name,
+                                     marker={"color": c, "size": 11, "symbol": "triangle-up" if fail else "diamond",
+                                             "line": {"color": "#333", "width": 1}},
+                                     name=f"{text} ({name})", hovertemplate=f"{text}<extra>{name}</extra>"))
+            x_max = max(x_max, float(mx))
     for it in (lr_drops if x == "iteration" else ()):
         fig.add_vline(x=it, line={"dash": "dot", "color": "#888", "width": 1},
                       annotation_text="lr ÷10", annotation_position="top",
@@ -263,8 +280,9 @@ def curve_figure(
         margin={"l": 60, "r": 60, "t": 50 if title else 30, "b": 40},
         hovermode="x unified",
         legend={"orientation": "h", "yanchor": "top", "y": -0.15, "x": 0},
-        xaxis={"title": {"text": X_AXES[x] + (" (minutes)" if x == "elapsed_s" else "")}, "rangemode": "tozero",
-               **({"range": [0, x_max * 1.02]} if x_total and x == "iteration" else {})},
+        xaxis={"title": {"text": X_AXES[x] + (" (minutes)" if x == "elapsed_s" else "") + (", log scale" if log_x else "")},
+               **({"type": "log"} if log_x else {"rangemode": "tozero"}),
+               **({"range": [0, x_max * 1.02]} if x_total and x == "iteration" and not log_x else {})},
         yaxis={"title": {"text": "training loss (dashed)"}, "type": "log" if log_loss else "linear",
                "rangemode": "tozero" if not log_loss else "normal"},
         yaxis2={"title": {"text": "test error % (solid)"}, "overlaying": "y", "side": "right",

@@ -53,3 +53,19 @@ def reference_pack_file(tmp_path_factory) -> Path:
     out.parent.mkdir()
     generate(cfgs, out, device="cpu", cache_dir=d / "cache")
     return out
+
+
+@pytest.fixture(scope="session")
+def campaign_pack_file(tmp_path_factory) -> Path:
+    """A real campaign pack (issue #17's plan on the paper's schedule, as the CPU campaign trains it,
+    on a tiny net and data): the pilot's four runs (identity twice, constant scaling, full
+    pre-activation), each stopped after 4 of its 64,000 iterations. Made once per test session."""
+    from trainers.core.reference import plan_configs
+    from trainers.engine.reference import generate
+
+    d = tmp_path_factory.mktemp("campaign")
+    cfgs = plan_configs(4, "paper", plan="campaign110", depth=8, dataset="synthetic", log_every=1, eval_every=2)
+    out = d / "pack" / "campaign.json"
+    out.parent.mkdir()
+    generate(cfgs, out, device="cpu", cache_dir=d / "cache", until=4, resume_dir=d / "resume")
+    return out

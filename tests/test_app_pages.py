@@ -618,9 +618,96 @@ def test_a_users_run_of_a_reference_config_stays_the_users(app_cache, reference_
     assert any(n.startswith(PREFIX) for n in names) and any(n.startswith("ResNet-8") for n in names)
 
 
-def test_learn_links_a_concept_to_its_reference_curves(app_cache, reference_dir):
+def test_learn_offers_no_concept_link_when_single_runs_cannot_show_it(app_cache, reference_dir):
+    at = open_page("learn")  # the pack: one seed each of original and full pre-activation
+    assert_clean(at)
+    labels = [p.proto.label for p in at.get("page_link")]
+    assert not [label for label in labels if "trained" in label]
+
+
+# --- issue #17: the campaign view (Table 1 on the paper's schedule, partial runs) ------------------
+
+def _pack_dir(tmp_path: Path, doc: dict) -> Path:
+    from trainers.core.reference import dumps
+
+    d = tmp_path / "refpack"
+    d.mkdir(exist_ok=True)
+    (d / "campaign.json").write_text(dumps(doc))
+    return d
+
+
+def _separated(doc: dict) -> dict:
+    """The campaign pack with the constant-scaling run's losses doubled: far beyond the identity
+    seeds' spread (the tiny real runs differ by chance only)."""
+    import copy
+
+    doc = copy.deepcopy(doc)
+    for run in doc["runs"]:
+        if run["config"]["shortcut"] == "constant":
+            for p in run["curve"]:
+                if p.get("train_loss") is not None:
+                    p["train_loss"] *= 2
+    return doc
+
+
+def test_compare_first_start_opens_on_the_campaign_with_markers_band_and_an_honest_caption(
+        app_cache, campaign_pack_file, monkeypatch):
+    monkeypatch.setenv("RESNET_EXPLORER_REFERENCE", str(campaign_pack_file.parent))
+    at = open_page("compare")
+    assert_clean(at)
+    assert [h.value for h in at.subheader if h.value.startswith("Table 1 on ResNet-8")] == [
+        "Table 1 on ResNet-8: the first 4 iterations (of the paper's 64,000)"]
+    caption = " ".join(c.value for c in at.caption)
+    assert "n = 2" in caption and "n = 1" in caption and "synthetic" in caption and "CPU" in caption
+    assert "spread" in caption and "rough yardstick" in caption
+    table = _tables(at)[0].value
+    assert set(table["iterations"]) == {"4 of 64,000"}
+    traces = _chart_traces(at)
+    names = [t.get("name", "") for t in traces]
+    assert any("median of 2" in n for n in names)  # the identity pair: median and band
+    assert any(t.get("fill") == "toself" for t in traces)
+    # the paper's final numbers are markers at the end of the schedule; the axis is log by default
+    # (synthetic data: the paper has no number for it, so none here), and the x axis can be the
+    # fraction of the schedule
+    layout = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]
+    assert layout["xaxis"]["type"] == "log"
+    at.segmented_control(key="ref_x").set_value("fraction of the paper's 64k schedule").run()
+    assert_clean(at)
+    xs = [x for t in _chart_traces(at) if t.get("name", "").endswith("train loss") for x in values(t["x"])]
+    assert xs and max(xs) == pytest.approx(4 / 64_000)
+
+
+def test_campaign_markers_put_the_papers_number_at_64k(app_cache, campaign_pack_file, monkeypatch, tmp_path):
+    import copy
+
+    from trainers.core.reference import read_pack
+
+    doc = copy.deepcopy(read_pack(campaign_pack_file))
+    for run in doc["runs"]:  # as if ResNet-110 on the JPEG copy of CIFAR-10: the paper has rows for them
+        run["config"].update(dataset="folder:../shared/data/cifar10-jpeg.tar.gz", depth=110)
+        run["key"] = RunConfig.from_dict(run["config"]).key
+    monkeypatch.setenv("RESNET_EXPLORER_REFERENCE", str(_pack_dir(tmp_path, doc)))
+    at = open_page("compare")
+    assert_clean(at)
+    markers = {t["name"]: (values(t["x"]), values(t["y"])) for t in _chart_traces(at)
+               if t.get("name", "").startswith("paper at 64k")}
+    assert any(v == ([64_000], [6.61]) for v in markers.values()), markers  # the original's 6.61 %
+
+
+def test_learn_links_a_concept_only_where_the_runs_show_it(app_cache, campaign_pack_file, monkeypatch, tmp_path):
+    from trainers.core.reference import read_pack
+
+    doc = read_pack(campaign_pack_file)
+    monkeypatch.setenv("RESNET_EXPLORER_REFERENCE", str(_pack_dir(tmp_path, doc)))
+    from trainers.core import reference as ref
+
+    if not ref.concept_runs(doc, "identity shortcut"):  # 4 tiny iterations: usually no separation
+        at = open_page("learn")
+        assert_clean(at)
+        assert not [p for p in at.get("page_link") if "identity shortcut" in p.proto.label]
+    monkeypatch.setenv("RESNET_EXPLORER_REFERENCE", str(_pack_dir(tmp_path / "sep", _separated(doc))))
     at = open_page("learn")
     assert_clean(at)
     labels = [p.proto.label.replace("\\", "") for p in at.get("page_link")]  # markdown-escaped
-    links = [label for label in labels if label.startswith("See pre-activation trained")]
-    assert links and "full_preact / identity vs ResNet-8 original / identity" in links[0]
+    links = [label for label in labels if "See identity shortcut trained" in label]
+    assert len(links) == 1 and "constant" in links[0] and "2 seeds" in links[0]

@@ -162,6 +162,13 @@ def test_design_launch_watch_compare(app_url, browser, tmp_path):
     # first start, empty cache: Compare opens on the shipped reference comparison (explorer/reference/)
     d.get(f"{url}/compare")
     wait_until(lambda: "Reference runs" in page_text(d), 60, "the reference runs on Compare")
+    from trainers.core.reference import campaign_group, load_shipped
+
+    group = campaign_group(load_shipped()[0])  # issue #17: Table 1 on ResNet-110, the paper's schedule
+    assert group is not None and group["depth"] == 110
+    title = f"Table 1 on ResNet-110: the first {group['trained']:,} iterations"
+    wait_until(lambda: title in page_text(d), 60, "the campaign's title")
+    assert "beyond that spread" in page_text(d) or "no variant differs" in page_text(d)
     refs = wait_until(lambda: [c for c in grid_cells(d) if c.startswith("reference · ")], 60,
                       "the reference runs' rows")
     assert any("original" in c for c in refs) and any("full_preact" in c for c in refs), refs

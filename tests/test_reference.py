@@ -56,9 +56,9 @@ def test_merge_dedupes_by_key_and_provenance(pack):
 def test_teaching_comparison_and_concepts(pack):
     runs = ref.teaching_comparison(pack)
     assert [r["config"]["ordering"] for r in runs] == ["original", "full_preact"]
-    shows = ref.concept_runs(pack, "pre-activation")
-    assert [r["config"]["ordering"] for r in shows] == ["full_preact", "original"]
-    assert ref.concept_runs(pack, "identity shortcut") == []  # no other shortcut in this pack
+    # one seed per variant: no spread to judge a difference by, so no run "shows" a concept
+    assert ref.concept_runs(pack, "pre-activation") == []
+    assert ref.concept_runs(pack, "identity shortcut") == []
     assert ref.paper_number(runs[1]) == (None, False)  # synthetic data: the paper has no number
     jpeg = copy.deepcopy(runs[1])
     jpeg["config"]["dataset"] = "folder:data/cifar10-jpeg.tar.gz"

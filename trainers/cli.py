@@ -111,11 +111,36 @@ def cmd_bench(args: argparse.Namespace) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
+    if args.variants:
+        return _bench_variants(cfg, args, log)
     r = bench(cfg, device=args.device, steps=args.steps, warmup_steps=args.warmup_steps, rounds=args.rounds,
               workers=args.workers, mode=args.mode, channels_last=args.channels_last, packs=args.packs,
               conventional=not args.skip_conventional, train_images=args.train_images or SYNTHETIC_TRAIN_IMAGES,
               threads=args.threads, log=log)
     print(report_text(r))
+    line = json.dumps(r)
+    if args.json_out:
+        with open(args.json_out, "a") as f:
+            f.write(line + "\n")
+    print(line, flush=True)
+    return 0
+
+
+def _bench_variants(cfg, args: argparse.Namespace, log) -> int:
+    from .engine import bench_variants as bv
+
+    names = bv.DEFAULT_VARIANTS if args.variants == "all" else tuple(n.strip() for n in args.variants.split(","))
+    if args.device not in ("auto", "cpu"):
+        print("error: --variants measures the CPU; leave --device out or say cpu", file=sys.stderr)
+        return 2
+    try:
+        r = bv.run_variants(cfg, names, threads=args.threads, steps=args.steps or 10,
+                            warmup_steps=args.warmup_steps or 2, rounds=args.rounds, workers=args.workers or 2,
+                            train_images=args.train_images or bv.SYNTHETIC_TRAIN_IMAGES, log=log)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(bv.report_text(r))
     line = json.dumps(r)
     if args.json_out:
         with open(args.json_out, "a") as f:
@@ -153,6 +178,9 @@ def add_reference(sub) -> None:
     p.add_argument("--note", default="", help="a line about this session, kept in the pack")
     p.add_argument("--pack-only", action="store_true", help="pack the runs already trained in the cache; train none")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their keys; train nothing")
+    p.add_argument("--report", action="store_true",
+                   help="train nothing: print how the pack's campaign runs compare with the identity seeds' spread "
+                        "(trainers/core/separation.py), at the last iteration all reached or at --until")
 
 
 def cmd_reference(args: argparse.Namespace) -> int:
@@ -177,6 +205,10 @@ def add_bench(sub) -> None:
                    help="this trainer's memory layout (default: channels_last)")
     p.add_argument("--packs", type=int, default=1, help="also measure K seeds packed vs one at a time")
     p.add_argument("--skip-conventional", action="store_true")
+    p.add_argument("--variants", nargs="?", const="all", default=None, metavar="A,B",
+                   help="CPU: measure this trainer's variants side by side (fp32/bf16, NCHW/channels_last, "
+                        "eager/compile, one run on all threads vs 2 runs of 1 thread) against the conventional "
+                        "recipe (trainers/engine/bench_variants.py); no value = all")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads (default: all cores)")
     p.add_argument("--train-images", type=int, default=None, help="synthetic training set size (default: 50,000)")
     p.add_argument("--json-out", help="also append the JSON line to this file")

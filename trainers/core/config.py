@@ -87,8 +87,8 @@ class RunConfig:
     # --- the data ----------------------------------------------------------------------------
     dataset: str = "cifar10"  # cifar10 | cifar100 | synthetic | folder:PATH
     augment: bool = True  # pad 4 + random 32x32 crop + horizontal flip (paper)
-    train_size: int = 0  # 0 = the whole training set; >0 = the first N (quick runs, tests)
-    test_size: int = 0  # 0 = the whole test set; >0 = the first N
+    train_size: int = 0  # 0 = the whole training set; >0 = a fixed random sample of N (quick runs, tests)
+    test_size: int = 0  # 0 = the whole test set; >0 = a fixed random sample of N (the same for every run)
     # --- the optimisation --------------------------------------------------------------------
     iterations: int = 64_000
     batch_size: int = 128

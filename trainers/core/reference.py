@@ -50,6 +50,8 @@ PROVENANCE_FIELDS: dict[str, tuple[type, ...]] = {
     "started_at": (str,), "finished_at": (str,), "resumed": (bool,),
     "wall_time_s": (int, float), "images_per_s": (int, float, type(None)), "threads": (int, type(None)),
     "generator": (str,),
+    "recipe": (dict,),  # the choices the paper is silent on (trainers/engine/recipe.py)
+    "segments": (list,),  # a run grown across sessions: one entry per stretch of training
 }
 REQUIRED_PROVENANCE = ("device", "device_name", "torch", "code_version", "dataset", "precision",
                        "wall_time_s", "finished_at")
@@ -86,14 +88,15 @@ TEACHING_ROWS: tuple[tuple[str, str], ...] = (
     ("Table 2", "ReLU-only pre-activation, ResNet-110"),
 )
 
-# Concepts the Learn page links to reference curves: (config fields of the run that shows it,
-# alternatives to compare it with, best first). Matched on the pack's configs, any depth.
-CONCEPTS: dict[str, tuple[dict[str, Any], tuple[dict[str, Any], ...]]] = {
-    "pre-activation": ({"ordering": "full_preact", "shortcut": "identity"},
-                       ({"ordering": "original", "shortcut": "identity"},)),
-    "identity shortcut": ({"shortcut": "identity", "ordering": "original"},
-                          tuple({"shortcut": s, "ordering": "original"}
-                                for s in ("conv1x1", "constant", "exclusive_gate", "shortcut_gate", "dropout"))),
+# Concepts the Learn page links to reference curves: the variants whose curves show the concept
+# against Table 1's identity shortcut (the campaign's baseline), most instructive first. A link is
+# offered only where the pack's runs show it: the difference exceeds the identity seeds' spread
+# (trainers/core/separation.py); otherwise there is no link.
+CONCEPTS: dict[str, tuple[dict[str, Any], ...]] = {
+    "pre-activation": ({"ordering": "full_preact", "shortcut": "identity"},),
+    "identity shortcut": ({"ordering": "original", "shortcut": "constant"},
+                          {"ordering": "original", "shortcut": "exclusive_gate"},
+                          {"ordering": "original", "shortcut": "shortcut_gate"}),
 }
 
 
@@ -183,8 +186,19 @@ def _identity(run: dict[str, Any]) -> tuple[str, str, str, str]:
     return run["key"], p.get("device_name", ""), p.get("code_version", ""), p.get("finished_at", "")
 
 
+def _grown_later(run: dict[str, Any], others: Iterable[dict[str, Any]]) -> bool:
+    """A partial run that a later session grew further: another copy of the same key has more
+    iterations and its curve begins with this one's (the pack keeps only the longest)."""
+    if not is_partial(run):
+        return False
+    n = len(run["curve"])
+    return any(o is not run and o["key"] == run["key"] and _trained(o) > _trained(run)
+               and o["curve"][:n] == run["curve"] for o in others)
+
+
 def merge_packs(*packs: dict[str, Any]) -> dict[str, Any]:
-    """One pack of every distinct run (same key, device, commit and finish time = the same run)."""
+    """One pack of every distinct run (same key, device, commit and finish time = the same run); of
+    a run grown across sessions (`reference --until`), only its longest copy."""
     seen: dict[tuple, dict[str, Any]] = {}
     notes = []
     for pack in packs:
@@ -194,7 +208,9 @@ def merge_packs(*packs: dict[str, Any]) -> dict[str, Any]:
             kept = seen.setdefault(_identity(run), run)
             if len(run["provenance"]) > len(kept["provenance"]):  # the same run, better described
                 seen[_identity(run)] = run
-    runs = sorted(seen.values(), key=lambda r: r["provenance"].get("finished_at", ""), reverse=True)
+    kept = list(seen.values())
+    kept = [r for r in kept if not _grown_later(r, kept)]
+    runs = sorted(kept, key=lambda r: r["provenance"].get("finished_at", ""), reverse=True)
     return new_pack(runs, note=" | ".join(notes))
 
 
@@ -363,12 +379,56 @@ def _matches(cfg: dict[str, Any], fields: dict[str, Any]) -> bool:
     return all(cfg.get(k) == v for k, v in fields.items())
 
 
+def _trained(run: dict[str, Any]) -> int:
+    return int((run.get("result") or {}).get("iterations") or 0)
+
+
 def best_runs(pack: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """One run per config signature (key), the longest-trained first found: key -> run."""
+    """One run per config (key): the longest schedule, then the most iterations trained of it
+    (a partial run grown in a later session wins over its earlier copy): key -> run."""
     out: dict[str, dict[str, Any]] = {}
-    for run in sorted(pack["runs"], key=lambda r: -int(r["config"].get("iterations", 0))):
+    for run in sorted(pack["runs"], key=lambda r: (-int(r["config"].get("iterations", 0)), -_trained(r))):
         out.setdefault(run["key"], run)
     return out
+
+
+def _signature(run: dict[str, Any]) -> str:
+    """A run's variant: its config without the seed (the seeds of one variant form one series)."""
+    cfg = dict(run["config"])
+    cfg.pop("seed", None)
+    return json.dumps(cfg, sort_keys=True)
+
+
+def campaign_group(pack: dict[str, Any], *, baseline: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """Issue #17's view: the deepest group of runs on the paper's full schedule (one depth, block and
+    dataset; partial runs included) that holds the baseline variant (Table 1's identity shortcut)
+    with at least two seeds, the seed spread every other difference is judged against. None if the
+    pack has no such group.
+
+    Returns {"depth", "dataset", "total" (the schedule's iterations), "trained" (the fewest
+    iterations any run of the group has: the common part), "series": {label: [runs]} with the
+    baseline first, "baseline": its label, "runs": every run}."""
+    baseline = baseline or {"ordering": "original", "shortcut": "identity"}
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for run in best_runs(pack).values():
+        c = run["config"]
+        if run["schedule"] != "paper" or run["status"] == "diverged" and not _trained(run):
+            continue
+        groups.setdefault((c["depth"], c["block"], c["dataset"], c["iterations"]), []).append(run)
+    best: dict[str, Any] | None = None
+    for (depth, _block, dataset, total), runs in sorted(groups.items(), key=lambda kv: -kv[0][0]):
+        base = [r for r in runs if _matches(r["config"], baseline)]
+        if len({r["config"]["seed"] for r in base}) < 2 or len({_signature(r) for r in runs}) < 2:
+            continue
+        by_sig: dict[str, list[dict[str, Any]]] = {}
+        for r in sorted(runs, key=lambda r: (not _matches(r["config"], baseline), r["config"]["seed"])):
+            by_sig.setdefault(_signature(r), []).append(r)
+        series = {RunConfig.from_dict(rs[0]["config"]).label(): sorted(rs, key=lambda r: r["config"]["seed"])
+                  for rs in by_sig.values()}
+        best = {"depth": depth, "dataset": dataset, "total": total, "trained": min(_trained(r) for r in runs),
+                "series": series, "baseline": next(iter(series)), "runs": runs}
+        break
+    return best
 
 
 def teaching_comparison(pack: dict[str, Any]) -> list[dict[str, Any]]:
@@ -408,21 +468,22 @@ def _same_params(cfg: dict[str, Any], row_cfg: dict[str, Any]) -> bool:
 
 
 def concept_runs(pack: dict[str, Any], concept: str) -> list[dict[str, Any]]:
-    """The reference runs that show `concept` (the run with it, then the one to compare with), from
-    the same depth/schedule group; empty if the pack lacks either."""
-    shows, alternatives = CONCEPTS[concept]
-    runs = list(best_runs(pack).values())
-    runs.sort(key=lambda r: (-r["config"]["depth"], -r["config"]["iterations"]))
-    for versus in alternatives:
-        for a in runs:
-            if not _matches(a["config"], shows):
-                continue
-            for b in runs:
-                if b is not a and _matches(b["config"], versus) and all(
-                    b["config"][k] == a["config"][k] for k in ("depth", "dataset", "iterations", "block")
-                ):
-                    return [a, b]
-    return []
+    """The campaign runs that show `concept`: the baseline's seeds, then every variant of the
+    concept whose training loss or test error differs from the baseline by more than the seeds'
+    spread. Empty when no variant does (or the pack has no campaign group): no link then."""
+    from .separation import compare
+
+    group = campaign_group(pack)
+    if group is None:
+        return []
+    series, base = group["series"], group["baseline"]
+    wanted = {name: runs for name, runs in series.items() if name != base
+              and any(_matches(runs[0]["config"], f) for f in CONCEPTS[concept])}
+    if not wanted:
+        return []
+    result = compare([r["curve"] for r in series[base]], {n: [r["curve"] for r in rs] for n, rs in wanted.items()})
+    shown = [row["name"] for row in result["rows"] if row["loss_exceeds"] or row["error_exceeds"]]
+    return [*series[base], *(r for n in shown for r in wanted[n])] if shown else []
 
 
 def paper_number(run: dict[str, Any]) -> tuple[PaperRow | None, bool]:

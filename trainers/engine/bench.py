@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from . import fast
 from .augment import BatchSampler
 from ..core.config import RunConfig
-from .cpu import keep_freed_memory
+from .cpu import cpu_model, keep_freed_memory
 from .model import build_model, count_parameters
 from .train import lr_at, resolve_device
 
@@ -380,19 +380,8 @@ def environment(dev: torch.device, threads: int) -> dict[str, Any]:
     return env
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 # ----------------------------------------------------------------------------------------------
-# one network's speed, in this process (the Design page's estimate: runs_api.bench_speed)
+# one network's speed, in this process (the Design page's estimate: engine_api.bench_speed)
 # ----------------------------------------------------------------------------------------------
 
 

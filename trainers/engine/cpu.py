@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import platform
 import sys
 
 # glibc <malloc.h>
@@ -37,3 +38,15 @@ def keep_freed_memory() -> str:
     ok = all(mallopt(param, value) == 1 for param, value in
              ((M_MMAP_THRESHOLD, KEEP_BELOW), (M_TRIM_THRESHOLD, KEEP_BELOW), (M_TOP_PAD, TOP_PAD)))
     return "glibc malloc keeps freed memory (mallopt)" if ok else "allocator partly unchanged (mallopt refused)"
+
+
+def cpu_model() -> str:
+    """The CPU's model name as the machine reports it (/proc/cpuinfo on Linux), never typed by hand."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

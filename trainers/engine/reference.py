@@ -79,6 +79,25 @@ def _restore_checkpoint(resume_dir: Path | None, run_dir: Path, key: str) -> Non
         atomic_write(dst, lambda f: f.write(data))
 
 
+def _record_segment(resume_dir: Path, run_dir: Path, result: dict[str, Any], threads: int | None) -> None:
+    """Append the stretch of training that just ended to the run's segments in `resume_dir`, and
+    keep its checkpoint there while the run is partial (a finished run needs none)."""
+    key, prov = result["key"], result["provenance"]
+    segs = _segments(resume_dir, key)
+    segs.append({"from": int(segs[-1]["to"]) if segs else 0, "to": int(result["iterations"]),
+                 "wall_time_s": float(result["wall_time_s"]), "started_at": prov["started_at"],
+                 "finished_at": prov["finished_at"], "device_name": prov["device_name"],
+                 "code_version": prov["code_version"], "threads": threads, "step_mode": prov.get("step_mode"),
+                 "precision": prov.get("precision")})
+    if result["status"] == "cancelled":
+        _keep_checkpoint(resume_dir, run_dir, key, segs)
+        return
+    resume_dir.mkdir(parents=True, exist_ok=True)
+    doc = json.dumps({"key": key, "segments": segs}, indent=1).encode()
+    atomic_write(resume_dir / f"{key}.json", lambda f: f.write(doc))
+    (resume_dir / f"{key}.pt").unlink(missing_ok=True)
+
+
 def _keep_checkpoint(resume_dir: Path, run_dir: Path, key: str, segments: list[dict[str, Any]]) -> None:
     """Copy a partial run's checkpoint and its training segments into `resume_dir`: a later session
     (a fresh clone, an empty cache) continues the run from there, never from iteration 0."""
@@ -89,7 +108,7 @@ def _keep_checkpoint(resume_dir: Path, run_dir: Path, key: str, segments: list[d
     atomic_write(resume_dir / f"{key}.json", lambda f: f.write(doc))
 
 
-def _extra_provenance(device: torch.device, threads: int) -> dict[str, Any]:
+def _extra_provenance(device: torch.device, threads: int, precision: str) -> dict[str, Any]:
     from . import fast
 
     cuda = device.type == "cuda"
@@ -99,7 +118,7 @@ def _extra_provenance(device: torch.device, threads: int) -> dict[str, Any]:
         "tf32": bool(torch.backends.cudnn.allow_tf32) if cuda else None,
         "threads": None if cuda else threads,
         "generator": "python -m trainers reference",
-        "precision_note": fast.precision_note("fp32", device),
+        "precision_note": fast.precision_note(precision, device),
     }
 
 
@@ -150,21 +169,9 @@ def generate(configs: list[RunConfig], out: Path, *, device: str = "auto", cache
                 print(f"reference: {cfg.key} ended without a result (cancelled?); not packed", file=sys.stderr)
                 continue
             last_wall = float(done["wall_time_s"])
-            extra = _extra_provenance(dev, torch.get_num_threads())
+            extra = _extra_provenance(dev, torch.get_num_threads(), cfg.precision)
             if resume_dir is not None:
-                segs = _segments(resume_dir, cfg.key)
-                prov = result["provenance"]
-                segs.append({"from": int(segs[-1]["to"]) if segs else 0, "to": int(result["iterations"]),
-                             "wall_time_s": float(result["wall_time_s"]), "started_at": prov["started_at"],
-                             "finished_at": prov["finished_at"], "device_name": prov["device_name"],
-                             "code_version": prov["code_version"], "threads": extra["threads"]})
-                if result["status"] == "cancelled":
-                    _keep_checkpoint(resume_dir, run_dir, cfg.key, segs)
-                else:  # finished: no resume state to keep, only the record of its segments
-                    resume_dir.mkdir(parents=True, exist_ok=True)
-                    doc = json.dumps({"key": cfg.key, "segments": segs}, indent=1).encode()
-                    atomic_write(resume_dir / f"{cfg.key}.json", lambda f, b=doc: f.write(b))
-                    (resume_dir / f"{cfg.key}.pt").unlink(missing_ok=True)
+                _record_segment(resume_dir, run_dir, result, extra["threads"])
             # kept beside the engine's result: a later repack (--pack-only, --merge) keeps it too
             sidecar = json.dumps(extra).encode()
             atomic_write(run_dir / "reference-provenance.json", lambda f, b=sidecar: f.write(b))
@@ -175,13 +182,49 @@ def generate(configs: list[RunConfig], out: Path, *, device: str = "auto", cache
                 extra = json.loads((run_dir / "reference-provenance.json").read_text())
             except (OSError, ValueError):
                 extra = {"generator": "python -m trainers reference"}  # trained by `train`/a sweep
+        segs = _segments(resume_dir, cfg.key)
+        if segs and int(segs[-1]["to"]) == int(done["iterations"]):  # grown across sessions: its whole story
+            extra = {**extra, "segments": segs, "wall_time_s": sum(float(x["wall_time_s"]) for x in segs)}
         entries.append(ref.entry_from_result(done, done.get("curve", []), extra))
         pack = write()
         print(f"reference: wrote {out} ({len(pack['runs'])} runs)", file=sys.stderr, flush=True)
     return write()
 
 
+def report(pack: dict[str, Any], until: int | None = None) -> dict[str, Any] | None:
+    """The campaign group's runs against the identity seeds' spread (core/separation.py), cut at
+    iteration `until` if given: the numbers explorer/reference/README.md quotes."""
+    from ..core.separation import compare, verdict_text
+
+    group = ref.campaign_group(pack)
+    if group is None:
+        return None
+
+    def cut(curve: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [p for p in curve if until is None or int(p["iteration"]) <= until]
+
+    series = group["series"]
+    base = group["baseline"]
+    result = compare([cut(r["curve"]) for r in series[base]],
+                     {n: [cut(r["curve"]) for r in rs] for n, rs in series.items() if n != base})
+    return {**result, "baseline_seeds": result["baseline"], "baseline": base, "depth": group["depth"],
+            "dataset": group["dataset"], "trained": {r["key"]: r["result"]["iterations"] for r in group["runs"]},
+            "text": verdict_text(result, base)}
+
+
 def cmd_reference(args) -> int:
+    if args.report:
+        try:
+            out = report(ref.read_pack(args.out), args.until)
+        except ref.PackError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        if out is None:
+            print(f"error: {args.out} holds no campaign group (the identity shortcut with two seeds on the "
+                  "paper's schedule)", file=sys.stderr)
+            return 2
+        print(json.dumps(out, indent=1))
+        return 0
     overrides = _parse_set(args.set)
     configs = ref.plan_configs(args.runs, schedule=args.schedule, plan=args.plan, **overrides)
     if args.pick:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import os
-import platform
 import socket
 import sys
 import time
@@ -44,7 +43,7 @@ from ..core.packing import why_not_packable
 from ..core.records import (CheckpointEvent, CurvePoint, EndEvent, EvalEvent, Event, MetricsEvent, Provenance,
                             Result, StartEvent)
 from ..core.results import final_status
-from .cpu import keep_freed_memory
+from .cpu import cpu_model, keep_freed_memory
 from .data import load_dataset
 from .model import build_model, count_parameters
 from .packing import pack_optimizer_states, pack_state_dicts, unpack_optimizer_state, unpack_state_dict
@@ -75,17 +74,6 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if d.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' was asked for but no CUDA GPU is visible; use --device cpu")
     return d
-
-
-def cpu_model() -> str:
-    """The CPU's model name as the machine reports it (/proc/cpuinfo on Linux), never typed by hand."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def device_name(device: torch.device) -> str:
