@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from trainers.core.config import RunConfig
 
-from .settings import cache_dir
+from .app_settings import cache_dir
 
 
 def dataset_info(spec: str, cache: str | None = None) -> dict:

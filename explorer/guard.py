@@ -12,7 +12,7 @@ import streamlit as st
 
 from trainers.core.errors import ConfigError, DataError
 
-from .settings import CACHE_ENV
+from .app_settings import CACHE_ENV
 
 log = logging.getLogger("explorer")
 

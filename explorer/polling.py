@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import streamlit as st
 
 from explorer import runs_api
-from explorer.settings import REFRESH_S, cache_dir
+from explorer.app_settings import REFRESH_S, cache_dir
 
 LIST_TTL_S = 3 * REFRESH_S  # how stale "N runs in the cache" and the finished list may be
 

@@ -21,7 +21,7 @@ import streamlit as st
 from trainers.core.config import RunConfig
 from trainers.core.records import CurvePoint, RunRecord
 
-from .settings import cache_dir
+from .app_settings import cache_dir
 
 
 class RunsUnavailable(ImportError):
@@ -77,15 +77,15 @@ def curve(record: RunRecord) -> list[CurvePoint]:
 
 @st.cache_data(show_spinner=False)
 def _reference_pack(directory: str | None) -> tuple[dict, list[str]]:
-    from trainers.core import reference
+    from trainers.core import reference_packs
 
-    return reference.load_shipped(directory or reference.PACK_DIR)
+    return reference_packs.load_shipped(directory or reference_packs.PACK_DIR)
 
 
 def reference_pack() -> tuple[dict, list[str]]:
     """The shipped reference runs (explorer/reference/*.json or $RESNET_EXPLORER_REFERENCE),
     validated and read-only, and the problems of unreadable packs. They never enter the store, so
-    they cannot shadow a user's run. Pure helpers on a pack: trainers.core.reference (torch-free)."""
+    they cannot shadow a user's run. Pure helpers on a pack: trainers.core.reference_packs (torch-free)."""
     return _reference_pack(os.environ.get("RESNET_EXPLORER_REFERENCE"))
 
 

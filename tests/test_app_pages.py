@@ -498,7 +498,7 @@ def test_a_grid_launched_here_is_a_results_table_on_the_command_line(app_cache, 
     import argparse
 
     from trainers.runs import Store
-    from trainers.runs.cli import cmd_results
+    from trainers.runs.verbs import cmd_results
 
     at = smoke_design(app_cache, monkeypatch)
     at.text_input(key="design_sweep_custom").input("my-grid").run()
@@ -586,7 +586,7 @@ def _chart_traces(at: AppTest) -> list[dict]:
 
 
 def test_compare_first_start_opens_on_the_reference_comparison(app_cache, reference_dir):
-    from explorer.components.reference import COLOURS, PREFIX
+    from explorer.components.reference_view import COLOURS, PREFIX
 
     at = open_page("compare")
     assert_clean(at)
@@ -603,8 +603,8 @@ def test_compare_first_start_opens_on_the_reference_comparison(app_cache, refere
 
 
 def test_a_users_run_of_a_reference_config_stays_the_users(app_cache, reference_dir):
-    from explorer.components.reference import PREFIX
-    from trainers.core.reference import read_pack
+    from explorer.components.reference_view import PREFIX
+    from trainers.core.reference_packs import read_pack
 
     run = read_pack(next(reference_dir.glob("*.json")))["runs"][0]
     add_run(app_cache, RunConfig.from_dict(run["config"]), test_error=42.0)
@@ -628,7 +628,7 @@ def test_learn_offers_no_concept_link_when_single_runs_cannot_show_it(app_cache,
 # --- issue #17: the campaign view (Table 1 on the paper's schedule, partial runs) ------------------
 
 def _pack_dir(tmp_path: Path, doc: dict) -> Path:
-    from trainers.core.reference import dumps
+    from trainers.core.reference_packs import dumps
 
     d = tmp_path / "refpack"
     d.mkdir(exist_ok=True)
@@ -680,7 +680,7 @@ def test_compare_first_start_opens_on_the_campaign_with_markers_band_and_an_hone
 def test_campaign_markers_put_the_papers_number_at_64k(app_cache, campaign_pack_file, monkeypatch, tmp_path):
     import copy
 
-    from trainers.core.reference import read_pack
+    from trainers.core.reference_packs import read_pack
 
     doc = copy.deepcopy(read_pack(campaign_pack_file))
     for run in doc["runs"]:  # as if ResNet-110 on the JPEG copy of CIFAR-10: the paper has rows for them
@@ -695,11 +695,11 @@ def test_campaign_markers_put_the_papers_number_at_64k(app_cache, campaign_pack_
 
 
 def test_learn_links_a_concept_only_where_the_runs_show_it(app_cache, campaign_pack_file, monkeypatch, tmp_path):
-    from trainers.core.reference import read_pack
+    from trainers.core.reference_packs import read_pack
 
     doc = read_pack(campaign_pack_file)
     monkeypatch.setenv("RESNET_EXPLORER_REFERENCE", str(_pack_dir(tmp_path, doc)))
-    from trainers.core import reference as ref
+    from trainers.core import reference_packs as ref
 
     if not ref.concept_runs(doc, "identity shortcut"):  # 4 tiny iterations: usually no separation
         at = open_page("learn")

@@ -162,7 +162,7 @@ def test_design_launch_watch_compare(app_url, browser, tmp_path):
     # first start, empty cache: Compare opens on the shipped reference comparison (explorer/reference/)
     d.get(f"{url}/compare")
     wait_until(lambda: "Reference runs" in page_text(d), 60, "the reference runs on Compare")
-    from trainers.core.reference import campaign_group, load_shipped
+    from trainers.core.reference_packs import campaign_group, load_shipped
 
     group = campaign_group(load_shipped()[0])  # issue #17: Table 1 on ResNet-110, the paper's schedule
     assert group is not None and group["depth"] == 110

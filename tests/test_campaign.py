@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainers.core import reference as ref
+from trainers.core import reference_packs as ref
 from trainers.core import separation
 from trainers.core.config import RunConfig
 from trainers.engine.train import train
@@ -65,7 +65,7 @@ def test_the_campaign_plan_is_issue_17s():
 
 
 def test_generator_grows_runs_across_sessions_and_packs_them_as_partial(tmp_path):
-    from trainers.engine.reference import generate
+    from trainers.engine.reference_generator import generate
 
     cfgs = _campaign(2)
     resume, out = tmp_path / "resume", tmp_path / "pack.json"
@@ -76,7 +76,7 @@ def test_generator_grows_runs_across_sessions_and_packs_them_as_partial(tmp_path
 
     # a later session: a fresh clone has no cache, only the pack and resume/
     events: list[dict] = []
-    import trainers.engine.reference as gen
+    import trainers.engine.reference_generator as gen
 
     real_train = gen.__dict__.get("train")
     assert real_train is None  # imported inside generate(): patch the engine's
@@ -112,7 +112,7 @@ def test_generator_grows_runs_across_sessions_and_packs_them_as_partial(tmp_path
 
 
 def test_a_cancelled_run_ships_only_as_a_partial_one(tmp_path):
-    from trainers.engine.reference import generate
+    from trainers.engine.reference_generator import generate
 
     out = tmp_path / "pack.json"
     generate(_campaign(1), out, device="cpu", cache_dir=tmp_path / "c", until=2, resume_dir=tmp_path / "r")
@@ -152,7 +152,7 @@ def test_runs_are_compared_where_all_have_been():
 
 
 def test_campaign_group_needs_the_baseline_seed_pair(tmp_path):
-    from trainers.engine.reference import generate
+    from trainers.engine.reference_generator import generate
 
     out = tmp_path / "pack.json"
     cfgs = _campaign(4)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 UI_AND_JOBS = ("streamlit", "plotly", "diskcache", "pandas", "ray")
-ENGINE = ("trainers", "trainers.engine.train", "trainers.engine.packing", "trainers.engine.fast", "trainers.engine.bench", "trainers.cli",
+ENGINE = ("trainers", "trainers.engine.train", "trainers.engine.pack_state", "trainers.engine.fast", "trainers.engine.bench", "trainers.cli",
           "trainers.engine.data", "trainers.engine.signal", "trainers.core.presets", "trainers.engine.checkpoint", "trainers.engine.cpu")
 
 

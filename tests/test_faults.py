@@ -211,7 +211,7 @@ def fill(disk: Path) -> Path:
 
 
 def test_a_full_disk_keeps_results_readable_says_so_and_resumes(small_disk, capsys, monkeypatch):
-    from trainers.runs import cli, supervisor
+    from trainers.runs import supervisor, verbs
 
     cache = small_disk / "cache"
     store = Store(cache)
@@ -228,8 +228,8 @@ def test_a_full_disk_keeps_results_readable_says_so_and_resumes(small_disk, caps
         assert s.get(done.key)["result"]["test_error"] == 7.5
         assert s.readonly is None or s.readonly.startswith("disk full")
     monkeypatch.setattr(supervisor, "ensure_supervisor", lambda *a, **k: False)
-    args = cli.argparse.Namespace(cache_dir=str(cache), sweep=None, json=False)
-    assert cli.cmd_status(args) == 0
+    args = verbs.argparse.Namespace(cache_dir=str(cache), sweep=None, json=False)
+    assert verbs.cmd_status(args) == 0
     out = capsys.readouterr().out
     assert "disk full" in out and done.key in out and "[disk full]" in out
     # a submit gets a clear error (or, where SQLite still has a free page, it simply works)
@@ -294,7 +294,7 @@ def test_a_worker_that_hits_a_full_disk_waits_instead_of_failing(cache_dir, monk
 # --- 4. NaN and Infinity never reach JSON ----------------------------------------------------------
 def test_non_finite_numbers_are_written_as_null_everywhere(cache_dir, tmp_path, capsys):
     from trainers.engine.train import _result_json
-    from trainers.runs import cli
+    from trainers.runs import verbs
     from trainers.runs.export import write_export
 
     store = Store(cache_dir)
@@ -315,12 +315,12 @@ def test_non_finite_numbers_are_written_as_null_everywhere(cache_dir, tmp_path, 
     csv_text = (tmp_path / "e.csv").read_text()
     assert "nan" not in csv_text.lower() and "inf" not in csv_text.lower().replace("info", "")
     store.close()
-    ns = cli.argparse.Namespace
-    assert cli.cmd_status(ns(cache_dir=str(cache_dir), sweep=None, json=True)) == 0
+    ns = verbs.argparse.Namespace
+    assert verbs.cmd_status(ns(cache_dir=str(cache_dir), sweep=None, json=True)) == 0
     assert strict_loads(capsys.readouterr().out)[0]["status"] == "diverged"
     with Store(cache_dir) as s:
         s.save_sweep("mine", [cfg.key])
-    assert cli.cmd_results(ns(cache_dir=str(cache_dir), name="mine", json=True)) == 0
+    assert verbs.cmd_results(ns(cache_dir=str(cache_dir), name="mine", json=True)) == 0
     strict_loads(capsys.readouterr().out)
 
 
@@ -465,7 +465,7 @@ def test_the_engine_still_imports_without_the_runs_layer():
 
 # --- 9. the watchdog --------------------------------------------------------------------------------
 def test_status_restarts_a_dead_supervisor_when_runs_wait(cache_dir, fast_env, capsys):
-    from trainers.runs import cli
+    from trainers.runs import verbs
     from trainers.runs.supervisor import supervisor_alive, supervisor_pid
 
     cfg = tiny(dataset="folder:/nonexistent-dataset")  # its worker would fail at once: nothing trains
@@ -473,7 +473,7 @@ def test_status_restarts_a_dead_supervisor_when_runs_wait(cache_dir, fast_env, c
         store.create(cfg.to_dict(), cfg.label(), cfg.key)
     assert not supervisor_alive(cache_dir)
     try:
-        assert cli.cmd_status(cli.argparse.Namespace(cache_dir=str(cache_dir), sweep=None, json=False)) == 0
+        assert verbs.cmd_status(verbs.argparse.Namespace(cache_dir=str(cache_dir), sweep=None, json=False)) == 0
         assert "supervisor restarted" in capsys.readouterr().out
         wait_for(lambda: supervisor_pid(cache_dir), 120, "the restarted supervisor")
     finally:

@@ -156,7 +156,7 @@ def test_the_job_layer_and_its_cli_verbs_load_no_torch(tmp_path):
         import json, sys
         import trainers.runs
         from trainers.runs import Store, submit
-        from trainers.runs import cli, export, jobs, settings, store, supervisor, sweeps
+        from trainers.runs import export, jobs, settings, store, supervisor, sweeps, verbs
         from trainers.runs.backends import local
         from trainers.core.config import RunConfig
         from trainers.cli import main
@@ -246,7 +246,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_no_import_circles():
-    """Not even through a lazy import (explorer/runs_api.py <-> explorer/settings.py was one)."""
+    """Not even through a lazy import (explorer/runs_api.py <-> explorer/app_settings.py was one)."""
     graph = import_graph()
     assert not cycles(graph), cycles(graph)
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]  # the check sees one

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from trainers.core.config import RunConfig
-from trainers.core.packing import why_not_packable
+from trainers.core.pack_rules import why_not_packable
 from trainers.core.registry import SHORTCUTS, Shortcut
 from trainers.engine import shortcuts
 from trainers.engine.model import build_model

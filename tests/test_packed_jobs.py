@@ -55,7 +55,7 @@ def test_auto_packs_nothing_on_the_cpu(cache_dir):
 
 def test_auto_asks_should_pack_for_a_gpu_slot(cache_dir, monkeypatch):
     """On a GPU slot "auto" packs where `packing.should_pack` says faster (faked: no GPU here)."""
-    import trainers.core.packing as packing
+    import trainers.core.pack_rules as packing
     from trainers.runs.backends.local import Slot
 
     asked = []

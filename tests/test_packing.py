@@ -8,9 +8,9 @@ import torch.nn.functional as F
 
 from trainers import RunConfig
 from trainers.engine.model import build_model
-from trainers.core.packing import should_pack
-from trainers.core.packing import why_not_packable
-from trainers.engine.packing import (PackingError, pack_optimizer_states, pack_state_dicts, unpack_optimizer_state,
+from trainers.core.pack_rules import should_pack
+from trainers.core.pack_rules import why_not_packable
+from trainers.engine.pack_state import (PackingError, pack_optimizer_states, pack_state_dicts, unpack_optimizer_state,
                                      unpack_state_dict)
 from trainers.core.registry import ORDERINGS, SHORTCUTS
 from trainers.engine.train import train

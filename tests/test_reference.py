@@ -1,4 +1,4 @@
-"""Reference packs (trainers/core/reference.py): the generator's pack round-trips, merges without
+"""Reference packs (trainers/core/reference_packs.py): the generator's pack round-trips, merges without
 duplicates, and a hostile pack is refused whole with a message naming the field."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from trainers.core import reference as ref
+from trainers.core import reference_packs as ref
 from trainers.core.config import RunConfig
 
 
@@ -34,7 +34,7 @@ def test_generated_pack_round_trips(pack, reference_pack_file):
 
 
 def test_generator_repacks_without_retraining(reference_pack_file, tmp_path):
-    from trainers.engine.reference import generate
+    from trainers.engine.reference_generator import generate
 
     cache = reference_pack_file.parent.parent / "cache"
     cfgs = ref.plan_configs(2, "smoke", depth=8, dataset="synthetic", iterations=4, log_every=1, eval_every=2)

@@ -1,7 +1,7 @@
 """`python -m trainers VERB`: every RunConfig field is a `--field-name` flag.
 
 Engine verbs live here (describe, train, bench); the runs layer adds its verbs (worker, supervise,
-sweep, status, results, cancel, export, import) through `trainers.runs.cli.add_commands`. Parsing
+sweep, status, results, cancel, export, import) through `trainers.runs.verbs.add_commands`. Parsing
 is torch-free: a verb imports the engine when it runs, so `status` answers without loading torch.
 """
 
@@ -67,7 +67,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     try:  # the job system, where it is installed: the run is in `status`, and trained once
-        from .runs.cli import _disk_errors
+        from .runs.verbs import _disk_errors
         from .runs.jobs import train_here
     except ImportError:  # the engine alone (a bare GPU machine without diskcache)
         train_here = None
@@ -150,12 +150,12 @@ def _bench_variants(cfg, args: argparse.Namespace, log) -> int:
 
 
 def add_reference(sub) -> None:
-    from .core import reference as ref
+    from .core import reference_packs as ref
     from .core.presets import SCHEDULES
 
     p = sub.add_parser("reference", help="train the teaching runs (most valuable first) into a reference pack",
                        description="Train the teaching runs, most valuable first, into a reference pack "
-                                   "(trainers/engine/reference.py); packs from several sessions merge.")
+                                   "(trainers/engine/reference_generator.py); packs from several sessions merge.")
     p.add_argument("out", help="the pack to write (merged with what it already holds)")
     p.add_argument("--schedule", default="short", choices=list(SCHEDULES))
     p.add_argument("--plan", default="teaching", choices=list(ref.PLANS),
@@ -184,7 +184,7 @@ def add_reference(sub) -> None:
 
 
 def cmd_reference(args: argparse.Namespace) -> int:
-    from .engine.reference import cmd_reference as run
+    from .engine.reference_generator import cmd_reference as run
 
     return run(args)
 
@@ -238,7 +238,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
     add_reference(sub)
     handlers["reference"] = cmd_reference
     try:
-        from .runs.cli import add_commands
+        from .runs.verbs import add_commands
     except ModuleNotFoundError as e:  # an engine-only copy (a bare GPU machine without diskcache is fine:
         if not (e.name or "").startswith("trainers"):  # the runs layer imports it lazily)
             raise

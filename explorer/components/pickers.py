@@ -6,7 +6,7 @@ import streamlit as st
 
 from explorer.plan import depth_choices, parse_values
 from explorer.engine_api import dataset_info
-from explorer.settings import jpeg_copy_spec
+from explorer.app_settings import jpeg_copy_spec
 from trainers.core.config import PARAM_BOUNDS, ConfigError
 from trainers.core.registry import BLOCKS, ORDERINGS, PARAMS, SHORTCUTS
 

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from explorer import runs_api
-from explorer.components import reference
+from explorer.components import reference_view
 from explorer.components.run_tools import differs_view, manage_view
 from explorer.figures import (FINISHED, X_AXES, assign_colors, curve_figure, curve_frame, display_table, group_curves,
                               group_key, group_label, results_table)
@@ -77,7 +77,7 @@ def body() -> None:
         include_running = st.toggle("include running", key="running", bind="query-params")
     shown = [r for r in records if r.get("status") in FINISHED or (include_running and r.get("status") == "running")]
     if not shown:
-        reference.first_start()  # the shipped reference runs, so there is something real to compare
+        reference_view.first_start()  # the shipped reference runs, so there is something real to compare
         st.info("No finished run yet. Launch one on Design & launch; its row appears here when it ends.")
         st.page_link("explorer/pages/design.py", label="Design & launch", icon=":material/tune:")
         return
@@ -120,14 +120,14 @@ def body() -> None:
                 owner[sname] = r["key"]
                 if ref is not None and ref.reported is not None:
                     refs[sname] = ref.reported
-    reference.overlay(series, refs)
+    reference_view.overlay(series, refs)
     curves = group_curves(series, smoothing)
     by_run = assign_colors(list(owner.values()))
     colors = {name: by_run[k] for name, k in owner.items()}
     drops = sorted({tuple(lr_drops(groups[g][0]["config"])) for g in chosen})
     fig = curve_figure(curves, lr_drops=drops[0] if len(drops) == 1 else (), references=refs,
                        log_loss=log_loss, log_error=log_error, colors=colors, x=x)
-    st.plotly_chart(reference.restyle(fig), key="compare_chart", config={
+    st.plotly_chart(reference_view.restyle(fig), key="compare_chart", config={
         "toImageButtonOptions": {"format": "png", "filename": "resnet-v2-comparison", "scale": 2}})
     notes = ["Each run keeps its colour on every page (a seed group wears its lowest seed's)."]
     if smoothing:

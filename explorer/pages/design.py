@@ -14,7 +14,7 @@ from explorer.figures import format_duration
 from explorer.guard import md_escape, page_guard, show_error
 from explorer.plan import grid_templates, make_configs, plan_frame
 from explorer.engine_api import check_folder, dataset_info
-from explorer.settings import jpeg_copy_spec
+from explorer.app_settings import jpeg_copy_spec
 from trainers.core import presets
 from trainers.core.config import RunConfig
 from trainers.core.errors import ConfigError, DataError

@@ -11,7 +11,7 @@ from explorer.engine_api import shortcut_product, signal_propagation
 from trainers.core import presets
 from trainers.core.config import RunConfig
 from trainers.core.registry import BLOCKS, ORDERINGS, SHORTCUTS
-from explorer.components.reference import concept_link
+from explorer.components.reference_view import concept_link
 from explorer.figures import product_figure, signal_figure
 from explorer.guard import page_guard
 from explorer.variants import DEFAULT_TEACHING, TEACHING_VARIANTS, teaching_config

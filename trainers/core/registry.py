@@ -107,7 +107,7 @@ class Shortcut:
     symbols: tuple[tuple[str, str], ...] = ()
     has_gate: bool = False  # a learned gate g(x) = sigmoid(W_g x + b_g) (Fig. 2(c), (d))
     # Draws from the global RNG while training: a packed network would draw in another order, so
-    # a packed seed would not repeat its standalone run (trainers/core/packing.py).
+    # a packed seed would not repeat its standalone run (trainers/core/pack_rules.py).
     stochastic: bool = False
 
 

@@ -106,7 +106,7 @@ class TrainStep:
     """`step(draws)` makes one SGD update of `model` on the batch that `draws` names.
 
     draws: (4, B) for one network, or (K, 4, B) for K seeds packed into one grouped network
-    (`packs=K`, see trainers/engine/packing.py): network k sees its own batch in its own channels, and
+    (`packs=K`, see trainers/engine/pack_state.py): network k sees its own batch in its own channels, and
     the loss is the sum over networks of each network's mean cross-entropy, so each one's gradient
     is exactly its standalone gradient. Training loss and error accumulate on the device (no host
     sync per step); `take_metrics()` reads and resets them."""

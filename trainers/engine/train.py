@@ -7,7 +7,7 @@ generator, seeded as in a standalone run) in input channels [3k, 3k+3), and the 
 each network's mean cross-entropy. Nothing mixes networks and SGD is element-wise, so each network
 follows its standalone run (up to the float rounding of grouped vs plain convolutions;
 tests/test_packing.py). Why: at 32x32 one ResNet leaves a GPU mostly idle (docs/benchmarks.md).
-What packs: trainers/core/packing.py; the state-dict algebra: trainers/engine/packing.py.
+What packs: trainers/core/pack_rules.py; the state-dict algebra: trainers/engine/pack_state.py.
 
 Every run keeps its own key, events, checkpoint and result.json, in the same format alone or packed:
 a packed run resumes alone, and K standalone checkpoints at one iteration resume packed. A run that
@@ -39,14 +39,14 @@ from ..core.atomic import StaleWriter, atomic_write
 from .augment import BatchSampler, normalize
 from ..core.config import RunConfig
 from ..core.errors import PackingError
-from ..core.packing import why_not_packable
+from ..core.pack_rules import why_not_packable
 from ..core.records import (CheckpointEvent, CurvePoint, EndEvent, EvalEvent, Event, MetricsEvent, Provenance,
                             Result, StartEvent)
 from ..core.results import final_status
 from .cpu import cpu_model, keep_freed_memory
 from .data import load_dataset
 from .model import build_model, count_parameters
-from .packing import pack_optimizer_states, pack_state_dicts, unpack_optimizer_state, unpack_state_dict
+from .pack_state import pack_optimizer_states, pack_state_dicts, unpack_optimizer_state, unpack_state_dict
 from .provenance import code_version
 
 EVAL_BATCH = 1000

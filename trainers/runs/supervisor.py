@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import IO
 
-from trainers.core import packing
+from trainers.core import pack_rules
 from trainers.core.config import RunConfig
 
 from .backends.local import LocalBackend, spawn_detached
@@ -155,8 +155,8 @@ class Supervisor:
     def pack_group(self, rec: dict, queued: list[dict], slot) -> list[dict]:
         """`rec` and the queued local runs one worker trains with it as one packed network: same
         family (everything but the seed), checkpoints at the same iteration, at most `max_packs`,
-        and only where `pack_seeds` allows it ("auto": where `packing.should_pack` says faster).
-        Plain rules (trainers/core/packing.py): the supervisor never imports the engine."""
+        and only where `pack_seeds` allows it ("auto": where `pack_rules.should_pack` says faster).
+        Plain rules (trainers/core/pack_rules.py): the supervisor never imports the engine."""
         mode = self.settings.pack_seeds.strip().lower()
         if mode not in ("auto", "always") or self.settings.max_packs < 2:
             return [rec]
@@ -164,7 +164,7 @@ class Supervisor:
             return [rec]  # packing measured slower on the CPU
         try:
             cfg = RunConfig.from_dict(rec["config"])
-            family = packing.family(cfg)
+            family = pack_rules.family(cfg)
             group, cfgs = [rec], [cfg]
             for other in queued:
                 if len(group) >= self.settings.max_packs:
@@ -175,12 +175,12 @@ class Supervisor:
                     c = RunConfig.from_dict(other["config"])
                 except Exception:
                     continue
-                if packing.family(c) == family and packing.why_not_packable(cfgs + [c]) is None:
+                if pack_rules.family(c) == family and pack_rules.why_not_packable(cfgs + [c]) is None:
                     group.append(other)
                     cfgs.append(c)
-            if len(group) < 2 or packing.why_not_packable(cfgs) is not None:
+            if len(group) < 2 or pack_rules.why_not_packable(cfgs) is not None:
                 return [rec]
-            if mode == "auto" and not packing.should_pack(slot.device, cfgs):
+            if mode == "auto" and not pack_rules.should_pack(slot.device, cfgs):
                 return [rec]
             return group
         except Exception:  # a config that no longer validates: the worker reports it, run by run

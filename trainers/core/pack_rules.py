@@ -1,4 +1,4 @@
-"""Which runs may train as one packed network (trainers/engine/packing.py), as plain rules.
+"""Which runs may train as one packed network (trainers/engine/pack_state.py), as plain rules.
 
 The supervisor plans packs with these without importing the engine (torch): a pack is runs of one
 family (everything but the seed), distinct seeds, and a shortcut that draws nothing from the

@@ -1,5 +1,5 @@
 """Reference runs in the UI: curves trained by this engine and shipped with the explorer
-(explorer/reference/, trainers/core/reference.py), so Compare has something real to show before
+(explorer/reference/, trainers/core/reference_packs.py), so Compare has something real to show before
 the user trains anything.
 
 A reference run is never one of the user's runs: it is read from the pack, not the store; its
@@ -19,7 +19,7 @@ import streamlit as st
 
 from explorer import runs_api
 from trainers.core import presets, separation
-from trainers.core import reference as ref
+from trainers.core import reference_packs as ref
 from explorer.figures import curve_figure, curve_frame, dataset_short, group_curves
 from explorer.guard import md_escape
 from explorer.pages_common import lr_drops
@@ -260,7 +260,7 @@ def overlay(series: dict[str, list], references: dict[str, float]) -> None:
 
 def concept_link(concept: str) -> None:
     """On Learn: a link to the reference curves that show `concept`, only if the pack has runs that
-    show it (a difference beyond the baseline's seed spread, trainers/core/reference.concept_runs)."""
+    show it (a difference beyond the baseline's seed spread, trainers.core.reference_packs.concept_runs)."""
     runs = ref.concept_runs(pack(), concept)
     if not runs:
         return

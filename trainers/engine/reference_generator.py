@@ -1,5 +1,5 @@
 """`python -m trainers reference OUT.json`: train the teaching runs, most valuable first, and write
-a reference pack (trainers/core/reference.py) from the engine's own result files.
+a reference pack (trainers/core/reference_packs.py) from the engine's own result files.
 
 Runs train one after another in this process (the engine's `train`, checkpointed and resumable):
 the pack is rewritten after every run, so a session that runs out of time keeps what finished.
@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from ..core import reference as ref
+from ..core import reference_packs as ref
 from ..core.atomic import atomic_write
 from ..core.config import ConfigError, RunConfig
 

@@ -4,7 +4,7 @@ A packed network (`build_model(cfg, packs=K)`, trainers/engine/layers.py) concat
 networks' channels, groups its convolutions K ways, and keeps BN and the head per network, so every
 packed tensor is its K networks' tensors concatenated along dim 0, in the same parameter order.
 `train([cfg, ...])` (trainers/engine/train.py) trains a pack with these; which runs may pack is
-decided by plain rules the supervisor reads without torch (trainers/core/packing.py).
+decided by plain rules the supervisor reads without torch (trainers/core/pack_rules.py).
 """
 
 from __future__ import annotations
