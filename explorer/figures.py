@@ -183,7 +183,7 @@ def curve_figure(
     curves: pd.DataFrame,
     *,
     lr_drops: Sequence[int] = (),
-    references: Mapping[str, float] | None = None,
+    paper_errors: Mapping[str, float] | None = None,
     log_loss: bool = False,
     log_error: bool = False,
     title: str = "",
@@ -200,7 +200,7 @@ def curve_figure(
     test_error). Dashed: training loss, left axis (where it was smoothed, the raw loss is drawn
     faintly behind). Solid: test error %, right axis. A min-max band is drawn where a series has
     more than one run. `lr_drops`: iterations of the lr /10 steps (dotted vertical lines, on the
-    iteration axis only). `references`: series name -> the paper's error %, drawn as a dash-dot
+    iteration axis only). `paper_errors`: series name -> the paper's error %, drawn as a dash-dot
     horizontal line in the series' colour on the error axis. `x_total`: the run's length in
     iterations, so a live curve grows across a fixed axis instead of the axis stretching with it.
     `colors`: series name -> colour (see `assign_colors`), else the palette in order. `x`:
@@ -213,7 +213,7 @@ def curve_figure(
     if x not in X_AXES:
         raise ValueError(f"x must be one of {', '.join(X_AXES)}, got {x!r}")
     fig = go.Figure()
-    references = dict(references or {})
+    paper_errors = dict(paper_errors or {})
     colors = dict(colors or {})
     curves = curves.copy()
     if x == "elapsed_s" and len(curves):
@@ -253,8 +253,8 @@ def curve_figure(
                                  yaxis="y2", marker={"size": 4}, line={"color": c, "width": 2},
                                  legendgroup=name, name=f"{label}: test error",
                                  hovertemplate=unit + "<br>test error %{y:.2f}%<extra>" + name + "</extra>"))
-        if name in references and references[name] is not None:
-            ref = float(references[name])
+        if name in paper_errors and paper_errors[name] is not None:
+            ref = float(paper_errors[name])
             fig.add_trace(go.Scatter(x=[0, x_max], y=[ref, ref], mode="lines", yaxis="y2",
                                      line={"color": c, "dash": "dashdot", "width": 1}, legendgroup=name,
                                      name=f"paper: {ref:.2f}% ({name})",
@@ -302,15 +302,15 @@ TABLE_COLUMNS = ["group", "run", "dataset", "iterations", "n", "median", "min", 
 
 
 def results_table(records: Iterable[Mapping],
-                  reference: Callable[[Mapping], object] | None = None) -> pd.DataFrame:
+                  paper_row: Callable[[Mapping], object] | None = None) -> pd.DataFrame:
     """Finished runs grouped by config-without-seed, beside the paper's number for the same row.
 
-    `reference(config_dict)` returns an object with `.reported` (float | None), `.fails` (bool) and
-    `.label`, or None (`pages_common.paper_row`). Errors are percentages; inf = diverged, NaN = none.
+    `paper_row(config_dict)` returns an object with `.reported` (float | None), `.fails` (bool) and
+    `.label`, or None (`pages_common.paper_row_for`). Errors are percentages; inf = diverged, NaN = none.
     Columns: group, run, dataset, iterations, n, median, min, max, ours, paper, paper_error,
     difference, note. The rows are `result_rows`' (the CLI's `results` and CSV show the same)."""
     rows = result_rows([r for r in records if r.get("status") in FINISHED],
-                       reference=reference or (lambda config: None))
+                       paper_row=paper_row or (lambda config: None))
     out = []
     for r in rows:
         paper = "fail" if r["paper"] == "fail" else ("—" if r["paper"] is None else f"{r['paper']:.2f}")

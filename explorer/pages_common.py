@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from trainers.core.config import RunConfig
-from trainers.core.presets import PaperRow, paper_reference
+from trainers.core.presets import PaperRow, paper_row
 
 
 def lr_drops(config: dict) -> list[int]:
@@ -14,10 +14,10 @@ def lr_drops(config: dict) -> list[int]:
         return []
 
 
-def paper_row(config: dict) -> PaperRow | None:
+def paper_row_for(config: dict) -> PaperRow | None:
     """The paper's row for a run's config (seed and schedule ignored), or None (also for an old
     record whose config no longer validates)."""
     try:
-        return paper_reference(RunConfig.from_dict(config))
+        return paper_row(RunConfig.from_dict(config))
     except Exception:  # noqa: BLE001
         return None

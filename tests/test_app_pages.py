@@ -296,7 +296,7 @@ def test_error_messages_are_literal_and_say_what_to_do():
 
 
 @pytest.mark.parametrize("page", ["compare", "learn"])
-def test_table5_reference_rows_are_shown_not_trained_here(app_cache, page):
+def test_table5_rows_are_shown_not_trained_here(app_cache, page):
     at = open_page(page)
     assert_clean(at)
     table = next(d.value for d in at.dataframe if "top-1 error %" in d.value.columns)

@@ -54,7 +54,7 @@ def test_group_curves_median_and_band_over_seeds():
 def test_curve_figure_in_the_papers_style():
     frames = [fg.curve_frame(events(loss0=l)) for l in (1.0, 2.0)]
     curves = fg.group_curves({"pre-act": frames, "original": frames[:1]})
-    fig = fg.curve_figure(curves, lr_drops=[25, 40], references={"pre-act": 6.37}, log_loss=True)
+    fig = fg.curve_figure(curves, lr_drops=[25, 40], paper_errors={"pre-act": 6.37}, log_loss=True)
     names = [t.name for t in fig.data]
     loss = next(t for t in fig.data if t.name.endswith("train loss") and t.legendgroup == "pre-act")
     err = next(t for t in fig.data if t.name.endswith("test error") and t.legendgroup == "pre-act")
@@ -78,7 +78,7 @@ def test_results_table_median_paper_difference_and_fail():
             record("k4", 0, None, status="running"),
             record("k5", 0, 35.0, shortcut="constant"), record("k6", 1, 50.0, shortcut="constant")]
     failing = SimpleNamespace(reported=None, fails=True, label="λ=0.5")
-    table = fg.results_table(recs, reference=lambda c: ref if c["shortcut"] == "identity" else failing)
+    table = fg.results_table(recs, paper_row=lambda c: ref if c["shortcut"] == "identity" else failing)
     assert len(table) == 2
     row = table[table["n"] == 3].iloc[0]
     assert (row["median"], row["min"], row["max"]) == (6.5, 6.0, 7.0)
@@ -91,7 +91,7 @@ def test_results_table_median_paper_difference_and_fail():
 def test_results_table_notes_quick_runs_and_jpeg_copy():
     ref = SimpleNamespace(reported=6.61, fails=False, label="original")
     r = record("k", 0, 30.0, iterations=500, dataset="folder:../shared/data/cifar10-jpeg.tar.gz")
-    row = fg.results_table([r], reference=lambda c: ref).iloc[0]
+    row = fg.results_table([r], paper_row=lambda c: ref).iloc[0]
     assert "500 iterations" in row["note"] and "JPEG copy" in row["note"]
     assert row["dataset"] == "CIFAR-10 (JPEG copy)"
     assert fg.results_table([]).empty

@@ -57,7 +57,7 @@ def test_cli_ui_and_csv_show_the_same_numbers_for_two_seeds_one_diverged(cache_d
     """The issue's case: the CLI said "fail", the UI "7.60 (+1.23 vs paper)". Now both say the
     median of 7.60 and a diverged run is "diverged" (min 7.60, max diverged, no difference)."""
     from explorer import figures
-    from explorer.pages_common import paper_row
+    from explorer.pages_common import paper_row_for
 
     quick = dict(SCHEDULES["quick"])
     cfgs = [ROW.config(**quick, seed=s) for s in (0, 1)]
@@ -74,9 +74,9 @@ def test_cli_ui_and_csv_show_the_same_numbers_for_two_seeds_one_diverged(cache_d
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert cli.returncode == 0, cli.stderr
     (c,) = json.loads(cli.stdout)
-    (u,) = figures.results_table(records, reference=paper_row).to_dict("records")
+    (u,) = figures.results_table(records, paper_row=paper_row_for).to_dict("records")
     (f,) = list(csv.DictReader(io.StringIO((tmp_path / "t.csv").read_text())))
-    shown = figures.display_table(figures.results_table(records, reference=paper_row)).iloc[0]
+    shown = figures.display_table(figures.results_table(records, paper_row=paper_row_for)).iloc[0]
 
     assert c["n"] == u["n"] == int(f["n"]) == 2
     # strict JSON and CSV (docs/limits.md): a non-finite number is null / an empty cell; "ours" says why
@@ -96,7 +96,7 @@ def test_a_short_run_is_a_number_everywhere(cache_dir, status):
     """Issue #9 item 7: a 300-iteration run at 54 % shows 54.00 beside its schedule (also when an
     older engine stored it as "fail"), in the CLI and the UI table alike."""
     from explorer import figures
-    from explorer.pages_common import paper_row
+    from explorer.pages_common import paper_row_for
     from trainers.runs.sweeps import format_table
 
     cfg = ROW.config(**SCHEDULES["quick"])
@@ -106,5 +106,5 @@ def test_a_short_run_is_a_number_everywhere(cache_dir, status):
     (row,) = result_rows(records)
     assert row["ours"] == "54.00" and row["schedule"] == "quick" and row["statuses"] == {"done": 1}
     assert "fail" not in format_table([row])
-    ui = figures.results_table(records, reference=paper_row).iloc[0]
+    ui = figures.results_table(records, paper_row=paper_row_for).iloc[0]
     assert ui["ours"] == "54.00" and "300 iterations; paper: 64k" in ui["note"]

@@ -107,7 +107,7 @@ def chart(runs: list[dict[str, Any]], key: str) -> None:
     curves = group_curves(frames(runs))
     refs = {series_name(r): paper_text(r)[1] for r in runs if paper_text(r)[1] is not None}
     drops = {tuple(lr_drops(r["config"])) for r in runs}
-    fig = curve_figure(curves, lr_drops=next(iter(drops)) if len(drops) == 1 else (), references=refs)
+    fig = curve_figure(curves, lr_drops=next(iter(drops)) if len(drops) == 1 else (), paper_errors=refs)
     st.plotly_chart(restyle(fig), key=key)
 
 

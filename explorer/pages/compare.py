@@ -15,7 +15,7 @@ from explorer.components.run_tools import differs_view, manage_view
 from explorer.figures import (FINISHED, X_AXES, assign_colors, curve_figure, curve_frame, display_table, group_curves,
                               group_key, group_label, results_table)
 from explorer.guard import page_guard
-from explorer.pages_common import lr_drops, paper_row
+from explorer.pages_common import lr_drops, paper_row_for
 from trainers.core import presets
 
 # ours beside the paper right after the run's name: visible without scrolling at 1400 px
@@ -107,7 +107,7 @@ def body() -> None:
     for g in chosen:
         rs = sorted(groups[g], key=lambda r: (r["config"].get("seed", 0), r["key"]))
         name = group_label(rs[0])
-        ref = paper_row(rs[0]["config"])
+        ref = paper_row_for(rs[0]["config"])
         if band:
             series[name] = [curve_frame(runs_api.curve(r)) for r in rs]
             owner[name] = rs[0]["key"]
@@ -125,7 +125,7 @@ def body() -> None:
     by_run = assign_colors(list(owner.values()))
     colors = {name: by_run[k] for name, k in owner.items()}
     drops = sorted({tuple(lr_drops(groups[g][0]["config"])) for g in chosen})
-    fig = curve_figure(curves, lr_drops=drops[0] if len(drops) == 1 else (), references=refs,
+    fig = curve_figure(curves, lr_drops=drops[0] if len(drops) == 1 else (), paper_errors=refs,
                        log_loss=log_loss, log_error=log_error, colors=colors, x=x)
     st.plotly_chart(reference_view.restyle(fig), key="compare_chart", config={
         "toImageButtonOptions": {"format": "png", "filename": "resnet-v2-comparison", "scale": 2}})
@@ -141,7 +141,7 @@ def body() -> None:
 
     st.subheader("Ours beside the paper")
     table = results_table([r for g in selected for r in groups[g]] if selected else shown,
-                          reference=paper_row)
+                          paper_row=paper_row_for)
     st.dataframe(display_table(table), hide_index=True, width="stretch", column_config=TABLE_COLUMNS,
                  column_order=list(TABLE_COLUMNS),
                  key="compare_table")
@@ -170,5 +170,5 @@ st.title("Compare")
 with page_guard("compare"):
     body()
     with st.expander("Table 5 (ImageNet): the paper's reference rows, not trained here"):
-        st.dataframe(pd.DataFrame(presets.reference_rows()), hide_index=True)
+        st.dataframe(pd.DataFrame(presets.table5_rows()), hide_index=True)
         st.caption(presets.TABLE5_NOTE)

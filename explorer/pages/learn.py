@@ -66,7 +66,7 @@ def orderings_tab() -> None:
         st.graphviz_chart(diagrams.unit_dot(cfg, diagrams.typical_unit(cfg, first_of_stage=True)))
         st.caption(BLOCKS[block].note + ". " + SHORTCUT_BN_NOTE)
     with st.expander("Table 5 (ImageNet): original vs pre-activation, the paper's reference rows, not trained here"):
-        st.dataframe(pd.DataFrame(presets.reference_rows()), hide_index=True)
+        st.dataframe(pd.DataFrame(presets.table5_rows()), hide_index=True)
         st.caption(presets.TABLE5_NOTE)
 
 

@@ -12,7 +12,7 @@ from explorer import polling, runs_api
 from explorer.components.run_card import run_card
 from explorer.figures import X_AXES, assign_colors, curve_figure, curve_frame, group_curves, run_rate
 from explorer.guard import page_guard
-from explorer.pages_common import lr_drops, paper_row
+from explorer.pages_common import lr_drops, paper_row_for
 from explorer.app_settings import REFRESH_S
 
 RECENT_S = 15 * 60  # finished runs stay on this page for a while, so the end is seen
@@ -56,7 +56,7 @@ def curves_chart(records: list[dict], curves: dict[str, list[dict]]) -> None:
         name = series_name(rec)
         events = curves[k] if k in curves else runs_api.curve(rec)
         series[name] = [curve_frame(events)]
-        ref = paper_row(rec.get("config") or {})
+        ref = paper_row_for(rec.get("config") or {})
         if ref is not None and ref.reported is not None:
             refs[name] = ref.reported
     colors = {series_name(by_key[k]): c for k, c in assign_colors(keys).items()}
@@ -65,7 +65,7 @@ def curves_chart(records: list[dict], curves: dict[str, list[dict]]) -> None:
     title = (f"{len(keys)} runs" if len(keys) > 1
              else f"{by_key[keys[0]].get('label')} — {by_key[keys[0]]['status']}")
     fig = curve_figure(group_curves(series), lr_drops=next(iter(drops)) if len(drops) == 1 else (),
-                       references=refs, title=title, colors=colors, x=x,
+                       paper_errors=refs, title=title, colors=colors, x=x,
                        x_total=max((t for t in totals if t), default=None))
     st.plotly_chart(fig, key="live_chart")
     if all(not len(f[0]) for f in series.values()):

@@ -3,7 +3,7 @@
 This is the only place a paper number lives (source: He et al. 2016, "Identity Mappings in Deep
 Residual Networks", Tables 1-4, as transcribed in shared/paper.md). Every CIFAR number in the paper
 is the median of 5 runs. Sweeps launch these rows; the UI and `results` find "the paper's number
-for this run" with `paper_reference(cfg)`, which compares the config without its seed and without
+for this run" with `paper_row(cfg)`, which compares the config without its seed and without
 the schedule and measurement fields (a 300-iteration run of Table 2's row is still that row, run
 short; the results table shows the schedule next to it).
 
@@ -155,7 +155,7 @@ _TABLE4 = (
 
 
 @dataclass(frozen=True)
-class ReferenceRow:
+class Table5Row:
     """A row of the paper that this project cannot train (yet): shown for reference only."""
 
     table: str
@@ -170,11 +170,11 @@ NOT_TRAINED_HERE = "not trained here"
 # Table 5: ImageNet, single 320x320 crop, top-1 / top-5 error %. Training recipe (paper): lr 0.1,
 # /10 at epochs 30 and 60, batch 256 on 8 GPUs; ResNet-200 took about 3 weeks.
 TABLE5 = (
-    ReferenceRow("Table 5", "ResNet-152, original", "original", 21.3, 5.5),
-    ReferenceRow("Table 5", "ResNet-152, pre-activation", "full_preact", 21.1, 5.5),
-    ReferenceRow("Table 5", "ResNet-200, original", "original", 21.8, 6.0),
-    ReferenceRow("Table 5", "ResNet-200, pre-activation", "full_preact", 20.7, 5.3),
-    ReferenceRow("Table 5", "ResNet-200, pre-activation, scale + aspect-ratio augmentation", "full_preact",
+    Table5Row("Table 5", "ResNet-152, original", "original", 21.3, 5.5),
+    Table5Row("Table 5", "ResNet-152, pre-activation", "full_preact", 21.1, 5.5),
+    Table5Row("Table 5", "ResNet-200, original", "original", 21.8, 6.0),
+    Table5Row("Table 5", "ResNet-200, pre-activation", "full_preact", 20.7, 5.3),
+    Table5Row("Table 5", "ResNet-200, pre-activation, scale + aspect-ratio augmentation", "full_preact",
                  20.1, 4.8),
 )
 TABLE5_NOTE = (
@@ -184,7 +184,7 @@ TABLE5_NOTE = (
 )
 
 
-def reference_rows() -> list[dict[str, Any]]:
+def table5_rows() -> list[dict[str, Any]]:
     """Table 5's rows for display (Compare, Learn): the paper's numbers, marked not trained here."""
     return [{"table": r.table, "network": r.label, "top-1 error %": r.top1, "top-5 error %": r.top5,
              "status": NOT_TRAINED_HERE} for r in TABLE5]
@@ -276,7 +276,7 @@ def _signatures(rows: Iterable[PaperRow]) -> Iterable[tuple[dict[str, Any], Pape
             yield _signature(RunConfig.from_dict(template)), row
 
 
-def paper_reference(cfg: RunConfig, rows: Iterable[PaperRow] | None = None) -> PaperRow | None:
+def paper_row(cfg: RunConfig, rows: Iterable[PaperRow] | None = None) -> PaperRow | None:
     """The paper's row for this config (ignoring seed and schedule), or None if the paper has none.
     `rows` limits the search (e.g. to one preset); default: every table, in order."""
     if rows is None:
@@ -293,7 +293,7 @@ def schedule_name(cfg: RunConfig) -> str:
     """Which SCHEDULES entry `cfg` was trained with, or a short description of its own schedule."""
     # The paper's schedule of the run's own row (Table 4's batch-64 row has the authors' recipe),
     # else the default one.
-    row = paper_reference(cfg)
+    row = paper_row(cfg)
     defaults = (RunConfig.from_dict(row.template) if row else RunConfig()).to_dict()
     d = cfg.to_dict()
     base = {k: (defaults[k] if k in SCHEDULE_FIELDS and k not in ("seed", "precision", "allow_tf32",

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import RunConfig
-from .presets import PRESETS, SCHEDULES, PaperRow, paper_reference, schedule_name
+from .presets import PRESETS, SCHEDULES, PaperRow, paper_row, schedule_name
 
 FORMAT = "resnet-v2-explorer/reference"
 VERSION = 1
@@ -492,9 +492,9 @@ def paper_number(run: dict[str, Any]) -> tuple[PaperRow | None, bool]:
     shown beside the same variant's ResNet-110 number, marked as such. On the JPEG copy the row
     has comparable=False: indicative, never a reproduction."""
     cfg = RunConfig.from_dict(run["config"])
-    row = paper_reference(cfg)
+    row = paper_row(cfg)
     if row is not None:
         return row, True
     if cfg.block == "basic" and cfg.depth != 110:
-        return paper_reference(cfg.replace(depth=110)), False
+        return paper_row(cfg.replace(depth=110)), False
     return None, False

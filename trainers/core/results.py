@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
 from .config import RunConfig
-from .presets import PRESETS, paper_reference, schedule_name
+from .presets import PRESETS, paper_row, schedule_name
 
 STATUSES = ("queued", "running", "done", "fail", "diverged", "error", "cancelled")
 ACTIVE = ("queued", "running")
@@ -165,26 +165,26 @@ def compare(median: float | None, ref: Any, paper_schedule: bool) -> tuple[float
 
 # --- the table -----------------------------------------------------------------------------------
 
-Reference = Callable[[Mapping], Any]  # config dict -> the paper's row (.label, .reported, .fails) or None
+PaperLookup = Callable[[Mapping], Any]  # config dict -> the paper's row (.label, .reported, .fails) or None
 
 COLUMNS = ["group", "label", "table", "run", "schedule", "dataset", "iterations", "n", "runs", "median",
            "min", "max", "ours", "paper", "paper_error", "difference", "versus", "comparable", "note"]
 
 
-def _default_reference(preset: str | None) -> Reference:
+def _paper_lookup(preset: str | None) -> PaperLookup:
     rows_first = PRESETS[preset].rows if preset in PRESETS else None
 
-    def reference(config: Mapping):
+    def lookup(config: Mapping):
         try:
             cfg = RunConfig.from_dict(config)
         except Exception:  # noqa: BLE001 - an old record whose config no longer validates
             return None
-        return (rows_first and paper_reference(cfg, rows_first)) or paper_reference(cfg)
+        return (rows_first and paper_row(cfg, rows_first)) or paper_row(cfg)
 
-    return reference
+    return lookup
 
 
-def result_rows(records: Iterable[Mapping], reference: Reference | None = None,
+def result_rows(records: Iterable[Mapping], paper_row: PaperLookup | None = None,
                 preset: str | None = None) -> list[dict[str, Any]]:
     """One row per config without its seed, in first-seen order:
 
@@ -194,9 +194,9 @@ def result_rows(records: Iterable[Mapping], reference: Reference | None = None,
     (% test error; inf = diverged; None = nothing finished), ours (the median in words), paper
     (its number, "fail" or None), paper_error (number or None), difference (ours − paper, or
     None), versus (that in words), comparable (False: a proxy dataset), note, plus statuses,
-    keys and seeds. `reference(config)` finds the paper's row (default: every table, `preset`'s
+    keys and seeds. `paper_row(config)` finds the paper's row (default: every table, `preset`'s
     rows first, so Table 2's "original" rather than Table 1's, same number)."""
-    reference = reference or _default_reference(preset)
+    lookup = paper_row or _paper_lookup(preset)
     groups: dict[str, list[Mapping]] = {}
     for rec in records:
         if rec.get("config"):
@@ -207,7 +207,7 @@ def result_rows(records: Iterable[Mapping], reference: Reference | None = None,
         cfg = _config(recs[0])
         paper_schedule = cfg is not None and is_paper_schedule(cfg)
         stats = seed_stats(run_error(r) for r in recs)
-        ref = reference(config)
+        ref = lookup(config)
         paper_fails = bool(getattr(ref, "fails", False))
         reported = getattr(ref, "reported", None)
         difference, versus = compare(stats.median, ref, paper_schedule)

@@ -58,7 +58,7 @@ def _num(x: Any) -> Any:
     return "" if x is None else (repr(x) if isinstance(x, float) else x)
 
 
-def to_csv(doc: dict[str, Any]) -> str:
+def runs_csv(doc: dict[str, Any]) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS)
     w.writeheader()
@@ -78,7 +78,7 @@ def write_export(path: str | Path, store: Store, keys: list[str] | None = None, 
     path = Path(path)
     fmt = fmt or ("csv" if path.suffix.lower() == ".csv" else "json")
     doc = export_runs(store, keys)
-    text = to_csv(doc) if fmt == "csv" else dumps(doc, indent=1)
+    text = runs_csv(doc) if fmt == "csv" else dumps(doc, indent=1)
     path.write_text(text)
     return len(doc["runs"])
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from trainers.core.config import ConfigError, RunConfig
-from trainers.core.presets import PRESETS, paper_reference, preset_configs
+from trainers.core.presets import PRESETS, paper_row, preset_configs
 from trainers.core.results import number_text, result_rows
 
 from .store import Store
@@ -94,7 +94,7 @@ def sweep_runs(store: Store, name: str) -> list[dict]:
     if name in PRESETS:
         rows = PRESETS[name].rows
         return [rec for rec in store.list_runs()
-                if paper_reference(RunConfig.from_dict(rec["config"]), rows) is not None]
+                if paper_row(RunConfig.from_dict(rec["config"]), rows) is not None]
     raise KeyError(f"no sweep named {name!r} in this cache (presets: {', '.join(PRESETS)})")
 
 
