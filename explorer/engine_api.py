@@ -5,7 +5,8 @@ torch; nothing else in `explorer/` imports `trainers.engine` (tests/test_layers.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from trainers.core.config import RunConfig
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import socket
 import statistics
-from typing import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from trainers.core.config import RunConfig
 

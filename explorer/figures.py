@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from trainers.core.results import FINISHED, dataset_short, group_key, group_label, number_text, result_rows
+from trainers.core.results import FINISHED, number_text, result_rows
 
 # Ten hue families, then a darker shade of each in the same order (PALETTE[i] and PALETTE[i + 10]
 # are one family): a chart uses a family twice only when it shows more than ten runs.

@@ -6,13 +6,14 @@ these turn them into RunConfigs and a plan table."""
 from __future__ import annotations
 
 import itertools
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from .figures import dataset_short
 from trainers.core.config import ConfigError, RunConfig
 from trainers.core.registry import BLOCKS, SHORTCUTS
+
+from .figures import dataset_short
 
 DEPTH_N = (1, 2, 3, 5, 7, 9, 18)  # units per stage offered (n = 18: the paper's 110 / 164)
 

@@ -133,7 +133,7 @@ def choose(d, label: str, option: str) -> None:
 
 
 def click_radio(d, option: str) -> None:
-    label = wait_until(lambda: [l for l in css(d, '[data-testid="stRadio"] label') if l.text.strip() == option],
+    label = wait_until(lambda: [el for el in css(d, '[data-testid="stRadio"] label') if el.text.strip() == option],
                        30, f"radio option {option!r}")[0]
     label.click()
 

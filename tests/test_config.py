@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import math
 
@@ -87,7 +88,7 @@ def test_unknown_field_and_schema_are_refused():
 
 
 def test_frozen():
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         RunConfig().lr = 1.0  # type: ignore[misc]
 
 

@@ -4,23 +4,32 @@ tarballs): shapes, labels, checksum refusal before unpickling, error messages, t
 from __future__ import annotations
 
 import io
-from dataclasses import replace
 import os
 import pickle
 import time
 import urllib.error
 import urllib.request
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from cifar_fixtures import (
+    CIFAR10_CLASSES,
+    MarkerPayload,
+    expected_arrays,
+    make_tarball,
+    md5,
+    write_cifar10,
+    write_cifar100,
+    write_image_folder,
+    write_tarball,
+)
 from PIL import Image
 
 import trainers.engine.data as data_mod
-from cifar_fixtures import (CIFAR10_CLASSES, MarkerPayload, expected_arrays, make_tarball, md5,
-                            write_cifar10, write_cifar100, write_image_folder, write_tarball)
 from trainers.engine.data import DataError, channel_stats, dataset_info, load_dataset, synthetic_dataset
 
 TRAIN10 = [f"data_batch_{i}" for i in range(1, 6)]

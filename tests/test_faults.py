@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_jobs import FAST, ROOT, tiny, wait_for  # noqa: I001 - a sibling test module
 
 from trainers.core.atomic import StaleWriter, atomic_write, clean_orphan_temps, set_fence
 from trainers.core.config import RunConfig
@@ -25,8 +26,6 @@ from trainers.runs import Store
 from trainers.runs.backends.local import LocalBackend, kill_worker
 from trainers.runs.settings import load_settings
 from trainers.runs.store import StoreUnavailable, disk_state
-
-from test_jobs import FAST, ROOT, tiny, wait_for  # noqa: I001 - a sibling test module
 
 
 def strict_loads(text: str):

@@ -43,7 +43,7 @@ def test_ema_debiased_and_nan_safe():
 
 
 def test_group_curves_median_and_band_over_seeds():
-    frames = [fg.curve_frame(events(loss0=l)) for l in (1.0, 2.0, 4.0)]
+    frames = [fg.curve_frame(events(loss0=loss)) for loss in (1.0, 2.0, 4.0)]
     df = fg.group_curves({"a": frames, "b": frames[:1]})
     a = df[(df.series == "a") & (df.iteration == 10)].iloc[0]
     assert (a.train_loss, a.train_loss_lo, a.train_loss_hi, a.n) == (2.0, 1.0, 4.0, 3)
@@ -52,7 +52,7 @@ def test_group_curves_median_and_band_over_seeds():
 
 
 def test_curve_figure_in_the_papers_style():
-    frames = [fg.curve_frame(events(loss0=l)) for l in (1.0, 2.0)]
+    frames = [fg.curve_frame(events(loss0=loss)) for loss in (1.0, 2.0)]
     curves = fg.group_curves({"pre-act": frames, "original": frames[:1]})
     fig = fg.curve_figure(curves, lr_drops=[25, 40], paper_errors={"pre-act": 6.37}, log_loss=True)
     names = [t.name for t in fig.data]

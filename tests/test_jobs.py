@@ -156,7 +156,10 @@ def test_hung_and_killed_workers_resume_to_the_same_result(jobs, cache_dir, tmp_
     assert rec["result"]["train_loss"] == ref["result"]["train_loss"]
     assert rec["result"]["provenance"]["resumed"] is True
     curve, ref_curve = store.curve(cfg.key), ref_store.curve(cfg.key)
-    strip = lambda c: [{k: v for k, v in p.items() if k not in ("images_per_s", "elapsed_s", "eta_s")} for p in c]
+
+    def strip(c):
+        return [{k: v for k, v in p.items() if k not in ("images_per_s", "elapsed_s", "eta_s")} for p in c]
+
     assert strip(curve) == strip(ref_curve)  # no replayed or missing points
 
 

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from trainers import RunConfig, build_model, count_parameters, describe, unit_specs
-from trainers.engine.layers import ZeroPadShortcut
 from trainers.core.registry import BLOCKS, ORDERINGS, SHORTCUTS
+from trainers.engine.layers import ZeroPadShortcut
 
 SMALLEST_DEPTH = {"basic": 8, "bottleneck": 11, "single": 5}
 

@@ -11,13 +11,12 @@ import os
 import signal
 
 import pytest
+from test_jobs import FAST, _stop_everything, finished, wait_for
 
 from trainers.core.config import RunConfig
 from trainers.runs import Store, cancel, ensure_supervisor, submit
 from trainers.runs.settings import load_settings
 from trainers.runs.supervisor import Supervisor
-
-from test_jobs import FAST, _stop_everything, finished, wait_for
 
 
 def tiny(**kw) -> RunConfig:
@@ -169,8 +168,8 @@ def test_cancel_one_run_of_a_pack(packed_jobs, cache_dir):
 
 def test_unpackable_checkpoints_train_one_after_the_other(cache_dir, monkeypatch):
     """Checkpoints at different iterations cannot be packed: the worker trains the runs in turn."""
-    from trainers.runs.worker import run_worker
     from trainers.engine.train import train
+    from trainers.runs.worker import run_worker
 
     monkeypatch.setenv("TRAINERS_HEARTBEAT_S", "0.3")
     a, b = tiny(seed=1), tiny(seed=2)

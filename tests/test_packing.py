@@ -7,12 +7,16 @@ import torch
 import torch.nn.functional as F
 
 from trainers import RunConfig
-from trainers.engine.model import build_model
-from trainers.core.pack_rules import should_pack
-from trainers.core.pack_rules import why_not_packable
-from trainers.engine.pack_state import (PackingError, pack_optimizer_states, pack_state_dicts, unpack_optimizer_state,
-                                     unpack_state_dict)
+from trainers.core.pack_rules import should_pack, why_not_packable
 from trainers.core.registry import ORDERINGS, SHORTCUTS
+from trainers.engine.model import build_model
+from trainers.engine.pack_state import (
+    PackingError,
+    pack_optimizer_states,
+    pack_state_dicts,
+    unpack_optimizer_state,
+    unpack_state_dict,
+)
 from trainers.engine.train import train
 
 TINY = dict(dataset="synthetic", depth=8, batch_size=32, train_size=512, test_size=256)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from trainers.core.config import RunConfig
-from trainers.core.presets import (PRESETS, SCHEDULES, paper_row, preset_configs, schedule_name)
+from trainers.core.presets import PRESETS, SCHEDULES, paper_row, preset_configs, schedule_name
 
 
 def test_every_row_is_a_valid_config_found_by_paper_row():

@@ -12,10 +12,10 @@ import pytest
 
 pytest.importorskip("ray")
 
+from test_jobs import FAST, finished, tiny, wait_for  # noqa: E402
+
 from trainers.runs import Store, cancel, submit  # noqa: E402
 from trainers.runs.supervisor import supervisor_pid  # noqa: E402
-
-from test_jobs import FAST, finished, tiny, wait_for  # noqa: E402
 
 pytestmark = pytest.mark.ray
 
@@ -80,7 +80,7 @@ def test_ray_cancel(ray_env):
     cfg = tiny(iterations=20_000, seed=3)
     submit(cfg, cache_dir, backend="ray")
     store = Store(cache_dir)
-    rec = wait_for(lambda: (r := store.get(cfg.key))["iteration"] >= 10 or finished(store, cfg.key) or None,
+    rec = wait_for(lambda: store.get(cfg.key)["iteration"] >= 10 or finished(store, cfg.key) or None,
                    240, "the Ray run to train")
     assert store.get(cfg.key)["status"] == "running", store.get(cfg.key)["error"]
     t0 = time.time()

@@ -11,8 +11,9 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import MISSING
-from typing import Any, Callable
+from typing import Any
 
 from .core.config import CONFIG_FIELDS, RunConfig
 from .core.errors import ConfigError, RunError
@@ -67,8 +68,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     try:  # the job system, where it is installed: the run is in `status`, and trained once
-        from .runs.verbs import _disk_errors
         from .runs.jobs import train_here
+        from .runs.verbs import _disk_errors
     except ImportError:  # the engine alone (a bare GPU machine without diskcache)
         train_here = None
     if train_here is not None and not args.no_resume:

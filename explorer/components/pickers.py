@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer.plan import depth_choices, parse_values
-from explorer.engine_api import dataset_info
 from explorer.app_settings import jpeg_copy_spec
+from explorer.engine_api import dataset_info
+from explorer.plan import depth_choices, parse_values
 from trainers.core.config import PARAM_BOUNDS, ConfigError
 from trainers.core.registry import BLOCKS, ORDERINGS, PARAMS, SHORTCUTS
+
 
 def _dataset_present(spec: str) -> bool:
     try:

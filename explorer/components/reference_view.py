@@ -18,11 +18,11 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explorer import runs_api
-from trainers.core import presets, separation
-from trainers.core import reference_packs as ref
 from explorer.figures import curve_figure, curve_frame, dataset_short, group_curves
 from explorer.guard import md_escape
 from explorer.pages_common import lr_drops
+from trainers.core import presets, separation
+from trainers.core import reference_packs as ref
 
 PREFIX = "reference · "
 # Muted, distinct from figures.PALETTE: a reference curve never looks like one of the user's.

@@ -12,8 +12,18 @@ import streamlit as st
 from explorer import runs_api
 from explorer.components import reference_view
 from explorer.components.run_tools import differs_view, manage_view
-from explorer.figures import (FINISHED, X_AXES, assign_colors, curve_figure, curve_frame, display_table, group_curves,
-                              group_key, group_label, results_table)
+from explorer.figures import (
+    FINISHED,
+    X_AXES,
+    assign_colors,
+    curve_figure,
+    curve_frame,
+    display_table,
+    group_curves,
+    group_key,
+    group_label,
+    results_table,
+)
 from explorer.guard import page_guard
 from explorer.pages_common import lr_drops, paper_row_for
 from trainers.core import presets

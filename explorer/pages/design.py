@@ -8,13 +8,12 @@ import time
 import streamlit as st
 
 from explorer import estimate, polling, runs_api
-from explorer.components.pickers import (backend_picker, dataset_picker, network_picker,
-                                         schedule_picker, seeds_picker)
+from explorer.app_settings import jpeg_copy_spec
+from explorer.components.pickers import backend_picker, dataset_picker, network_picker, schedule_picker, seeds_picker
+from explorer.engine_api import check_folder, dataset_info
 from explorer.figures import format_duration
 from explorer.guard import md_escape, page_guard, show_error
 from explorer.plan import grid_templates, make_configs, plan_frame
-from explorer.engine_api import check_folder, dataset_info
-from explorer.app_settings import jpeg_copy_spec
 from trainers.core import presets
 from trainers.core.config import RunConfig
 from trainers.core.errors import ConfigError, DataError
@@ -82,7 +81,7 @@ def estimate_panel(todo_json: list[str], records: list[dict]) -> None:
         for i, cfg in enumerate(todo):
             shape = estimate.shape_key(cfg.to_dict())
             if shape not in speeds:
-                speeds[shape] = speed_for(cfg, records, lambda t: bar.progress(i / len(todo), text=t))
+                speeds[shape] = speed_for(cfg, records, lambda t, i=i: bar.progress(i / len(todo), text=t))
                 sp = speeds[shape]
                 bases.append(f"ResNet-{cfg.depth} ({cfg.block}, batch {cfg.batch_size}): "
                              f"{sp['images_per_s']:,.0f} images/s — {sp['basis']}")

@@ -7,14 +7,14 @@ import pandas as pd
 import streamlit as st
 
 from explorer import diagrams, polling
-from explorer.engine_api import shortcut_product, signal_propagation
-from trainers.core import presets
-from trainers.core.config import RunConfig
-from trainers.core.registry import BLOCKS, ORDERINGS, SHORTCUTS
 from explorer.components.reference_view import concept_link
+from explorer.engine_api import shortcut_product, signal_propagation
 from explorer.figures import product_figure, signal_figure
 from explorer.guard import page_guard
 from explorer.variants import DEFAULT_TEACHING, TEACHING_VARIANTS, teaching_config
+from trainers.core import presets
+from trainers.core.config import RunConfig
+from trainers.core.registry import BLOCKS, ORDERINGS, SHORTCUTS
 
 DEPTHS = (8, 20, 56, 110, 164, 302)  # basic units, 6n+2
 SHORTCUT_BN_NOTE = (

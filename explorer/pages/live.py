@@ -9,11 +9,11 @@ import time
 import streamlit as st
 
 from explorer import polling, runs_api
+from explorer.app_settings import REFRESH_S
 from explorer.components.run_card import run_card
 from explorer.figures import X_AXES, assign_colors, curve_figure, curve_frame, group_curves, run_rate
 from explorer.guard import page_guard
 from explorer.pages_common import lr_drops, paper_row_for
-from explorer.app_settings import REFRESH_S
 
 RECENT_S = 15 * 60  # finished runs stay on this page for a while, so the end is seen
 

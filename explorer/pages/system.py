@@ -9,9 +9,9 @@ from pathlib import Path
 import streamlit as st
 
 from explorer import engine_api, runs_api
+from explorer.app_settings import CACHE_ENV, cache_dir, jpeg_copy_spec
 from explorer.figures import format_bytes
 from explorer.guard import page_guard, show_error
-from explorer.app_settings import CACHE_ENV, cache_dir, jpeg_copy_spec
 
 
 @st.cache_data(ttl=30, show_spinner=False)

@@ -15,9 +15,10 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 _FENCES: dict[Path, Callable[[], bool]] = {}
 _FENCE_GUARD = threading.Lock()

@@ -159,7 +159,7 @@ class RunConfig:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
         if not isinstance(d, dict):
             raise ConfigError(f"a config must be a JSON object of fields, got {type(d).__name__}")
         d = dict(d)
@@ -172,7 +172,7 @@ class RunConfig:
         return cls(**d)
 
     @classmethod
-    def from_json(cls, text: str) -> "RunConfig":
+    def from_json(cls, text: str) -> RunConfig:
         try:
             d = json.loads(text)
         except json.JSONDecodeError as e:
@@ -181,7 +181,7 @@ class RunConfig:
             raise ConfigError("config JSON must be an object")
         return cls.from_dict(d)
 
-    def replace(self, **changes: Any) -> "RunConfig":
+    def replace(self, **changes: Any) -> RunConfig:
         d = self.to_dict()
         for k in _AUTO_DEPENDS:
             # a changed depth/block/iterations must re-resolve the automatic values

@@ -9,7 +9,7 @@ grouped convolution does the arithmetic of K plain ones with no idle cores to fi
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from .config import RunConfig
 from .registry import SHORTCUTS

@@ -15,11 +15,13 @@ re-encoding changes the pixels, so the difference to the paper is indicative, no
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable
+from typing import Any
 
 from .config import RunConfig
 from .registry import SHORTCUTS
+
 
 @dataclass(frozen=True)
 class PaperRow:

@@ -10,7 +10,7 @@ Errors are percentages (0-100) everywhere; times are Unix seconds unless named `
 
 from __future__ import annotations
 
-from typing import Any, Literal, NotRequired, TypedDict, Union
+from typing import Any, Literal, NotRequired, TypedDict
 
 # --- the engine's events (train(..., on_event=...)) ----------------------------------------------
 
@@ -107,8 +107,8 @@ class HeartbeatEvent(TypedDict):
     time: float  # Unix seconds
 
 
-Event = Union[StartEvent, MetricsEvent, EvalEvent, CheckpointEvent, EndEvent]
-CurvePoint = Union[MetricsEvent, EvalEvent]  # what the store keeps as a run's curve
+Event = StartEvent | MetricsEvent | EvalEvent | CheckpointEvent | EndEvent
+CurvePoint = MetricsEvent | EvalEvent  # what the store keeps as a run's curve
 
 
 # --- the job layer's run record (trainers/runs/store.py) ------------------------------------------

@@ -9,8 +9,8 @@ enumerate these dicts; adding a variant is one entry here (plus its merge module
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 
 @dataclass(frozen=True)

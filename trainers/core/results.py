@@ -21,8 +21,9 @@ import io
 import json
 import math
 import statistics
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from .config import RunConfig
 from .presets import PRESETS, paper_row, schedule_name

@@ -12,7 +12,8 @@ host-to-device copy), but its stream differs from the CPU one.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -109,7 +110,7 @@ class BatchSampler:
 
     __next__ = next
 
-    def __iter__(self) -> "BatchSampler":
+    def __iter__(self) -> BatchSampler:
         return self
 
     def state_dict(self) -> dict[str, Any]:

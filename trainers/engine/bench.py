@@ -24,19 +24,18 @@ Warm-up (compilation, CUDA-graph capture) is timed and reported separately from 
 from __future__ import annotations
 
 import os
-import platform
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from ..core.config import RunConfig
 from . import fast
 from .augment import BatchSampler
-from ..core.config import RunConfig
 from .cpu import cpu_model, keep_freed_memory
 from .model import build_model, count_parameters
 from .train import lr_at, resolve_device
@@ -336,7 +335,7 @@ def bench(cfg: RunConfig, *, device: str | torch.device = "auto", steps: int | N
     ours_ips = statistics.median(ours_rates)
     result: dict[str, Any] = {
         "bench": "train-throughput",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "network": cfg.label(), "depth": cfg.depth, "block": cfg.block, "ordering": cfg.ordering,
         "shortcut": cfg.shortcut, "parameters": n_params, "batch_size": b,
         "paper_iterations": cfg.iterations,

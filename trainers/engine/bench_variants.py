@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import torch
 
@@ -127,7 +128,7 @@ def run_variants(cfg: RunConfig, names: tuple[str, ...] = DEFAULT_VARIANTS, *, t
                      "images_per_s": ips, "rounds": rates[name], "warmup_s": warm[name],
                      "vs_conventional": ips / base if base else None,
                      "paper_run_h": cfg.iterations * b * v.processes / ips / 3600})
-    return {"bench": "cpu-variants", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    return {"bench": "cpu-variants", "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "network": cfg.label(), "depth": cfg.depth, "batch_size": b, "steps": steps, "rounds": rounds,
             **environment(torch.device("cpu"), threads), "bf16_support": bf16_support(), "variants": rows}
 

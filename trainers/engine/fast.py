@@ -28,7 +28,7 @@ conventional pipeline too); `precision_note()` says which.
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

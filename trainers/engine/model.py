@@ -15,6 +15,7 @@ from ..core.layout import STAGE_WIDTHS, UnitSpec, unit_specs
 from .layers import Head, ZeroPadShortcut, bn, conv, projection, relu
 from .shortcuts import MERGES, Gate
 
+
 def _sequential(ops, packs: int) -> nn.Sequential:
     layers = []
     for op in ops:

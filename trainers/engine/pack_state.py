@@ -10,7 +10,7 @@ decided by plain rules the supervisor reads without torch (trainers/core/pack_ru
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -25,24 +25,34 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Sequence, TypeVar, overload
+from typing import Any, TypeVar, overload
 
 import torch
 import torch.nn.functional as F
 
-from . import checkpoint as ckpt
-from . import fast, recipe
 from ..core.atomic import StaleWriter, atomic_write
-from .augment import BatchSampler, normalize
 from ..core.config import RunConfig
 from ..core.errors import PackingError
 from ..core.pack_rules import why_not_packable
-from ..core.records import (CheckpointEvent, CurvePoint, EndEvent, EvalEvent, Event, MetricsEvent, Provenance,
-                            Result, StartEvent)
+from ..core.records import (
+    CheckpointEvent,
+    CurvePoint,
+    EndEvent,
+    EvalEvent,
+    Event,
+    MetricsEvent,
+    Provenance,
+    Result,
+    StartEvent,
+)
 from ..core.results import final_status
+from . import checkpoint as ckpt
+from . import fast, recipe
+from .augment import BatchSampler, normalize
 from .cpu import cpu_model, keep_freed_memory
 from .data import load_dataset
 from .model import build_model, count_parameters
@@ -84,7 +94,7 @@ def device_name(device: torch.device) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @torch.no_grad()

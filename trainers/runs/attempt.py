@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from trainers.core.atomic import StaleWriter
 from trainers.core.config import RunConfig

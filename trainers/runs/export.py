@@ -15,15 +15,21 @@ import csv
 import io
 import json
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from trainers.core.strict_json import dumps
-
 from trainers.core.results import FINAL
-from trainers.core.runfile import (MAX_BYTES, MAX_POINTS, MAX_RUNS, META_FIELDS, POINT_FIELDS, ImportFileError,
-                                   validate_run)
+from trainers.core.runfile import (
+    MAX_BYTES,
+    MAX_POINTS,
+    MAX_RUNS,
+    META_FIELDS,
+    POINT_FIELDS,
+    ImportFileError,
+    validate_run,
+)
+from trainers.core.strict_json import dumps
 
 from .store import Store
 
@@ -49,7 +55,7 @@ def export_runs(store: Store, keys: list[str] | None = None) -> dict[str, Any]:
             "curve": store.curve_of(rec),
         })
     return {"format": FORMAT, "version": VERSION,
-            "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "runs": runs}
+            "exported_at": datetime.now(UTC).isoformat(timespec="seconds"), "runs": runs}
 
 
 def _num(x: Any) -> Any:

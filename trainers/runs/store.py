@@ -26,17 +26,17 @@ import socket
 import sqlite3
 import time
 import zlib
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from diskcache import Cache
 from diskcache.core import DBNAME, MODE_BINARY, MODE_RAW, UNKNOWN, Disk
 
-from trainers.core.strict_json import dumps as strict_dumps
-
 from trainers.core.records import RunRecord, new_record
 from trainers.core.results import ACTIVE, FINAL, RESULT_STATUSES, STATUSES  # noqa: F401 - the store's vocabulary
+from trainers.core.strict_json import dumps as strict_dumps
 
 CURVE_CHUNK = 256  # points per curve chunk: an append rewrites one small chunk, not the curve
 _ACTIVE_INDEX = "index:active"
@@ -249,7 +249,7 @@ class Store:
     def close(self) -> None:
         self._cache.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -145,7 +145,7 @@ class Supervisor:
             if (rec.get("last_failure") or "").startswith("disk full") and now() - (rec.get("queued_at") or 0) < DISK_RETRY_S:
                 continue  # its checkpoint did not fit on the disk a moment ago: not again at once
             if rec["backend"] == "ray":
-                self._ray_step(lambda b: b.start_queued(rec), [rec])
+                self._ray_step(lambda b, rec=rec: b.start_queued(rec), [rec])
             elif free:
                 slot = free.pop(0)
                 group = self.pack_group(rec, [r for r in queued_local if r["key"] not in taken], slot)

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from trainers.core.config import ConfigError, RunConfig
 from trainers.core.presets import PRESETS, paper_row, preset_configs
 from trainers.core.results import number_text, result_rows
 
-from .store import Store
 from .jobs import submit
+from .store import Store
 
 
 def parse_value(text: str) -> Any:

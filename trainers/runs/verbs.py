@@ -15,7 +15,7 @@ import argparse
 import os
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from trainers.core.strict_json import dumps
 
@@ -212,8 +212,8 @@ def cmd_results(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from .store import ACTIVE, Store
     from .jobs import cancel
+    from .store import ACTIVE, Store
     from .sweeps import sweep_runs
 
     keys = list(args.keys)

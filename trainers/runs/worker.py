@@ -21,8 +21,8 @@ import signal
 import sys
 import threading
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from trainers.core.atomic import StaleWriter, clean_orphan_temps, set_fence
 from trainers.core.records import Event, Result

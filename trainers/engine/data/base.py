@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
 import torch
 
@@ -34,7 +34,7 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.classes)
 
-    def subset(self, train_size: int = 0, test_size: int = 0) -> "Dataset":
+    def subset(self, train_size: int = 0, test_size: int = 0) -> Dataset:
         """A fixed sample of `train_size` / `test_size` images of each split (0 = all of it).
 
         The sample is a permutation drawn from a fixed seed, the same for every run and every seed:

@@ -91,5 +91,5 @@ def read_cache(data_dir: Path, slug: str, source_key: str) -> Dataset | None:
         return Dataset(d["name"], d["label"], classes, d["train_x"].contiguous(), d["train_y"],
                        d["test_x"].contiguous(), d["test_y"], tuple(d["mean"]), tuple(d["std"]))
     except Exception as e:  # a truncated or damaged cache file: rebuild rather than crash
-        warnings.warn(f"decoded dataset cache {pt} is unreadable ({type(e).__name__}: {e}); decoding again")
+        warnings.warn(f"decoded dataset cache {pt} is unreadable ({type(e).__name__}: {e}); decoding again", stacklevel=2)
         return None

@@ -9,9 +9,9 @@ import hashlib
 import io
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 import tarfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from .base import DataError, Progress, is_image_name
 

@@ -46,7 +46,7 @@ def detect_gpus(spec: str) -> list[str]:
         return []
     if out.returncode != 0:
         return []
-    return [str(i) for i, line in enumerate(l for l in out.stdout.splitlines() if l.startswith("GPU "))]
+    return [str(i) for i, _ in enumerate(ln for ln in out.stdout.splitlines() if ln.startswith("GPU "))]
 
 
 def make_slots(settings: Settings) -> list[Slot]:
@@ -199,7 +199,7 @@ class LocalBackend:
             elif rec.get("cancel_requested") and alive:
                 self._enforce_cancel(rec)
         # reap finished children and forget them
-        for key, (attempt, proc) in list(self.procs.items()):
+        for key, (_attempt, proc) in list(self.procs.items()):
             if proc.poll() is not None:
                 del self.procs[key]
 

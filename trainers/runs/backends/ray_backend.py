@@ -19,9 +19,9 @@ import logging
 import os
 from pathlib import Path
 
+from ..attempt import PERMANENT, is_retryable
 from ..settings import Settings
 from ..store import Store, now
-from ..attempt import PERMANENT, is_retryable
 
 log = logging.getLogger("trainers.supervisor")
 
