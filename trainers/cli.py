@@ -43,7 +43,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         elif f.type.startswith("tuple"):
             g.add_argument(flag, type=_floats, default=None, metavar="A,B", help=help_)
         else:
-            kind = {"int": int, "float": float, "str": str}[f.type]
+            kind = {"int": int, "float": float, "str": str}[str(f.type)]
             g.add_argument(flag, type=kind, default=None, choices=CHOICES.get(f.name), help=help_)
 
 
@@ -70,12 +70,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:  # the job system, where it is installed: the run is in `status`, and trained once
         from .runs.jobs import train_here
         from .runs.verbs import _disk_errors
+        job_system = True
     except ImportError:  # the engine alone (a bare GPU machine without diskcache)
-        train_here = None
-    if train_here is not None and not args.no_resume:
+        job_system = False
+    if job_system and not args.no_resume:
         rec = _disk_errors(lambda a: train_here(cfg, a.cache_dir, a.device, threads=a.threads,
                                                 checkpoint_every_s=a.checkpoint_every_s))(args)
-        if rec == 1:  # the disk is full or read-only: said so already
+        if isinstance(rec, int):  # 1: the disk is full or read-only: said so already
             return 1
         if rec is None:
             print(f"error: run {cfg.key} vanished from the store (deleted?)", file=sys.stderr)

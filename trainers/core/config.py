@@ -235,7 +235,7 @@ def _resolve_shortcut_bn(c: RunConfig) -> bool:
         return False
     if c.shortcut_bn == "auto":
         return not ORDERINGS[c.ordering].preact_net  # see the field's comment
-    return c.shortcut_bn
+    return bool(c.shortcut_bn)
 
 
 def _coerce_types(c: RunConfig) -> None:

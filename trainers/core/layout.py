@@ -91,6 +91,6 @@ def unit_specs(cfg: RunConfig) -> list[UnitSpec]:
             else:
                 down = cfg.downsample
             specs.append(UnitSpec(stage, i, cin, cout, stride, tuple(preact), tuple(residual), down,
-                                  cfg.shortcut, tuple(_ops(ordering.after_add, cout)), cfg.shortcut_bn))
+                                  cfg.shortcut, tuple(_ops(ordering.after_add, cout)), bool(cfg.shortcut_bn)))
             cin = cout
     return specs

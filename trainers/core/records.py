@@ -162,7 +162,7 @@ def new_record(key: str, config: dict[str, Any], label: str, backend: str, t: fl
     """A queued run's first record (what `Store.create` claims)."""
     return RunRecord(
         key=key, config=config, label=label, status="queued",
-        progress=0.0, iteration=0, total=config.get("iterations"),
+        progress=0.0, iteration=0, total=config.get("iterations", 0),
         eta_s=None, images_per_s=None, device=None, device_name=None,
         attempt=0, restarts=0, created_at=t, updated_at=t,
         queued_at=t, started_at=None, finished_at=None, heartbeat_at=None,

@@ -205,8 +205,8 @@ def merge_packs(*packs: dict[str, Any]) -> dict[str, Any]:
         if pack.get("note") and pack["note"] not in notes:
             notes.append(pack["note"])
         for run in pack["runs"]:
-            kept = seen.setdefault(_identity(run), run)
-            if len(run["provenance"]) > len(kept["provenance"]):  # the same run, better described
+            first = seen.setdefault(_identity(run), run)
+            if len(run["provenance"]) > len(first["provenance"]):  # the same run, better described
                 seen[_identity(run)] = run
     kept = list(seen.values())
     kept = [r for r in kept if not _grown_later(r, kept)]

@@ -177,7 +177,7 @@ def _paper_lookup(preset: str | None) -> PaperLookup:
 
     def lookup(config: Mapping):
         try:
-            cfg = RunConfig.from_dict(config)
+            cfg = RunConfig.from_dict(dict(config))
         except Exception:  # noqa: BLE001 - an old record whose config no longer validates
             return None
         return (rows_first and paper_row(cfg, rows_first)) or paper_row(cfg)

@@ -143,7 +143,7 @@ class Ours:
         self.cfg, self.dev, self.packs = cfg, dev, packs
         torch.manual_seed(cfg.seed)
         model = build_model(cfg, num_classes=cfg.num_classes, packs=packs)
-        model = model.to(dev, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+        model = model.to(dev, memory_format=torch.channels_last if channels_last else torch.preserve_format)  # type: ignore[call-overload]  # not in torch's stubs
         optimizer = fast.make_optimizer(model, cfg, dev)
         train_x, train_y = x.to(dev), y.to(dev)
         mean = torch.tensor(CIFAR_MEAN, device=dev)
@@ -187,6 +187,7 @@ def _serve(conn, spec: dict[str, Any]) -> None:
         cfg, dev = RunConfig.from_json(spec["config"]), torch.device(spec["device"])
         x, y = synthetic_cifar(spec["train_images"], cfg.num_classes)  # the same images in both
         allocator = "default"
+        pipe: Conventional | Ours
         if spec["kind"] == "conventional":
             pipe = Conventional(cfg, dev, x, y, spec["workers"])
         else:
@@ -195,7 +196,7 @@ def _serve(conn, spec: dict[str, Any]) -> None:
             pipe = Ours(cfg, dev, x, y, mode=spec["mode"], channels_last=spec["channels_last"],
                         packs=spec["packs"])
         del x, y
-        model = pipe.model if spec["kind"] == "conventional" else pipe.step.model
+        model = pipe.model if isinstance(pipe, Conventional) else pipe.step.model
         conn.send(("ok", {"parameters": count_parameters(model), "allocator": allocator,
                           "first_steps": getattr(getattr(pipe, "step", None), "warmup", 0) + 1}))
         while True:

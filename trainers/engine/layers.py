@@ -53,7 +53,7 @@ class ZeroPadShortcut(nn.Module):
 
 def projection(cin: int, cout: int, stride: int, packs: int, with_bn: bool) -> nn.Module:
     """1x1 conv shortcut (with BN only if asked: an OPEN point of the paper)."""
-    layers = [conv(cin, cout, 1, stride, packs)]
+    layers: list[nn.Module] = [conv(cin, cout, 1, stride, packs)]
     if with_bn:
         layers.append(bn(cout, packs))
     return nn.Sequential(*layers) if with_bn else layers[0]

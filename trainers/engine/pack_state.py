@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -53,7 +54,7 @@ def unpack_state_dict(state_dict: dict[str, torch.Tensor], packs: int) -> list[d
     out: list[dict[str, torch.Tensor]] = [{} for _ in range(packs)]
     for k, t in state_dict.items():
         if t.dim() == 0:
-            parts = [t] * packs
+            parts: Sequence[torch.Tensor] = [t] * packs
         else:
             if t.shape[0] % packs:
                 raise PackingError(f"{k} has {t.shape[0]} rows, not a multiple of {packs} networks")
@@ -83,7 +84,8 @@ def pack_optimizer_states(states: Sequence[dict]) -> dict:
 
 
 def unpack_optimizer_state(state: dict, packs: int) -> list[dict]:
-    out = [{"state": {}, "param_groups": _plain_groups(state["param_groups"])} for _ in range(packs)]
+    out: list[dict[str, Any]] = [{"state": {}, "param_groups": _plain_groups(state["param_groups"])}
+                                 for _ in range(packs)]
     for i, entry in state["state"].items():
         for o in out:
             o["state"][i] = {}

@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
@@ -79,7 +80,7 @@ def _restore_checkpoint(resume_dir: Path | None, run_dir: Path, key: str) -> Non
         atomic_write(dst, lambda f: f.write(data))
 
 
-def _record_segment(resume_dir: Path, run_dir: Path, result: dict[str, Any], threads: int | None) -> None:
+def _record_segment(resume_dir: Path, run_dir: Path, result: Mapping[str, Any], threads: int | None) -> None:
     """Append the stretch of training that just ended to the run's segments in `resume_dir`, and
     keep its checkpoint there while the run is partial (a finished run needs none)."""
     key, prov = result["key"], result["provenance"]
@@ -174,7 +175,11 @@ def generate(configs: list[RunConfig], out: Path, *, device: str = "auto", cache
                 _record_segment(resume_dir, run_dir, result, extra["threads"])
             # kept beside the engine's result: a later repack (--pack-only, --merge) keeps it too
             sidecar = json.dumps(extra).encode()
-            atomic_write(run_dir / "reference-provenance.json", lambda f, b=sidecar: f.write(b))
+
+            def write_sidecar(f: IO[bytes], b: bytes = sidecar) -> None:
+                f.write(b)
+
+            atomic_write(run_dir / "reference-provenance.json", write_sidecar)
         else:
             print(f"reference: [{i + 1}/{len(configs)}] {cfg.label()} ({cfg.key}) already trained; packing it",
                   file=sys.stderr, flush=True)

@@ -144,7 +144,7 @@ def checkpoint_error(cfg: RunConfig, *, split: str = "train", images: int = 10_0
     model = build_model(cfg, num_classes=len(data.classes))
     model.load_state_dict(state["model"])
     channels_last = fast.default_channels_last(dev)
-    model = model.to(dev, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+    model = model.to(dev, memory_format=torch.channels_last if channels_last else torch.preserve_format)  # type: ignore[call-overload]  # not in torch's stubs
     [(error, loss)] = evaluate(model, x[:images].to(dev), y[:images].to(dev), mean, std, dev, cfg.precision,
                                channels_last)
     return {"key": cfg.key, "split": split, "images": min(images, len(y)), "iteration": state["iteration"],
@@ -259,7 +259,7 @@ class _Networks:
         self.packs = len(model_sds)
         model = build_model(cfg, num_classes=pack.num_classes, packs=self.packs)
         model.load_state_dict(pack_state_dicts(model_sds))
-        self.model = model.to(dev, memory_format=torch.channels_last if pack.channels_last else torch.preserve_format)
+        self.model = model.to(dev, memory_format=torch.channels_last if pack.channels_last else torch.preserve_format)  # type: ignore[call-overload]  # not in torch's stubs
         # SGD with momentum 0.9 and weight decay 1e-4 on every parameter (fb.resnet.torch)
         self.optimizer = fast.make_optimizer(self.model, cfg, dev)
         if opt_sds is not None:
@@ -357,11 +357,11 @@ class _Pack:
             at = {r.cfg.key: (s["iteration"] if s is not None else None) for r, s in zip(self.runs, states)}
             raise PackingError(f"cannot pack runs whose checkpoints are at different iterations {at}; "
                                f"train them one by one")
-        for i, e in misfits.items():  # keep the file for inspection and train from scratch: nothing is deleted
+        for i, err in misfits.items():  # keep the file for inspection and train from scratch: nothing is deleted
             r = self.runs[i]
             aside = r.ckpt_path.with_name(f"checkpoint.unreadable-{int(time.time())}.pt")
             r.ckpt_path.rename(aside)
-            r.notes.append(f"{e}; moved aside to {aside.name}, starting from iteration 0")
+            r.notes.append(f"{err}; moved aside to {aside.name}, starting from iteration 0")
         return states
 
     def announce(self, start: int) -> None:

@@ -200,5 +200,5 @@ def import_file(path: str | Path, cache_dir: str | Path = "cache") -> dict[str, 
                 imported.append(rec["key"])
             else:
                 existing = store.get(rec["key"])
-                skipped.append((rec["key"], f"already here ({existing['status']})"))
+                skipped.append((rec["key"], f"already here ({existing['status'] if existing else '?'})"))
     return {"imported": imported, "skipped": skipped}

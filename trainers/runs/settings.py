@@ -87,6 +87,6 @@ def load_settings(cache_dir: str | Path = "cache", **overrides: Any) -> Settings
         values["ray_address"] = os.environ["RAY_ADDRESS"]
     values.update({k: v for k, v in overrides.items() if v is not None})
     known = {f.name: f.type for f in fields(Settings)}
-    clean = {k: _coerce(k, known[k], v) for k, v in values.items() if k in known}
+    clean = {k: _coerce(k, str(known[k]), v) for k, v in values.items() if k in known}
     return replace(Settings(), **clean)
 

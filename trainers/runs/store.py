@@ -26,15 +26,15 @@ import socket
 import sqlite3
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from diskcache import Cache
 from diskcache.core import DBNAME, MODE_BINARY, MODE_RAW, UNKNOWN, Disk
 
-from trainers.core.records import RunRecord, new_record
+from trainers.core.records import CurvePoint, RunRecord, new_record
 from trainers.core.results import ACTIVE, FINAL, RESULT_STATUSES, STATUSES  # noqa: F401 - the store's vocabulary
 from trainers.core.strict_json import dumps as strict_dumps
 
@@ -104,13 +104,15 @@ class StoreUnavailable(OSError):
 def is_disk_full(e: BaseException) -> bool:
     """ENOSPC or SQLite's "database or disk is full", anywhere in the exception's chain."""
     seen = 0
-    while e is not None and seen < 10:
+    cause: BaseException | None = e
+    while cause is not None and seen < 10:
+        e = cause
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
             return True
         text = str(e)
         if any(s in text for s in ("No space left", "disk is full", "disk full", "Disk quota")):
             return True
-        e, seen = (e.__cause__ or e.__context__), seen + 1
+        cause, seen = (e.__cause__ or e.__context__), seen + 1
     return False
 
 
@@ -259,7 +261,11 @@ class Store:
     def get(self, key: str) -> RunRecord | None:
         return self._cache.get(f"run:{key}")
 
-    def list_runs(self, statuses: tuple[str, ...] | None = None) -> list[dict]:
+    def _record(self, key: str) -> dict[str, Any] | None:
+        """The record as the plain JSON dict it is, for the store's own changes."""
+        return self._cache.get(f"run:{key}")
+
+    def list_runs(self, statuses: tuple[str, ...] | None = None) -> list[RunRecord]:
         """Every run record (oldest first), optionally only those with one of `statuses`."""
         runs = []
         for k in self._cache.iterkeys():
@@ -269,7 +275,7 @@ class Store:
                     runs.append(rec)
         return sorted(runs, key=lambda r: (r["created_at"], r["key"]))
 
-    def active(self) -> list[dict]:
+    def active(self) -> list[RunRecord]:
         """The queued and running runs, oldest first (the supervisor's work list)."""
         keys = self._cache.get(_ACTIVE_INDEX, [])
         recs = [r for r in (self.get(k) for k in keys) if r is not None and r["status"] in ACTIVE]
@@ -285,7 +291,7 @@ class Store:
         """The run's folder: checkpoint, result.json (the engine's `cache_dir/runs/KEY`)."""
         return self.cache_dir / "runs" / key
 
-    def curve(self, key: str) -> list[dict]:
+    def curve(self, key: str) -> list[CurvePoint]:
         """The run's metrics and eval events, in order."""
         rec = self.get(key)
         return [] if rec is None else self.curve_of(rec)
@@ -298,7 +304,7 @@ class Store:
         with self._cache.transact(retry=True):
             yield
 
-    def _put(self, rec: dict) -> None:
+    def _put(self, rec: dict[str, Any]) -> None:
         rec["updated_at"] = now()
         self._cache.set(f"run:{rec['key']}", rec)
         self._index(rec["key"], rec["status"] in ACTIVE)
@@ -310,12 +316,12 @@ class Store:
         elif not active and key in keys:
             self._cache.set(_ACTIVE_INDEX, [k for k in keys if k != key])
 
-    def _update(self, key: str, attempt: int | None, change: Callable[[dict], Any],
+    def _update(self, key: str, attempt: int | None, change: Callable[[dict[str, Any]], Any],
                 statuses: tuple[str, ...] = ("running",)) -> Any:
         """Apply `change(rec)` atomically if the record is at `attempt` and in one of `statuses`;
         returns change's value, or None when the write is stale (and dropped)."""
         with self.transaction():
-            rec = self.get(key)
+            rec = self._record(key)
             if rec is None or rec["status"] not in statuses:
                 return None
             if attempt is not None and rec["attempt"] != attempt:
@@ -328,32 +334,32 @@ class Store:
             return True if out is None else out
 
     # --- submitting ----------------------------------------------------------------------------
-    def create(self, config: dict, label: str, key: str, backend: str = "local") -> tuple[dict, bool]:
+    def create(self, config: dict[str, Any], label: str, key: str, backend: str = "local") -> tuple[RunRecord, bool]:
         """Claim `key` atomically: (new queued record, True), or (the existing record, False).
 
         A run that ended in error or was cancelled is queued again (it resumes from its checkpoint);
         a finished one is answered as it is; a queued or running one is joined."""
         with self.transaction():
-            rec = self.get(key)
+            rec = self._record(key)
             if rec is None:
-                rec = new_record(key, config, label, backend, now())
+                new = new_record(key, config, label, backend, now())
                 # Cache.add is atomic on its own; inside the transaction the index moves with it.
-                if not self._cache.add(f"run:{key}", rec):
-                    return self.get(key), False
+                if not self._cache.add(f"run:{key}", new):
+                    return self._cache.get(f"run:{key}"), False
                 self._index(key, True)
-                return rec, True
+                return new, True
             if rec["status"] in ("error", "cancelled"):
                 rec.update(status="queued", backend=backend, error=None, restarts=0, queued_at=now(),
                            cancel_requested=False, cancel_requested_at=None, finished_at=None)
                 self._put(rec)
-                return rec, True
-            return rec, False
+                return cast(RunRecord, rec), True
+            return cast(RunRecord, rec), False
 
-    def request_cancel(self, key: str) -> dict | None:
+    def request_cancel(self, key: str) -> RunRecord | None:
         """Queued: cancelled at once. Running: flagged; the worker polls the flag, and the
         supervisor stops its process if it does not stop within the grace period."""
         with self.transaction():
-            rec = self.get(key)
+            rec = self._record(key)
             if rec is None:
                 return None
             if rec["status"] == "queued":
@@ -362,11 +368,11 @@ class Store:
             elif rec["status"] == "running" and not rec["cancel_requested"]:
                 rec.update(cancel_requested=True, cancel_requested_at=now())
                 self._put(rec)
-            return rec
+            return cast(RunRecord, rec)
 
     def delete(self, key: str) -> bool:
         with self.transaction():
-            rec = self.get(key)
+            rec = self._record(key)
             if rec is None:
                 return False
             for i in range((rec.get("curve_len", 0) + CURVE_CHUNK - 1) // CURVE_CHUNK):
@@ -375,22 +381,22 @@ class Store:
             self._index(key, False)
             return True
 
-    def set_tags(self, key: str, tags: Iterable[str]) -> dict | None:
+    def set_tags(self, key: str, tags: Iterable[str]) -> RunRecord | None:
         """The user's labels of a run (any status; the explorer's Compare page). None: no such run."""
         with self.transaction():
-            rec = self.get(key)
+            rec = self._record(key)
             if rec is None:
                 return None
             rec["tags"] = sorted({str(t).strip() for t in tags if str(t).strip()})
             self._put(rec)
-            return rec
+            return cast(RunRecord, rec)
 
     # --- the supervisor's writes ---------------------------------------------------------------
     def claim(self, key: str, backend: str, slot: str | None, lease_starts: bool = True) -> int | None:
         """queued -> running with attempt+1, which fences every write of an older attempt.
         Returns the new attempt, or None if the run is no longer queued."""
 
-        def change(rec: dict) -> int:
+        def change(rec: dict[str, Any]) -> int:
             t = now()
             rec.update(status="running", attempt=rec["attempt"] + 1, backend=backend, slot=slot,
                        started_at=t, heartbeat_at=t if lease_starts else None, pid=None, host=None,
@@ -407,7 +413,7 @@ class Store:
         """The worker of `attempt` died: queue the run again (it resumes from its checkpoint), or
         after `max_restarts` restarts end it as error with the reason. Returns the new status."""
 
-        def change(rec: dict) -> str:
+        def change(rec: dict[str, Any]) -> str:
             detail = reason + (f"; the worker said: {rec['worker_error']}" if rec.get("worker_error") else "")
             rec["worker_error"] = None
             if rec["cancel_requested"]:
@@ -426,7 +432,7 @@ class Store:
         """The worker stopped without finishing and without a fault (SIGTERM at shutdown): queue it
         again without counting a restart."""
 
-        def change(rec: dict) -> None:
+        def change(rec: dict[str, Any]) -> None:
             if rec["cancel_requested"]:  # the stop was the cancel's SIGTERM after all
                 rec.update(status="cancelled", finished_at=now())
             else:
@@ -442,17 +448,17 @@ class Store:
     def heartbeat(self, key: str, attempt: int) -> dict:
         """Renew the lease. Returns {"ok": this attempt still owns the run, "cancel": requested}."""
 
-        def change(rec: dict) -> dict:
+        def change(rec: dict[str, Any]) -> dict:
             rec["heartbeat_at"] = now()
             return {"cancel": bool(rec["cancel_requested"])}
 
         out = self._update(key, attempt, change)
         return {"ok": out is not None, "cancel": bool(out and out["cancel"])}
 
-    def apply_event(self, key: str, attempt: int, ev: dict) -> bool:
+    def apply_event(self, key: str, attempt: int, ev: Mapping[str, Any]) -> bool:
         """One engine event: update progress, append curve points. False = stale attempt, dropped."""
 
-        def change(rec: dict) -> None:
+        def change(rec: dict[str, Any]) -> None:
             rec["heartbeat_at"] = now()
             kind = ev.get("type")
             if kind == "start":
@@ -482,13 +488,13 @@ class Store:
         """A retryable fault (CUDA out of memory, ...) the supervisor will report if it gives up."""
         return bool(self._update(key, attempt, lambda rec: rec.update(worker_error=message)))
 
-    def finish(self, key: str, attempt: int, result: dict) -> bool:
+    def finish(self, key: str, attempt: int, result: Mapping[str, Any]) -> bool:
         """The final result, written once and durably; its status becomes the run's."""
         status = result.get("status")
         if status not in RESULT_STATUSES:
             raise ValueError(f"result status {status!r} is not one of {RESULT_STATUSES}")
 
-        def change(rec: dict) -> None:
+        def change(rec: dict[str, Any]) -> None:
             rec.update(status=status, result=result, finished_at=now(), eta_s=0.0, error=None,
                        test_error=result.get("test_error"), train_loss=result.get("train_loss"),
                        iteration=result.get("iterations", rec.get("iteration")))
@@ -503,14 +509,14 @@ class Store:
             status="error", error=message, finished_at=now())))
 
     # --- curves ------------------------------------------------------------------------------
-    def _append_curve(self, rec: dict, point: dict) -> None:
+    def _append_curve(self, rec: dict[str, Any], point: Mapping[str, Any]) -> None:
         n = rec.get("curve_len", 0)
         name = f"curve:{rec['key']}:{n // CURVE_CHUNK}"
         chunk = self._cache.get(name, []) if n % CURVE_CHUNK else []
         self._cache.set(name, chunk + [point])
         rec["curve_len"] = n + 1
 
-    def _truncate_curve(self, rec: dict, iteration: int) -> None:
+    def _truncate_curve(self, rec: dict[str, Any], iteration: int) -> None:
         key = rec["key"]
         n = rec.get("curve_len", 0)
         if n == 0:
@@ -524,19 +530,19 @@ class Store:
         self._write_curve(key, keep)
         rec["curve_len"] = len(keep)
 
-    def curve_of(self, rec: dict) -> list[dict]:
+    def curve_of(self, rec: Mapping[str, Any]) -> list[CurvePoint]:
         n = rec.get("curve_len", 0)
-        points: list[dict] = []
+        points: list[CurvePoint] = []
         for i in range((n + CURVE_CHUNK - 1) // CURVE_CHUNK):
             points += self._cache.get(f"curve:{rec['key']}:{i}", [])
         return points[:n]
 
-    def _write_curve(self, key: str, points: list[dict]) -> None:
+    def _write_curve(self, key: str, points: Sequence[Any]) -> None:
         for i in range(0, len(points), CURVE_CHUNK):
             self._cache.set(f"curve:{key}:{i // CURVE_CHUNK}", points[i : i + CURVE_CHUNK])
 
     # --- import (used by trainers.runs.export) -------------------------------------------------
-    def put_imported(self, rec: dict, curve: list[dict]) -> bool:
+    def put_imported(self, rec: Mapping[str, Any], curve: Sequence[Mapping[str, Any]]) -> bool:
         """Store a validated, finished run from an export file unless the key is already here.
         Call inside `transaction()` to make a whole file all-or-nothing."""
         if self.get(rec["key"]) is not None:

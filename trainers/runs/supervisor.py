@@ -19,14 +19,18 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from trainers.core import pack_rules
 from trainers.core.config import RunConfig
+from trainers.core.records import RunRecord
 
 from .backends.local import LocalBackend, spawn_detached
 from .settings import Settings, load_settings
 from .store import Store, disk_state, is_disk_full, now
+
+if TYPE_CHECKING:
+    from .backends.ray_backend import RayBackend
 
 log = logging.getLogger("trainers.supervisor")
 RAY_RETRY_S = 60.0  # after a failed connection, Ray runs fail at once for this long
@@ -103,12 +107,12 @@ class Supervisor:
         self.settings = settings or load_settings(self.cache_dir)
         self.store = Store(self.cache_dir)
         self.local = LocalBackend(self.store, self.settings)
-        self._ray = None  # created on the first Ray run: ray stays an optional install
+        self._ray: RayBackend | None = None  # created on the first Ray run: ray stays an optional install
         self._ray_error: tuple[float, str] | None = None
         self._stopping = False
 
     # --- backends ----------------------------------------------------------------------------
-    def ray(self):
+    def ray(self) -> RayBackend:
         if self._ray is None:
             # a cluster that just refused us is not asked again for a while: connecting takes
             # ~20 s of retries, and local runs must not wait that long for their supervisor
@@ -152,7 +156,7 @@ class Supervisor:
                 taken.update(r["key"] for r in group)
                 self._start_local(group, slot)
 
-    def pack_group(self, rec: dict, queued: list[dict], slot) -> list[dict]:
+    def pack_group(self, rec: RunRecord, queued: list[RunRecord], slot) -> list[RunRecord]:
         """`rec` and the queued local runs one worker trains with it as one packed network: same
         family (everything but the seed), checkpoints at the same iteration, at most `max_packs`,
         and only where `pack_seeds` allows it ("auto": where `pack_rules.should_pack` says faster).
@@ -187,7 +191,7 @@ class Supervisor:
             log.exception("could not plan a pack for %s", rec["key"])
             return [rec]
 
-    def _start_local(self, recs: list[dict], slot) -> None:
+    def _start_local(self, recs: list[RunRecord], slot) -> None:
         claimed = []
         for rec in recs:
             attempt = self.store.claim(rec["key"], "local", slot.name, lease_starts=False)
@@ -202,7 +206,7 @@ class Supervisor:
                 self.store.worker_lost(rec["key"], attempt, f"could not start the worker: {e}",
                                        self.settings.max_restarts)
 
-    def _ray_step(self, action, recs: list[dict]) -> None:
+    def _ray_step(self, action, recs: list[RunRecord]) -> None:
         """Run a Ray action; if Ray is missing or the cluster unreachable, fail those runs with a
         message instead of taking the supervisor (and every local run) down."""
         try:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from trainers.core.config import ConfigError, RunConfig
 from trainers.core.presets import PRESETS, paper_row, preset_configs
+from trainers.core.records import RunRecord
 from trainers.core.results import number_text, result_rows
 
 from .jobs import submit
@@ -74,7 +75,7 @@ def sweep_configs(name: str, seeds: int | Iterable[int] = 5, schedule: str = "pa
 
 
 def submit_sweep(name: str, configs: list[RunConfig], cache_dir: str | Path = "cache",
-                 backend: str = "local", meta: dict | None = None) -> list[dict]:
+                 backend: str = "local", meta: dict | None = None) -> list[RunRecord]:
     """Submit every config (deduped by key) and remember them under `name`."""
     records = [submit(cfg, cache_dir, backend, start_supervisor=False) for cfg in configs]
     with Store(cache_dir) as store:
@@ -86,7 +87,7 @@ def submit_sweep(name: str, configs: list[RunConfig], cache_dir: str | Path = "c
     return records
 
 
-def sweep_runs(store: Store, name: str) -> list[dict]:
+def sweep_runs(store: Store, name: str) -> list[RunRecord]:
     """The runs of a sweep: those it submitted, or for a preset never submitted here, every stored
     run that matches one of the preset's rows (e.g. runs submitted one by one from the UI)."""
     sweep = store.get_sweep(name)
@@ -99,7 +100,7 @@ def sweep_runs(store: Store, name: str) -> list[dict]:
     raise KeyError(f"no sweep named {name!r} in this cache (presets: {', '.join(PRESETS)})")
 
 
-def progress_counts(records: list[dict]) -> dict[str, int]:
+def progress_counts(records: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for r in records:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
@@ -107,7 +108,7 @@ def progress_counts(records: list[dict]) -> dict[str, int]:
 
 
 # --- the results table: the rows come from trainers.core.results (the UI shows the same) ---------
-def results_table(records: list[dict], preset: str | None = None) -> list[dict[str, Any]]:
+def results_table(records: Sequence[Mapping[str, Any]], preset: str | None = None) -> list[dict[str, Any]]:
     """One row per config without its seed: n finished, median, min, max, the paper's number and
     the difference (`trainers.core.results.result_rows`). `preset` names the rows to label with
     first (Table 2's "original" rather than Table 1's, same number)."""

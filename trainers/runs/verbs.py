@@ -15,11 +15,13 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from trainers.core.strict_json import dumps
 
 Handler = Callable[[argparse.Namespace], int]
+T = TypeVar("T")
 
 
 def _cache_arg(p: argparse.ArgumentParser) -> None:
@@ -34,7 +36,7 @@ def _fmt_eta(s: float | None) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
-def _status_line(rec: dict) -> str:
+def _status_line(rec: Mapping[str, Any]) -> str:
     from trainers.core.results import shown_status
 
     prog = f"{100 * (rec.get('progress') or 0):5.1f}%"
@@ -324,9 +326,9 @@ def add_commands(sub) -> dict[str, Handler]:
     return {verb: _disk_errors(h) for verb, h in handlers.items()}
 
 
-def _disk_errors(handler: Handler) -> Handler:
+def _disk_errors(handler: Callable[[argparse.Namespace], T]) -> Callable[[argparse.Namespace], T | int]:
     """A full or read-only disk is a message and exit code 1, not a traceback; nothing stored is lost."""
-    def run(args: argparse.Namespace) -> int:
+    def run(args: argparse.Namespace) -> T | int:
         import sqlite3
 
         from .store import StoreUnavailable, is_disk_full

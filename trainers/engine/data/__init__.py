@@ -65,7 +65,8 @@ def dataset_info(spec: str, cache_dir: str | Path) -> dict[str, Any]:
         folder, archive = data_dir / fmt.folder, data_dir / fmt.archive
         source_present = all((folder / f).is_file() for f in fmt.files) or archive.is_file()
         path = folder if folder.is_dir() or not archive.is_file() else archive
-        label, downloadable, known = fmt.label, True, (fmt.num_train, fmt.num_test)
+        label, downloadable = fmt.label, True
+        known: tuple[int | None, int | None] = (fmt.num_train, fmt.num_test)
         slug = spec
     elif spec.startswith("folder:"):
         path = folder_path(spec)
@@ -87,6 +88,6 @@ def dataset_info(spec: str, cache_dir: str | Path) -> dict[str, Any]:
     return {
         "spec": spec, "label": label, "present": decoded or source_present,
         "downloadable": downloadable, "decoded": decoded, "path": str(path), "size_bytes": size,
-        "num_train": meta["num_train"] if decoded else known[0],
-        "num_test": meta["num_test"] if decoded else known[1],
+        "num_train": meta["num_train"] if meta is not None and decoded else known[0],
+        "num_test": meta["num_test"] if meta is not None and decoded else known[1],
     }

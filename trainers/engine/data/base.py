@@ -27,8 +27,8 @@ class Dataset:
     train_y: torch.Tensor = field(repr=False)  # int64 (N,)
     test_x: torch.Tensor = field(repr=False)
     test_y: torch.Tensor = field(repr=False)
-    mean: tuple[float, float, float]  # per channel, 0-1 scale, from the training images
-    std: tuple[float, float, float]
+    mean: tuple[float, ...]  # per channel (3), 0-1 scale, from the training images
+    std: tuple[float, ...]
 
     @property
     def num_classes(self) -> int:

@@ -35,7 +35,7 @@ DOWNLOAD_TIMEOUT_S = 30
 class CifarFormat:
     spec: str
     label: str
-    source: type  # torchvision's dataset class: the URL and the official md5 lists live there
+    source: Any  # torchvision's dataset class: the URL and the official md5 lists live there
     label_key: bytes  # b"labels" (CIFAR-10) or b"fine_labels" (CIFAR-100: the 100-class labels)
     num_train: int
     num_test: int
@@ -207,16 +207,16 @@ def _cifar_split(fmt: CifarFormat, folder: Path, files: list[str], num_classes: 
                             f"{type(data).__name__} {shape}; not a {fmt.label} batch. "
                             f"Delete {folder} and load {fmt.spec} again.")
         try:
-            y = np.asarray(labels, dtype=np.int64)
+            labels_np = np.asarray(labels, dtype=np.int64)
         except (TypeError, ValueError):
-            y = None
-        if y is None or y.shape != (len(data),):
+            labels_np = None
+        if labels_np is None or labels_np.shape != (len(data),):
             raise DataError(f"{path}: {fmt.label_key!r} must hold one integer label per image "
-                            f"({len(data)}), got {None if y is None else y.shape}. "
+                            f"({len(data)}), got {None if labels_np is None else labels_np.shape}. "
                             f"Delete {folder} and load {fmt.spec} again.")
         # rows are 1024 red, 1024 green, 1024 blue values, each plane row-major: (3, 32, 32)
         xs.append(torch.from_numpy(data).view(-1, 3, IMAGE_SIZE, IMAGE_SIZE))
-        ys.append(torch.from_numpy(y))
+        ys.append(torch.from_numpy(labels_np))
     x, y = torch.cat(xs).contiguous(), torch.cat(ys)
     check_labels(y, num_classes, f"{folder}/{'+'.join(files)}")
     return x, y
@@ -237,7 +237,7 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
     try:  # numpy >= 2 moved numpy.core to numpy._core; old pickles still name numpy.core
         from numpy._core import multiarray, numeric
     except ImportError:  # pragma: no cover - numpy 1.x
-        from numpy.core import multiarray, numeric
+        from numpy.core import multiarray, numeric  # type: ignore[no-redef]
     allowed: dict[tuple[str, str], Any] = {
         ("numpy", "ndarray"): np.ndarray,
         ("numpy", "dtype"): np.dtype,
@@ -246,7 +246,7 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
     for core in ("numpy.core", "numpy._core"):
         allowed[(f"{core}.multiarray", "_reconstruct")] = multiarray._reconstruct
         allowed[(f"{core}.multiarray", "scalar")] = multiarray.scalar
-        allowed[(f"{core}.numeric", "_frombuffer")] = numeric._frombuffer  # protocol 5
+        allowed[(f"{core}.numeric", "_frombuffer")] = numeric._frombuffer  # type: ignore[attr-defined]  # protocol 5
     return allowed
 
 

@@ -60,7 +60,7 @@ def load_folder(spec: str, data_dir: Path, report: Progress) -> Dataset:
         if cached is not None:
             return replace(cached, name=spec)
         tree, blobs = read_tarball(path, report)
-        read = blobs.pop  # each image's bytes are dropped as soon as it is decoded
+        read: Callable[[str], bytes] = blobs.pop  # each image's bytes are dropped as soon as it is decoded
     elif path.is_dir():
         root = _find_split_root(path)
         tree = _folder_tree(root)
@@ -69,13 +69,14 @@ def load_folder(spec: str, data_dir: Path, report: Progress) -> Dataset:
         if cached is not None:
             return replace(cached, name=spec)
 
-        def read(rel: str) -> bytes:
+        def read_file(rel: str) -> bytes:
             with open(root / rel, "rb") as f:
                 data = f.read(MAX_IMAGE_BYTES + 1)
             if len(data) > MAX_IMAGE_BYTES:
                 raise DataError(f"{root / rel} is larger than {MAX_IMAGE_BYTES // 2**20} MB: not an image we can use")
             return data
 
+        read = read_file
     else:
         raise _not_a_dataset(path)
     classes, train_files, test_files = _layout(tree, path)

@@ -46,7 +46,7 @@ def read_tarball(archive: Path, report: Progress, names_only: bool = False) -> t
                     if total > MAX_IMAGES_BYTES:
                         raise DataError(f"{archive}: more than {MAX_IMAGES_BYTES // 2**30} GB of images; "
                                         f"too large for an in-memory dataset")
-                    blobs[name] = b"" if names_only else tar.extractfile(member).read(MAX_IMAGE_BYTES + 1)
+                    blobs[name] = b"" if names_only else _member_bytes(tar, member)
             report(f"reading {archive.name}", 1.0)
     except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
         raise DataError(f"cannot read {archive}: {e}. The archive is damaged or not a tar file; "
@@ -112,3 +112,8 @@ def safe_extract(archive: Path, dest: Path, report: Progress) -> None:
     except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
         raise DataError(f"cannot extract {archive}: {e}. The archive is damaged or not a tar file; "
                         f"delete it and load the dataset again.") from None
+
+
+def _member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    f = tar.extractfile(member)  # None only for what is not a regular file (those are skipped before)
+    return b"" if f is None else f.read(MAX_IMAGE_BYTES + 1)

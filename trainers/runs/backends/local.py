@@ -16,6 +16,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from trainers.core.records import RunRecord
+
 from ..settings import Settings
 from ..store import Store, disk_state, hostname, now, private_dir
 
@@ -82,8 +84,10 @@ def spawn_detached(args: list[str], log_path: Path, extra_env: dict[str, str] | 
         )
 
 
-def is_our_worker(pid: int, key: str) -> bool:
+def is_our_worker(pid: int | None, key: str) -> bool:
     """True if `pid` is alive and is a worker of `key` (guards kill against pid reuse)."""
+    if not pid:  # none recorded: nothing to check (and 0 would be our own process group)
+        return False
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
@@ -97,14 +101,14 @@ def is_our_worker(pid: int, key: str) -> bool:
     return b"worker" in cmdline and key.encode() in cmdline
 
 
-def kill_worker(pid: int, key: str, sig: int) -> bool:
+def kill_worker(pid: int | None, key: str, sig: int) -> bool:
     """Signal the worker `pid` of `key`, and its process group if it leads one (what it started).
 
     The pid itself is always signalled: a worker started by hand, or by something that did not give
     it its own session, is not its group's leader, and a group kill alone silently misses it. The
     group is signalled only when the worker leads it, never a shell's group it merely belongs to.
     Nothing is sent unless `pid` is verifiably our worker (pid reuse). True if a signal was sent."""
-    if not is_our_worker(pid, key):
+    if not pid or not is_our_worker(pid, key):
         return False
     try:
         leads = os.getpgid(pid) == pid
@@ -135,11 +139,11 @@ class LocalBackend:
         self._signalled: dict[tuple[str, int], int] = {}  # (key, attempt) -> last signal sent
         log.info("local slots: %s", ", ".join(f"{s.name}({s.device})" for s in self.slots))
 
-    def free_slots(self, running: list[dict]) -> list[Slot]:
+    def free_slots(self, running: list[RunRecord]) -> list[Slot]:
         taken = {r["slot"] for r in running if r["backend"] == self.name}
         return [s for s in self.slots if s.name not in taken]
 
-    def start(self, recs: list[dict], attempts: list[int], slot: Slot) -> None:
+    def start(self, recs: list[RunRecord], attempts: list[int], slot: Slot) -> None:
         """One worker for these claimed runs: one run, or several trained as one packed network.
         Every key keeps its own record and attempt; a shared process (`procs` maps each key to it)
         is seen dying by every key of its pack. The log is the first run's; the others link to it."""
@@ -169,7 +173,7 @@ class LocalBackend:
     def busy(self) -> bool:
         return any(p.poll() is None for _, p in self.procs.values())
 
-    def poll(self, running: list[dict]) -> None:
+    def poll(self, running: list[RunRecord]) -> None:
         """Detect dead workers and carry out cancel requests, for every local running run."""
         s = self.settings
         for rec in running:
@@ -203,7 +207,7 @@ class LocalBackend:
             if proc.poll() is not None:
                 del self.procs[key]
 
-    def _lost(self, rec: dict, reason: str) -> None:
+    def _lost(self, rec: RunRecord, reason: str) -> None:
         disk = disk_state(self.store.cache_dir)
         if disk["full"]:  # it died of the full disk, not of itself: queue it, no restart counted
             if self.store.release(rec["key"], rec["attempt"], f"{disk['message']} ({reason})"):
@@ -213,10 +217,10 @@ class LocalBackend:
         if status:
             log.warning("run %s attempt %d: %s -> %s", rec["key"], rec["attempt"], reason, status)
 
-    def _enforce_cancel(self, rec: dict) -> None:
+    def _enforce_cancel(self, rec: RunRecord) -> None:
         """The worker polls the cancel flag; if it has not stopped after the grace period it gets
         SIGTERM (it checkpoints and stops), then SIGKILL."""
-        waited = now() - rec["cancel_requested_at"]
+        waited = now() - (rec["cancel_requested_at"] or now())
         grace = self.settings.cancel_grace_s
         ident = (rec["key"], rec["attempt"])
         if waited > 2 * grace and self._signalled.get(ident) != signal.SIGKILL:

@@ -19,6 +19,8 @@ import logging
 import os
 from pathlib import Path
 
+from trainers.core.records import RunRecord
+
 from ..attempt import PERMANENT, is_retryable
 from ..settings import Settings
 from ..store import Store, now
@@ -59,7 +61,8 @@ class RayBackend:
                      log_to_driver=False, logging_level=logging.WARNING)
         # one relay per cache directory, named so a restarted supervisor finds the same one
         tag = hashlib.sha256(str(store.cache_dir).encode()).hexdigest()[:12]
-        self.relay = Relay.options(name=f"relay-{tag}", lifetime="detached", get_if_exists=True).remote()
+        relay = Relay.options(name=f"relay-{tag}", lifetime="detached", get_if_exists=True).remote()  # type: ignore[attr-defined]  # @ray.remote adds it
+        self.relay = relay
         gpus = settings.ray_gpus_per_run
         if gpus < 0:
             gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
@@ -72,7 +75,7 @@ class RayBackend:
     def busy(self) -> bool:
         return bool(self.refs)
 
-    def start_queued(self, rec: dict) -> None:
+    def start_queued(self, rec: RunRecord) -> None:
         # The lease starts with the first relayed heartbeat: a task waiting for a free GPU in
         # Ray's queue is not dead.
         attempt = self.store.claim(rec["key"], self.name, "ray", lease_starts=False)
@@ -92,7 +95,7 @@ class RayBackend:
             elif ev.get("type") != "end":  # the result comes with the task's return value
                 self.store.apply_event(key, attempt, ev)
 
-    def poll(self, running: list[dict]) -> None:
+    def poll(self, running: list[RunRecord]) -> None:
         ray = self.ray
         self.drain()
         if self.refs:
@@ -149,10 +152,10 @@ class RayBackend:
         else:
             self.store.finish(key, attempt, result)
 
-    def _enforce_cancel(self, rec: dict) -> None:
+    def _enforce_cancel(self, rec: RunRecord) -> None:
         ident = (rec["key"], rec["attempt"])
         self.relay.cancel.remote(*ident)
-        waited = now() - rec["cancel_requested_at"]
+        waited = now() - (rec["cancel_requested_at"] or now())
         if waited > self.settings.cancel_grace_s and ident not in self._killed:
             for ref, who in self.refs.items():
                 if who == ident:
