@@ -159,6 +159,7 @@ def group_curves(groups: Mapping[str, Sequence[pd.DataFrame]], smoothing: float 
             if col not in ("train_loss", "test_error"):
                 b = b[["iteration", col]]
             merged = b if merged is None else merged.merge(b, on="iteration", how="outer")
+        assert merged is not None  # the loop above ran
         merged = merged.sort_values("iteration").assign(series=name, n=len(frames))
         out.append(merged.drop(columns=["train_loss_n", "test_error_n"]))
     cols = ["series", "iteration", "train_loss", "train_loss_lo", "train_loss_hi",
@@ -183,7 +184,7 @@ def curve_figure(
     curves: pd.DataFrame,
     *,
     lr_drops: Sequence[int] = (),
-    paper_errors: Mapping[str, float] | None = None,
+    paper_errors: Mapping[str, float | None] | None = None,
     log_loss: bool = False,
     log_error: bool = False,
     title: str = "",
@@ -253,8 +254,9 @@ def curve_figure(
                                  yaxis="y2", marker={"size": 4}, line={"color": c, "width": 2},
                                  legendgroup=name, name=f"{label}: test error",
                                  hovertemplate=unit + "<br>test error %{y:.2f}%<extra>" + name + "</extra>"))
-        if name in paper_errors and paper_errors[name] is not None:
-            ref = float(paper_errors[name])
+        paper_error = paper_errors.get(name)
+        if paper_error is not None:
+            ref = float(paper_error)
             fig.add_trace(go.Scatter(x=[0, x_max], y=[ref, ref], mode="lines", yaxis="y2",
                                      line={"color": c, "dash": "dashdot", "width": 1}, legendgroup=name,
                                      name=f"paper: {ref:.2f}% ({name})",

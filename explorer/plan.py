@@ -12,8 +12,7 @@ import pandas as pd
 
 from trainers.core.config import ConfigError, RunConfig
 from trainers.core.registry import BLOCKS, SHORTCUTS
-
-from .figures import dataset_short
+from trainers.core.results import dataset_short
 
 DEPTH_N = (1, 2, 3, 5, 7, 9, 18)  # units per stage offered (n = 18: the paper's 110 / 164)
 
@@ -95,11 +94,12 @@ def plan_frame(configs: Sequence[RunConfig], records: Mapping[str, Mapping]) -> 
     """One row per planned run: what it is, and what submitting it would do."""
     rows = []
     for cfg in configs:
-        rec = records.get(cfg.key)
-        state = plan_state(rec)
+        found = records.get(cfg.key)
+        state = plan_state(found)
+        rec: Mapping = found or {}
         detail = ""
         if state == "cached":
-            err = ((rec or {}).get("result") or {}).get("test_error")
+            err = (rec.get("result") or {}).get("test_error")
             detail = f"{rec['status']}, {err:.2f}% test error" if isinstance(err, (int, float)) else rec["status"]
         elif state == "running":
             detail = f"{100 * float(rec.get('progress') or 0):.0f}% done"

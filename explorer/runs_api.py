@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import streamlit as st
@@ -69,7 +69,7 @@ def _finished_curve(path: str, key: str, updated_at: Any) -> list[CurvePoint]:
     return _store(path).curve(key)
 
 
-def curve(record: RunRecord) -> list[CurvePoint]:
+def curve(record: Mapping[str, Any]) -> list[CurvePoint]:
     """The record's metrics/eval events; cached once the run has finished."""
     if record.get("status") in ("queued", "running"):
         return _here().curve(record["key"])

@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from explorer import figures, plan
 from trainers.core.config import ConfigError, RunConfig
+from trainers.core.results import group_key
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGES = {
@@ -188,7 +189,7 @@ def test_compare_groups_seeds_beside_the_paper_and_lives_in_the_url(app_cache):
     for seed, err in enumerate((6.0, 7.0, 6.5)):
         add_run(app_cache, row.config(iterations=40, seed=seed), test_error=err)
     add_run(app_cache, RunConfig(**SMOKE), test_error=55.0)
-    group = figures.group_key(row.config(iterations=40).to_dict())
+    group = group_key(row.config(iterations=40).to_dict())
     at = open_page("compare", {"g": group, "smooth": "0.5"})
     assert_clean(at)
     assert at.multiselect(key="compare_groups").value == [group]

@@ -35,7 +35,7 @@ def dataset_picker(per_row: bool) -> tuple[str | None, bool]:
     default = "paper" if per_row else "cifar10"
     if jpeg and not _dataset_present("cifar10"):
         default = "jpeg"  # official CIFAR-10 not downloaded yet: this machine may be offline
-    choice = st.selectbox("Dataset", options, index=options.index(default), format_func=labels.get,
+    choice = st.selectbox("Dataset", options, index=options.index(default), format_func=lambda k: labels[k],
                           key="design_dataset",
                           help="CIFAR-10/100 are downloaded by the first run that needs them "
                                "(needs internet). Offline, use the JPEG copy or a local folder.")
@@ -127,7 +127,7 @@ def network_picker() -> dict:
     default_depth = 20 if 20 in depths else depths[1]
     depth = c4.selectbox("Depth", depths, index=depths.index(default_depth), key=f"design_depth_{block}",
                          format_func=lambda d: f"ResNet-{d}", help=BLOCKS[block].note)
-    for e in errors:
-        st.error(e)
+    for message in errors:
+        st.error(message)
     return {"orderings": orderings, "shortcuts": shortcuts, "params": params, "block": block,
             "depth": depth, "ok": not errors}

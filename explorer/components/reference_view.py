@@ -18,11 +18,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explorer import runs_api
-from explorer.figures import curve_figure, curve_frame, dataset_short, group_curves
+from explorer.figures import curve_figure, curve_frame, group_curves
 from explorer.guard import md_escape
 from explorer.pages_common import lr_drops
 from trainers.core import presets, separation
 from trainers.core import reference_packs as ref
+from trainers.core.results import dataset_short
 
 PREFIX = "reference · "
 # Muted, distinct from figures.PALETTE: a reference curve never looks like one of the user's.
@@ -126,6 +127,8 @@ def _marker(run: dict[str, Any], x: float) -> tuple[float, float, str] | None:
     total = run["config"]["iterations"]
     if row.fails:
         return (x, 20.0, f"paper at {total // 1000}k: fail (> 20 %)")
+    if row.reported is None:
+        return None
     return (x, float(row.reported), f"paper at {total // 1000}k: {row.reported:.2f} %")
 
 

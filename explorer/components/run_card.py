@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import streamlit as st
 
 from explorer import polling, runs_api
@@ -15,12 +18,12 @@ ICONS = {"queued": ":material/schedule:", "running": ":material/play_circle:", "
 LOADING_TEXT = "starting: loading the dataset (decoding it takes ~25 s the first time) and building the network…"
 
 
-def starting(rec: dict) -> bool:
+def starting(rec: Mapping[str, Any]) -> bool:
     """Claimed by a worker that has not sent the engine's start event yet (data loading)."""
     return rec.get("status") == "running" and not rec.get("parameters") and not rec.get("iteration")
 
 
-def run_card(rec: dict, rate: dict | None = None) -> None:
+def run_card(rec: Mapping[str, Any], rate: dict | None = None) -> None:
     """`rate`: the run's average speed and ETA (figures.run_rate), steadier than the last window's."""
     status = shown_status(rec) or "?"  # a short run stored as "fail" reads "done"
     with st.container(border=True):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -23,7 +24,7 @@ def run_name(rec: Mapping) -> str:
             f"{rec.get('status')} · {rec['key'][:8]}{tags}")
 
 
-def differs_view(records: list[dict]) -> None:
+def differs_view(records: Sequence[Mapping[str, Any]]) -> None:
     by_key = {r["key"]: r for r in records}
     keys = list(by_key)
     if len(keys) < 2:
@@ -39,7 +40,7 @@ def differs_view(records: list[dict]) -> None:
         st.dataframe(diff, hide_index=True, width="stretch", key="diff_table")
 
 
-def manage_view(records: list[dict]) -> None:
+def manage_view(records: Sequence[Mapping[str, Any]]) -> None:
     """Tag or delete runs. Queued and running runs are not deleted: cancel them on Live first."""
     by_key = {r["key"]: r for r in records}
     chosen = st.multiselect("Runs", list(by_key), format_func=lambda k: run_name(by_key[k]), key="manage_runs")

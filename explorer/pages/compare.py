@@ -4,6 +4,8 @@ The selection and the view options live in the URL, so a link shows the same com
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlencode
 
 import pandas as pd
@@ -13,20 +15,18 @@ from explorer import runs_api
 from explorer.components import reference_view
 from explorer.components.run_tools import differs_view, manage_view
 from explorer.figures import (
-    FINISHED,
     X_AXES,
     assign_colors,
     curve_figure,
     curve_frame,
     display_table,
     group_curves,
-    group_key,
-    group_label,
     results_table,
 )
 from explorer.guard import page_guard
 from explorer.pages_common import lr_drops, paper_row_for
 from trainers.core import presets
+from trainers.core.results import FINISHED, group_key, group_label
 
 # ours beside the paper right after the run's name: visible without scrolling at 1400 px
 TABLE_COLUMNS = {
@@ -70,7 +70,7 @@ def group_picker(groups: dict, labels: dict) -> list[str]:
         st.session_state["compare_groups"] = [g for g in st.query_params.get_all("g") if g in groups]
     else:  # a group can disappear (deleted runs): keep the widget's value valid
         st.session_state["compare_groups"] = [g for g in st.session_state["compare_groups"] if g in groups]
-    chosen = st.multiselect("Runs (seeds grouped)", list(groups), format_func=labels.get,
+    chosen = st.multiselect("Runs (seeds grouped)", list(groups), format_func=lambda g: labels[g],
                             key="compare_groups", persist_state="session",
                             placeholder="All finished runs: choose some to plot")
     if chosen:
@@ -91,7 +91,7 @@ def body() -> None:
         st.info("No finished run yet. Launch one on Design & launch; its row appears here when it ends.")
         st.page_link("explorer/pages/design.py", label="Design & launch", icon=":material/tune:")
         return
-    groups: dict[str, list[dict]] = {}
+    groups: dict[str, list[Mapping[str, Any]]] = {}
     for r in shown:
         groups.setdefault(group_key(r["config"]), []).append(r)
     labels = {g: f"{group_label(rs[0])} (n={len(rs)})" + "".join(
@@ -103,7 +103,7 @@ def body() -> None:
     chosen = selected or list(groups)[:4]
 
     o0, o1, o2, o3, o4, o5 = st.columns(6)
-    x = o0.selectbox("x axis", list(X_AXES), format_func=X_AXES.get, key="x", bind="query-params")
+    x = o0.selectbox("x axis", list(X_AXES), format_func=lambda k: X_AXES[k], key="x", bind="query-params")
     band = o1.toggle("seeds: median + band", value=True, key="band", bind="query-params")
     smoothing = o2.slider("smoothing", 0.0, 0.95, 0.0, 0.05, key="smooth", bind="query-params")
     log_loss = o3.toggle("log loss axis", key="logloss", bind="query-params")
@@ -124,10 +124,10 @@ def body() -> None:
             if ref is not None and ref.reported is not None:
                 refs[name] = ref.reported
         else:
-            for r in rs:
-                sname = f"{name} · seed {r['config'].get('seed', '?')}"
-                series[sname] = [curve_frame(runs_api.curve(r))]
-                owner[sname] = r["key"]
+            for run in rs:
+                sname = f"{name} · seed {run['config'].get('seed', '?')}"
+                series[sname] = [curve_frame(runs_api.curve(run))]
+                owner[sname] = run["key"]
                 if ref is not None and ref.reported is not None:
                     refs[sname] = ref.reported
     reference_view.overlay(series, refs)

@@ -4,6 +4,8 @@ already cached or running; an honest time estimate; one button to launch the new
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import streamlit as st
 
@@ -39,7 +41,7 @@ def choose_templates(presets) -> tuple[list[dict], str]:
     """Preset rows or a custom grid -> (RunConfig templates, source name)."""
     names = [CUSTOM, *presets.PRESETS]
     titles = {CUSTOM: "Custom grid", **preset_labels(presets.PRESETS)}
-    source = st.segmented_control("Start from", names, default=CUSTOM, format_func=titles.get,
+    source = st.segmented_control("Start from", names, default=CUSTOM, format_func=lambda n: titles[n],
                                   key="design_source", required=True)
     if source == CUSTOM:
         net = network_picker()
@@ -60,7 +62,7 @@ def choose_templates(presets) -> tuple[list[dict], str]:
     return [dict(r.template) for r in rows], source
 
 
-def speed_for(cfg: RunConfig, records: list[dict], progress) -> dict:
+def speed_for(cfg: RunConfig, records: Sequence[Mapping[str, Any]], progress) -> dict:
     hist = estimate.speed_from_history(records, cfg, runs_api.curve)
     if hist:
         return hist
@@ -71,7 +73,7 @@ def speed_for(cfg: RunConfig, records: list[dict], progress) -> dict:
 
 
 @st.fragment(parallel=True)
-def estimate_panel(todo_json: list[str], records: list[dict]) -> None:
+def estimate_panel(todo_json: list[str], records: Sequence[Mapping[str, Any]]) -> None:
     """Time estimate of the new runs. A parallel fragment: the plan and the launch button do not
     wait for the benchmark."""
     with page_guard("estimate"):
@@ -157,7 +159,7 @@ def sweep_name_input(source: str) -> str:
     return name.strip() or default
 
 
-def launch(configs: list[RunConfig], backend: str, sweep: str = "", planned: list[RunConfig] = ()) -> None:
+def launch(configs: list[RunConfig], backend: str, sweep: str = "", planned: Sequence[RunConfig] = ()) -> None:
     with st.status(f"Submitting {len(configs)} run(s)…", expanded=False) as status:
         recs = runs_api.submit_all(configs, backend=backend)
         if sweep:  # the whole plan, cached runs included: the table shows the grid as designed

@@ -5,6 +5,8 @@ it). The fragment reads the store only (explorer/polling.py): it never imports t
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import streamlit as st
 
@@ -14,15 +16,16 @@ from explorer.components.run_card import run_card
 from explorer.figures import X_AXES, assign_colors, curve_figure, curve_frame, group_curves, run_rate
 from explorer.guard import page_guard
 from explorer.pages_common import lr_drops, paper_row_for
+from trainers.core.records import RunRecord
 
 RECENT_S = 15 * 60  # finished runs stay on this page for a while, so the end is seen
 
 
-def series_name(rec: dict) -> str:
+def series_name(rec: Mapping[str, Any]) -> str:
     return f"{rec.get('label') or rec['key']} · seed {(rec.get('config') or {}).get('seed', '?')}"
 
 
-def recent_finished(active: list[dict]) -> list[dict]:
+def recent_finished(active: Sequence[Mapping[str, Any]]) -> list[RunRecord]:
     """Runs that ended in the last RECENT_S. Runs this session saw active are re-read now, so a run
     that just ended shows its end at once; the others come from the few-seconds-old list."""
     now = time.time()
@@ -37,7 +40,7 @@ def recent_finished(active: list[dict]) -> list[dict]:
     return sorted(recent, key=lambda r: float(r.get("updated_at") or 0), reverse=True)[:5]
 
 
-def curves_chart(records: list[dict], curves: dict[str, list[dict]]) -> None:
+def curves_chart(records: Sequence[Mapping[str, Any]], curves: dict[str, list[dict]]) -> None:
     """All running runs overlaid (or the ones chosen), each in its own colour."""
     by_key = {r["key"]: r for r in records}
     running = [r["key"] for r in records if r.get("status") == "running"]
@@ -48,7 +51,7 @@ def curves_chart(records: list[dict], curves: dict[str, list[dict]]) -> None:
                             format_func=lambda k: f"{series_name(by_key[k])} · {by_key[k].get('status')}",
                             placeholder=("every running run" if running else "the latest run")
                             + " (choose runs to plot them instead)")
-    x = c2.selectbox("x axis", list(X_AXES), format_func=X_AXES.get, key="live_x")
+    x = c2.selectbox("x axis", list(X_AXES), format_func=lambda k: X_AXES[k], key="live_x")
     keys = [k for k in chosen if k in by_key] or default
     series, refs = {}, {}
     for k in keys:
@@ -99,9 +102,9 @@ def live_cards() -> None:
             run_card(rec, rate)
         if recent:
             st.markdown("**Finished in the last 15 minutes**")
-            for rec in recent:  # finished curves are cached: the average costs nothing twice
-                run_card(rec, run_rate(runs_api.curve(rec),
-                                       int((rec.get("config") or {}).get("batch_size") or 128)))
+            for done in recent:  # finished curves are cached: the average costs nothing twice
+                run_card(done, run_rate(runs_api.curve(done),
+                                        int((done.get("config") or {}).get("batch_size") or 128)))
 
 
 @st.fragment(run_every=CHART_EVERY_S)

@@ -34,8 +34,8 @@ def _count(n) -> str:
 
 def dataset_specs() -> list[str]:
     specs = ["cifar10", "cifar100"]
-    if jpeg_copy_spec():
-        specs.append(jpeg_copy_spec())
+    if jpeg := jpeg_copy_spec():
+        specs.append(jpeg)
     return specs + ["synthetic"]
 
 
