@@ -651,6 +651,7 @@ def _separated(doc: dict) -> dict:
     return doc
 
 
+@pytest.mark.slow
 def test_compare_first_start_opens_on_the_campaign_with_markers_band_and_an_honest_caption(
         app_cache, campaign_pack_file, monkeypatch):
     monkeypatch.setenv("RESNET_EXPLORER_REFERENCE", str(campaign_pack_file.parent))
@@ -678,6 +679,7 @@ def test_compare_first_start_opens_on_the_campaign_with_markers_band_and_an_hone
     assert xs and max(xs) == pytest.approx(4 / 64_000)
 
 
+@pytest.mark.slow
 def test_campaign_markers_put_the_papers_number_at_64k(app_cache, campaign_pack_file, monkeypatch, tmp_path):
     import copy
 
@@ -695,6 +697,7 @@ def test_campaign_markers_put_the_papers_number_at_64k(app_cache, campaign_pack_
     assert any(v == ([64_000], [6.61]) for v in markers.values()), markers  # the original's 6.61 %
 
 
+@pytest.mark.slow
 def test_learn_links_a_concept_only_where_the_runs_show_it(app_cache, campaign_pack_file, monkeypatch, tmp_path):
     from trainers.core.reference_packs import read_pack
 

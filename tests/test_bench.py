@@ -15,6 +15,7 @@ from trainers.engine.bench import TorchvisionStyleCIFAR, conventional_transform,
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_bench_cli_prints_both_throughputs_and_the_ratio_last():
     out = subprocess.run(
         [sys.executable, "-m", "trainers", "bench", "--depth", "8", "--batch-size", "16", "--steps", "2",
@@ -56,6 +57,7 @@ def test_step_modes_resolve_per_device():
         resolve_mode("graph", cpu)  # CUDA graphs need CUDA
 
 
+@pytest.mark.slow
 def test_the_estimates_speed_is_the_trainers_own_step():
     """The Design page's estimate (engine_api.bench_speed) times `bench`'s step (`Ours`), here."""
     from trainers.engine.bench import step_speed

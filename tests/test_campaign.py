@@ -16,6 +16,8 @@ from trainers.core import separation
 from trainers.core.config import RunConfig
 from trainers.engine.train import train
 
+pytestmark = pytest.mark.slow  # trains, or starts workers and a supervisor
+
 TINY = dict(dataset="synthetic", depth=8, batch_size=32, train_size=512, test_size=256)
 
 

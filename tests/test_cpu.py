@@ -36,6 +36,7 @@ def _faults(mode: str) -> int:
     return int(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt: Linux only")
 def test_kept_memory_ends_the_page_faults_of_a_training_loop():
     default, tuned = _faults("default"), _faults("tuned")

@@ -466,6 +466,7 @@ def shared_cifar(shared_cifar_tarball, tmp_path_factory):
     return ds, cache, time.perf_counter() - started
 
 
+@pytest.mark.slow
 def test_shared_jpeg_copy_is_cifar10(shared_cifar):
     ds, _, seconds = shared_cifar
     print(f"read + decoded the shared CIFAR-10 JPEG copy in {seconds:.1f} s")
@@ -477,6 +478,7 @@ def test_shared_jpeg_copy_is_cifar10(shared_cifar):
     assert np.allclose(ds.mean, (0.4914, 0.4822, 0.4465), atol=0.01)
 
 
+@pytest.mark.slow
 def test_shared_jpeg_copy_reloads_from_cache(shared_cifar, shared_cifar_tarball, monkeypatch):
     ds, cache, _ = shared_cifar
     _forbid(monkeypatch, "folder._decode_image")

@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # trains, or starts workers and a supervisor
+
 ROOT = Path(__file__).resolve().parents[1]
 UI_AND_JOBS = ("streamlit", "plotly", "diskcache", "pandas", "ray")
 ENGINE = ("trainers", "trainers.engine.train", "trainers.engine.pack_state", "trainers.engine.fast", "trainers.engine.bench", "trainers.cli",

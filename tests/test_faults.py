@@ -133,6 +133,7 @@ def test_a_stale_attempt_cannot_overwrite_the_files_of_a_newer_one(cache_dir):
         set_fence(folder, None)
 
 
+@pytest.mark.slow
 def test_a_stopped_worker_resumed_after_a_newer_attempt_finished_writes_nothing(cache_dir, fast_env):
     """The issue's case end to end: a real worker, SIGSTOPped mid-run; attempt 2 finishes; the
     stale worker is continued and must leave checkpoint.pt and result.json as attempt 2 left them."""
@@ -353,6 +354,7 @@ def test_a_schedule_can_be_customised_with_set():
 
 
 # --- 6. checkpoints that parse but do not fit ------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["shape", "missing"])
 def test_a_checkpoint_that_does_not_fit_is_set_aside_and_the_note_reaches_the_record(damage, cache_dir):
     from trainers.engine.train import train
@@ -428,6 +430,7 @@ def test_import_refuses_files_out_of_bounds_naming_the_field(cache_dir, tmp_path
 
 
 # --- 8. two `train`s of one config train it once -------------------------------------------------
+@pytest.mark.slow
 def test_a_second_train_of_a_running_config_follows_the_first(cache_dir):
     from trainers.runs.jobs import train_here
 
@@ -444,6 +447,7 @@ def test_a_second_train_of_a_running_config_follows_the_first(cache_dir):
     assert "waiting for it" in out.getvalue()
 
 
+@pytest.mark.slow
 def test_the_train_verb_goes_through_the_store(cache_dir, fast_env):
     cfg = tiny(iterations=10, train_size=64, test_size=32, log_every=5, eval_every=10)
     r = subprocess.run([sys.executable, "-m", "trainers", "train", "--config-json", json.dumps(cfg.to_dict()),
@@ -456,6 +460,7 @@ def test_the_train_verb_goes_through_the_store(cache_dir, fast_env):
     assert rec["status"] in ("done", "fail") and rec["attempt"] == 1 and rec["result"]["iterations"] == 10
 
 
+@pytest.mark.slow
 def test_the_engine_still_imports_without_the_runs_layer():
     code = ("import sys; sys.modules['diskcache'] = None; import trainers.engine.train, trainers.cli; "
             "assert 'trainers.runs.store' not in sys.modules")

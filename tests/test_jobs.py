@@ -20,6 +20,8 @@ from trainers.core.config import RunConfig
 from trainers.runs import Store, cancel, ensure_supervisor, submit
 from trainers.runs.supervisor import supervisor_pid
 
+pytestmark = pytest.mark.slow  # trains, or starts workers and a supervisor
+
 ROOT = Path(__file__).resolve().parents[1]
 # Leases as measured (2026-11-29, 2 cores at load average ~20): a worker's first heartbeat comes
 # 0.5-0.8 s after its start (before it imports the engine), its start event 13-17 s after, and

@@ -17,6 +17,7 @@ SMALLEST_DEPTH = {"basic": 8, "bottleneck": 11, "single": 5}
 @pytest.mark.parametrize(
     "ordering, shortcut, block", list(itertools.product(ORDERINGS, SHORTCUTS, BLOCKS))
 )
+@pytest.mark.slow
 def test_every_combination_trains_every_parameter(ordering, shortcut, block):
     # gate_bias 0: with the paper's -6 the gates start almost closed and gradients are tiny but
     # must still be nonzero; 0 makes "every parameter gets a gradient" a sharp check.
@@ -100,6 +101,7 @@ def _mean_gate(model, x) -> float:
     return sum(seen) / len(seen)  # the network's mean gate (one unit's 16 channels are noisy)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shortcut_bn", [False, True])
 @pytest.mark.parametrize("gate_bias", [0.0, -1.0, -6.0])
 def test_gate_bias_acts_the_same_in_training_and_evaluation(gate_bias, shortcut_bn):

@@ -110,6 +110,7 @@ def evals(store, key) -> list[int]:
     return [p["iteration"] for p in store.curve(key) if p["type"] == "eval"]
 
 
+@pytest.mark.slow
 def test_two_seeds_train_in_one_worker(packed_jobs, cache_dir):
     cfgs = [tiny(seed=1), tiny(seed=2)]
     keys = [c.key for c in cfgs]
@@ -128,6 +129,7 @@ def test_two_seeds_train_in_one_worker(packed_jobs, cache_dir):
         ["supervisor.log"] + [f"{k}.1.log" for k in keys])
 
 
+@pytest.mark.slow
 def test_killed_packed_worker_resumes_both(packed_jobs, cache_dir):
     cfgs = [tiny(seed=1, iterations=120, eval_every=40), tiny(seed=2, iterations=120, eval_every=40)]
     keys = [c.key for c in cfgs]
@@ -153,6 +155,7 @@ def test_killed_packed_worker_resumes_both(packed_jobs, cache_dir):
         assert its == sorted(set(its)) and its[-1] == 120
 
 
+@pytest.mark.slow
 def test_cancel_one_run_of_a_pack(packed_jobs, cache_dir):
     a, b = tiny(seed=1, iterations=100, eval_every=50), tiny(seed=2, iterations=100, eval_every=50)
     store = _submit_together(cache_dir, [a, b])
@@ -166,6 +169,7 @@ def test_cancel_one_run_of_a_pack(packed_jobs, cache_dir):
     assert rec["status"] in ("done", "fail") and rec["attempt"] == 1 and rec["result"]["iterations"] == 100
 
 
+@pytest.mark.slow
 def test_unpackable_checkpoints_train_one_after_the_other(cache_dir, monkeypatch):
     """Checkpoints at different iterations cannot be packed: the worker trains the runs in turn."""
     from trainers.engine.train import train

@@ -73,6 +73,7 @@ VARIANTS = [dict(ordering=o, shortcut=s) for o, s in itertools.product(ORDERINGS
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(f"{x}" for x in v.values()))
 def test_packed_forward_is_each_networks_forward(variant):
     cfg = RunConfig(**{**TINY, **variant})
@@ -121,6 +122,7 @@ def _checkpoint(cache_dir, cfg):
     return torch.load(cache_dir / "runs" / cfg.key / "checkpoint.pt", weights_only=True)
 
 
+@pytest.mark.slow
 def test_a_packed_train_matches_standalone_runs_in_fp32(tmp_path):
     """The real trainer, end to end: each seed's batches, crops, flips, init, schedule, events."""
     cfgs = [RunConfig(**TINY, seed=s, iterations=4, log_every=2, eval_every=4) for s in (0, 1, 2)]
@@ -161,6 +163,7 @@ def test_a_packed_train_matches_standalone_runs_in_fp32(tmp_path):
             assert (got - want).norm() <= 3e-2 * want.norm(), i
 
 
+@pytest.mark.slow
 def test_a_cancelled_run_leaves_the_pack_and_resumes_alone(tmp_path):
     cfgs = [RunConfig(**TINY, seed=s, iterations=6, log_every=2, eval_every=6) for s in (3, 4)]
     stops = [lambda: True, None]  # the first run is cancelled at its first log interval
@@ -185,6 +188,7 @@ def test_what_packs():
     assert should_pack("cuda", [a, a.replace(seed=1)]) and not should_pack("cuda", [drop, drop.replace(seed=1)])
 
 
+@pytest.mark.slow
 def test_a_pack_grows_with_until_and_resumes_bit_exactly(tmp_path):
     """`until` for a pack: both runs stop at 4, checkpointed and "cancelled"; trained again they
     resume there and end exactly where an uninterrupted pack ends."""
@@ -201,6 +205,7 @@ def test_a_pack_grows_with_until_and_resumes_bit_exactly(tmp_path):
         assert all(torch.equal(x["model"][k], y["model"][k]) for k in x["model"])
 
 
+@pytest.mark.slow
 def test_a_misfit_checkpoint_in_a_pack_is_set_aside_or_the_pack_refused(tmp_path):
     cfgs = [RunConfig(**TINY, seed=s, iterations=4, log_every=2, eval_every=4) for s in (7, 8)]
     bad = tmp_path / "runs" / cfgs[0].key / "checkpoint.pt"
@@ -220,6 +225,7 @@ def test_a_misfit_checkpoint_in_a_pack_is_set_aside_or_the_pack_refused(tmp_path
     assert other.read_bytes() == b"truncated" and bad.exists()
 
 
+@pytest.mark.slow
 def test_a_stale_run_leaves_the_pack_and_the_others_finish(tmp_path):
     """Run 0's folder is fenced off (another attempt owns it) from its first checkpoint: it writes
     nothing more and gets no end event; run 1 trains to the end; then StaleWriter is raised."""

@@ -17,7 +17,7 @@ from test_jobs import FAST, finished, tiny, wait_for  # noqa: E402
 from trainers.runs import Store, cancel, submit  # noqa: E402
 from trainers.runs.supervisor import supervisor_pid  # noqa: E402
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 HEAD = """
 import sys, ray

@@ -145,6 +145,7 @@ def test_plan_starts_with_the_headline_pair():
     assert len({c.key for c in cfgs}) == len(cfgs)
 
 
+@pytest.mark.slow
 def test_generator_runs_on_a_bare_gpu_machine(tmp_path):
     """torch only (no diskcache, streamlit, pandas): the generator trains, validates and writes."""
     from test_engine_alone import _run

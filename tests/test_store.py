@@ -49,6 +49,7 @@ def test_create_dedupes_and_requeues_only_errors_and_cancels(cache_dir):
     assert created and requeued["status"] == "queued"
 
 
+@pytest.mark.slow
 def test_simultaneous_creates_from_many_processes_make_one_record(cache_dir):
     script = (
         "import sys, time, json\n"
@@ -120,6 +121,7 @@ def test_resumed_start_drops_replayed_points(cache_dir):
     assert rec["progress"] == pytest.approx(101 / 400)
 
 
+@pytest.mark.slow
 def test_nothing_is_evicted_past_the_size_limit(cache_dir):
     store = Store(cache_dir, size_limit=4096)  # diskcache would evict past this with its default policy
     keys = []

@@ -92,6 +92,7 @@ def _cli(*args: str, cache_dir: Path, timeout: float = 300) -> subprocess.Comple
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_cli_sweep_status_results_rerun(cache_dir):
     grid = ["mygrid", "--grid", "ordering=original,full_preact", "--seeds", "1", "--schedule", "smoke",
             "--set", "depth=8", "--set", "dataset=synthetic"]

@@ -33,6 +33,7 @@ def test_short_schedules_scale_the_milestones_and_cap_the_warmup():
     assert lr_at(RunConfig(iterations=100, warmup_iterations=10), 10) == 0.1
 
 
+@pytest.mark.slow
 def test_events_and_result(cache_dir):
     cfg = RunConfig(**TINY, iterations=12, log_every=4, eval_every=6)
     events = []
@@ -58,6 +59,7 @@ def test_events_and_result(cache_dir):
     assert saved["curve"] == [e for e in events if e["type"] in ("metrics", "eval")]
 
 
+@pytest.mark.slow
 def test_a_diverging_run_stops_cleanly_and_keeps_its_curve(cache_dir):
     cfg = RunConfig(**TINY, iterations=200, log_every=2, eval_every=100, lr=1e8, warmup_lr=1e8)
     events = []
@@ -82,6 +84,7 @@ def _final_params(cache_dir, cfg):
     return state["model"], state["optimizer"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shortcut", ["identity", "dropout"])  # dropout: the global RNG resumes too
 def test_interrupted_and_resumed_run_is_bit_identical(tmp_path, shortcut):
     cfg = RunConfig(**TINY, shortcut=shortcut, iterations=24, log_every=4, eval_every=12)
@@ -113,6 +116,7 @@ def test_interrupted_and_resumed_run_is_bit_identical(tmp_path, shortcut):
     assert [e["iteration"] for e in curve if e["type"] == "metrics"] == [4, 8, 12, 16, 20, 24]
 
 
+@pytest.mark.slow
 def test_should_stop_cancels_with_a_checkpoint_then_resumes(cache_dir):
     cfg = RunConfig(**TINY, iterations=16, log_every=4, eval_every=8)
     result = train(cfg, device="cpu", cache_dir=cache_dir, should_stop=lambda: True)
@@ -121,6 +125,7 @@ def test_should_stop_cancels_with_a_checkpoint_then_resumes(cache_dir):
     assert result["iterations"] == 16 and result["status"] in ("done", "fail")
 
 
+@pytest.mark.slow
 def test_cli_train_ends_with_one_json_line(cache_dir):
     out = subprocess.run(
         [sys.executable, "-m", "trainers", "train", "--dataset", "synthetic", "--depth", "8", "--iterations", "6",
@@ -147,6 +152,7 @@ def test_cli_describe(cache_dir):
     assert d["units"] == 54 and d["block"] == "bottleneck" and 1.6e6 < d["parameters"] < 1.8e6
 
 
+@pytest.mark.slow
 def test_short_run_on_the_shared_jpeg_copy_learns(shared_cifar_tarball, shared_cifar_cache):
     """ResNet-8 for 300 iterations on CIFAR-10 (JPEG copy): well below chance (90% error)."""
     cfg = RunConfig(dataset=f"folder:{shared_cifar_tarball}", depth=8, iterations=300, batch_size=64,
@@ -156,6 +162,7 @@ def test_short_run_on_the_shared_jpeg_copy_learns(shared_cifar_tarball, shared_c
     assert result["test_error"] < 65.0, result["test_error"]
 
 
+@pytest.mark.slow
 def test_an_unreadable_checkpoint_is_kept_aside_and_the_run_starts_over(cache_dir):
     cfg = RunConfig(**TINY, iterations=4, log_every=2, eval_every=4)
     run_dir = cache_dir / "runs" / cfg.key
@@ -171,6 +178,7 @@ def test_an_unreadable_checkpoint_is_kept_aside_and_the_run_starts_over(cache_di
 
 # --- recipe options (issue #9, item 4) ---------------------------------------------------------
 
+@pytest.mark.slow
 def test_every_result_records_its_recipe(cache_dir):
     cfg = RunConfig(**TINY, iterations=2, shortcut="exclusive_gate", nesterov=True, gate_bias_decay=False,
                     normalization="pixel_mean", crop_padding="mean", allow_tf32=False, deterministic=True)
@@ -222,6 +230,7 @@ def test_pixel_mean_normalisation_and_mean_colour_padding():
     assert torch.allclose(black[:, :, :4], torch.tensor(-2.0))
 
 
+@pytest.mark.slow
 def test_checkpoint_error_in_eval_mode_on_training_images(cache_dir):
     from trainers.engine.train import checkpoint_error
 
