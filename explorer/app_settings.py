@@ -24,4 +24,3 @@ def jpeg_copy_spec() -> str | None:
     if not JPEG_COPY.exists():
         return None
     return "folder:" + os.path.relpath(JPEG_COPY, ROOT)
-

@@ -44,8 +44,12 @@ def changed() -> None:
 def cpu_job_running(records: Sequence[Mapping[str, Any]] | None = None) -> bool:
     """Does a local run train on this machine's CPU right now?"""
     recs = active_runs() if records is None else records
-    return any(r.get("status") == "running" and r.get("backend", "local") == "local"
-               and str(r.get("device") or "cpu").startswith("cpu") for r in recs)
+    return any(
+        r.get("status") == "running"
+        and r.get("backend", "local") == "local"
+        and str(r.get("device") or "cpu").startswith("cpu")
+        for r in recs
+    )
 
 
 @contextmanager

@@ -48,6 +48,7 @@ def _here() -> Any:
 
 # --- read ----------------------------------------------------------------------------------------
 
+
 def list_runs() -> list[RunRecord]:
     """Every run record, newest first (and a supervisor started if runs wait without one)."""
     watchdog()
@@ -91,6 +92,7 @@ def reference_pack() -> tuple[dict, list[str]]:
 
 
 # --- write ---------------------------------------------------------------------------------------
+
 
 def submit_all(cfgs: Iterable[RunConfig], backend: str = "local") -> list[RunRecord]:
     runs = _runs()
@@ -157,7 +159,7 @@ def runs_settings() -> Any:
 
 
 def disk_full_message() -> str | None:
-    """"disk full: ..." while the cache's disk has no space left (a probe that writes nothing)."""
+    """ "disk full: ..." while the cache's disk has no space left (a probe that writes nothing)."""
     try:
         from trainers.runs.store import disk_state
     except Exception:  # noqa: BLE001

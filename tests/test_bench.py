@@ -18,10 +18,36 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_bench_cli_prints_both_throughputs_and_the_ratio_last():
     out = subprocess.run(
-        [sys.executable, "-m", "trainers", "bench", "--depth", "8", "--batch-size", "16", "--steps", "2",
-         "--warmup-steps", "1", "--rounds", "1", "--workers", "1", "--train-images", "256", "--packs", "2",
-         "--device", "cpu", "--threads", "1"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "trainers",
+            "bench",
+            "--depth",
+            "8",
+            "--batch-size",
+            "16",
+            "--steps",
+            "2",
+            "--warmup-steps",
+            "1",
+            "--rounds",
+            "1",
+            "--workers",
+            "1",
+            "--train-images",
+            "256",
+            "--packs",
+            "2",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()

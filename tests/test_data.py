@@ -91,8 +91,9 @@ def test_cifar100_uses_fine_labels_and_meta_names(cache_dir):
 def test_archive_placed_in_cache_data_is_verified_and_extracted(cache_dir, tmp_path, no_network):
     staging = tmp_path / "staging"
     md5s = write_cifar10(staging)
-    archive = make_tarball(staging / "cifar-10-batches-py", cache_dir / "data" / "cifar-10-python.tar.gz",
-                           arcname="cifar-10-batches-py")
+    archive = make_tarball(
+        staging / "cifar-10-batches-py", cache_dir / "data" / "cifar-10-python.tar.gz", arcname="cifar-10-batches-py"
+    )
     md5s["cifar-10-python.tar.gz"] = md5(archive)
     ds = load_dataset("cifar10", cache_dir, expected_md5=md5s)
     assert len(ds.train_y) == 40 and (cache_dir / "data" / "cifar-10-batches-py" / "test_batch").is_file()
@@ -102,8 +103,9 @@ def test_archive_placed_in_cache_data_is_verified_and_extracted(cache_dir, tmp_p
 def test_tampered_archive_is_refused(cache_dir, tmp_path, no_network):
     staging = tmp_path / "staging"
     md5s = write_cifar10(staging)
-    make_tarball(staging / "cifar-10-batches-py", cache_dir / "data" / "cifar-10-python.tar.gz",
-                 arcname="cifar-10-batches-py")
+    make_tarball(
+        staging / "cifar-10-batches-py", cache_dir / "data" / "cifar-10-python.tar.gz", arcname="cifar-10-batches-py"
+    )
     md5s["cifar-10-python.tar.gz"] = "0" * 32
     with pytest.raises(DataError, match=r"cifar-10-python\.tar\.gz has md5 .* tampered"):
         load_dataset("cifar10", cache_dir, expected_md5=md5s)
@@ -249,12 +251,15 @@ def test_folder_undecodable_image_names_the_file(tmp_path, cache_dir):
         load_dataset(f"folder:{root}", cache_dir)
 
 
-@pytest.mark.parametrize("breakage, message", [
-    ("no_test", "needs train/ and test/"),
-    ("class_mismatch", r"same class folders.*only in train: \['b'\]"),
-    ("empty_class", "has no .jpg/.jpeg/.png images"),
-    ("missing", "does not exist"),
-])
+@pytest.mark.parametrize(
+    "breakage, message",
+    [
+        ("no_test", "needs train/ and test/"),
+        ("class_mismatch", r"same class folders.*only in train: \['b'\]"),
+        ("empty_class", "has no .jpg/.jpeg/.png images"),
+        ("missing", "does not exist"),
+    ],
+)
 def test_folder_layout_errors(tmp_path, cache_dir, breakage, message):
     root = tmp_path / "imgs"
     write_image_folder(root, ["a", "b", "c"], per_class=1, n_test=1)
@@ -311,8 +316,9 @@ def test_tarball_with_link_is_refused(tmp_path, cache_dir):
 
 
 def test_cifar_archive_with_unsafe_member_is_refused(cache_dir, tmp_path):
-    archive = write_tarball(cache_dir / "data" / "cifar-10-python.tar.gz",
-                            {"cifar-10-batches-py/../../escape.txt": b"gotcha"})
+    archive = write_tarball(
+        cache_dir / "data" / "cifar-10-python.tar.gz", {"cifar-10-batches-py/../../escape.txt": b"gotcha"}
+    )
     with pytest.raises(DataError, match="unsafe member"):
         load_dataset("cifar10", cache_dir, expected_md5={"cifar-10-python.tar.gz": md5(archive)})
     assert not list(tmp_path.rglob("escape.txt"))

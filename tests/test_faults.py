@@ -30,6 +30,7 @@ from trainers.runs.store import StoreUnavailable, disk_state
 
 def strict_loads(text: str):
     """What JavaScript's JSON.parse accepts: no NaN, no Infinity."""
+
     def refuse(token):
         raise ValueError(f"non-standard JSON token {token}")
 
@@ -43,8 +44,9 @@ def claimed(store: Store, cfg: RunConfig, slot: str = "cpu0", lease_starts: bool
 
 def fake_worker(key: str, *, own_group: bool = True) -> subprocess.Popen:
     """A process whose command line reads like a worker of `key` (what the backend verifies)."""
-    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", "worker", key],
-                            start_new_session=own_group)
+    return subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(300)", "worker", key], start_new_session=own_group
+    )
 
 
 def set_fields(store: Store, key: str, **fields) -> None:
@@ -94,9 +96,25 @@ def test_the_first_heartbeat_comes_before_the_engine_import(cache_dir, tmp_path)
     attempt = claimed(store, cfg, lease_starts=False)
     assert store.get(cfg.key)["heartbeat_at"] is None
     env = dict(os.environ, PYTHONPATH=f"{fake.parent}{os.pathsep}{ROOT}")
-    proc = subprocess.Popen([sys.executable, "-m", "trainers.runs", "worker", cfg.key, "--cache-dir",
-                             str(cache_dir), "--attempt", str(attempt), "--device", "cpu"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "trainers.runs",
+            "worker",
+            cfg.key,
+            "--cache-dir",
+            str(cache_dir),
+            "--attempt",
+            str(attempt),
+            "--device",
+            "cpu",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         wait_for(lambda: store.get(cfg.key)["heartbeat_at"], 120, "the first heartbeat")
         assert proc.poll() is None  # still "importing torch"
@@ -140,10 +158,25 @@ def test_a_stopped_worker_resumed_after_a_newer_attempt_finished_writes_nothing(
     store = Store(cache_dir)
     cfg = tiny(iterations=200_000, log_every=2, eval_every=200_000)  # cannot end however slow we are
     first = claimed(store, cfg, lease_starts=False)
-    proc = subprocess.Popen([sys.executable, "-m", "trainers.runs", "worker", cfg.key, "--cache-dir",
-                             str(cache_dir), "--attempt", str(first), "--device", "cpu"],
-                            env=dict(os.environ, PYTHONPATH=str(ROOT), TRAINERS_CHECKPOINT_EVERY_S="0"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "trainers.runs",
+            "worker",
+            cfg.key,
+            "--cache-dir",
+            str(cache_dir),
+            "--attempt",
+            str(first),
+            "--device",
+            "cpu",
+        ],
+        env=dict(os.environ, PYTHONPATH=str(ROOT), TRAINERS_CHECKPOINT_EVERY_S="0"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     folder = store.run_dir(cfg.key)
     try:
         wait_for(lambda: (folder / "checkpoint.pt").exists(), 180, "the first checkpoint")
@@ -301,11 +334,29 @@ def test_non_finite_numbers_are_written_as_null_everywhere(cache_dir, tmp_path, 
     cfg = tiny()
     a = claimed(store, cfg)
     store.apply_event(cfg.key, a, {"type": "start", "iteration": 0, "total": 40})
-    store.apply_event(cfg.key, a, {"type": "metrics", "iteration": 5, "epoch": 1.0, "train_loss": math.nan,
-                                   "train_error": 90.0, "lr": 0.1, "images_per_s": math.inf,
-                                   "elapsed_s": 1.0, "eta_s": math.inf})
-    result = {"key": cfg.key, "status": "diverged", "test_error": None, "train_loss": math.nan,
-              "iterations": 5, "config": cfg.to_dict()}
+    store.apply_event(
+        cfg.key,
+        a,
+        {
+            "type": "metrics",
+            "iteration": 5,
+            "epoch": 1.0,
+            "train_loss": math.nan,
+            "train_error": 90.0,
+            "lr": 0.1,
+            "images_per_s": math.inf,
+            "elapsed_s": 1.0,
+            "eta_s": math.inf,
+        },
+    )
+    result = {
+        "key": cfg.key,
+        "status": "diverged",
+        "test_error": None,
+        "train_loss": math.nan,
+        "iterations": 5,
+        "config": cfg.to_dict(),
+    }
     store.finish(cfg.key, a, result)
     assert store.get(cfg.key)["train_loss"] is None
     assert strict_loads(_result_json(result, [{"train_loss": -math.inf}]).decode())["curve"][0]["train_loss"] is None
@@ -325,17 +376,23 @@ def test_non_finite_numbers_are_written_as_null_everywhere(cache_dir, tmp_path, 
 
 
 # --- 5. inputs refused with a clear message, exit code 2, no record -------------------------------
-@pytest.mark.parametrize("argv, message", [
-    (["train", "--iterations", "1000000000000"], "iterations must be between"),
-    (["train", "--seed", str(2**64)], "seed must be between"),
-    (["train", "--config-json", "[1]"], "must be a JSON object"),
-    (["train", "--config-json", '{"nosuch": 1}'], "unknown config field"),
-    (["sweep", "mine", "--grid", "depth=20", "--set", "nosuch=1", "--no-wait"], "--set nosuch: no such config field"),
-    (["sweep", "mine", "--grid", "seed=3,4", "--no-wait"], "--seeds"),
-    (["sweep", "table2", "--seeds", "0", "--no-wait"], "--seeds must be between 1"),
-    (["sweep", "table2", "--seeds", "-3", "--no-wait"], "--seeds must be between 1"),
-    (["sweep", "table2", "--set", "batch_size=100000", "--no-wait"], "batch_size must be between"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--iterations", "1000000000000"], "iterations must be between"),
+        (["train", "--seed", str(2**64)], "seed must be between"),
+        (["train", "--config-json", "[1]"], "must be a JSON object"),
+        (["train", "--config-json", '{"nosuch": 1}'], "unknown config field"),
+        (
+            ["sweep", "mine", "--grid", "depth=20", "--set", "nosuch=1", "--no-wait"],
+            "--set nosuch: no such config field",
+        ),
+        (["sweep", "mine", "--grid", "seed=3,4", "--no-wait"], "--seeds"),
+        (["sweep", "table2", "--seeds", "0", "--no-wait"], "--seeds must be between 1"),
+        (["sweep", "table2", "--seeds", "-3", "--no-wait"], "--seeds must be between 1"),
+        (["sweep", "table2", "--set", "batch_size=100000", "--no-wait"], "batch_size must be between"),
+    ],
+)
 def test_bad_inputs_are_refused_and_store_nothing(argv, message, tmp_path, capsys):
     from trainers.cli import main
 
@@ -391,8 +448,18 @@ def _export_doc(store: Store, cfg: RunConfig) -> dict:
 
     a = claimed(store, cfg)
     store.apply_event(cfg.key, a, {"type": "eval", "iteration": 4, "epoch": 1.0, "test_error": 50.0, "test_loss": 1.0})
-    store.finish(cfg.key, a, {"key": cfg.key, "status": "fail", "test_error": 50.0, "iterations": 40,
-                              "config": cfg.to_dict(), "provenance": {"device": "cpu"}})
+    store.finish(
+        cfg.key,
+        a,
+        {
+            "key": cfg.key,
+            "status": "fail",
+            "test_error": 50.0,
+            "iterations": 40,
+            "config": cfg.to_dict(),
+            "provenance": {"device": "cpu"},
+        },
+    )
     return json.loads(json.dumps(export_runs(store)))
 
 
@@ -416,14 +483,19 @@ def test_import_refuses_files_out_of_bounds_naming_the_field(cache_dir, tmp_path
 
     attempt("[" * 200_000 + "]" * 200_000, "nested too deeply")
     attempt(json.dumps(doc).replace('"test_error": 50.0', '"test_error": NaN', 1), "NaN is not a number")
-    attempt(changed(lambda d: d["runs"][0]["result"].update(test_error=1e308)), "result test_error must be a finite number in")
+    attempt(
+        changed(lambda d: d["runs"][0]["result"].update(test_error=1e308)),
+        "result test_error must be a finite number in",
+    )
     attempt(changed(lambda d: d["runs"][0]["result"].update(test_error=-1.0)), "result test_error")
     attempt(changed(lambda d: d["runs"][0]["curve"][0].update(iteration=10**40)), "curve point 0: iteration")
     attempt(changed(lambda d: d["runs"][0].update(error="x" * 20_000)), "error must be text of at most")
     attempt(changed(lambda d: d["runs"][0].update(evil=1)), "unknown field.*evil")
     attempt(changed(lambda d: d["runs"][0]["result"].update(payload={"a": 1})), "result: unknown field.*payload")
-    attempt(changed(lambda d: d["runs"][0].update(curve=[{"type": "eval", "iteration": 1}] * (export.MAX_POINTS + 1))),
-            "more than")
+    attempt(
+        changed(lambda d: d["runs"][0].update(curve=[{"type": "eval", "iteration": 1}] * (export.MAX_POINTS + 1))),
+        "more than",
+    )
     monkeypatch.setattr(export, "MAX_BYTES", 100)
     attempt(doc, "larger than")
     assert not (dest / "store").exists() or Store(dest).list_runs() == []
@@ -437,8 +509,9 @@ def test_a_second_train_of_a_running_config_follows_the_first(cache_dir):
     store = Store(cache_dir)
     cfg = tiny()
     attempt = claimed(store, cfg)  # the first `train` (or the supervisor) holds it
-    finisher = threading.Timer(1.0, lambda: store.finish(
-        cfg.key, attempt, {"key": cfg.key, "status": "done", "test_error": 9.0}))
+    finisher = threading.Timer(
+        1.0, lambda: store.finish(cfg.key, attempt, {"key": cfg.key, "status": "done", "test_error": 9.0})
+    )
     finisher.start()
     out = io.StringIO()
     rec = train_here(cfg, cache_dir, "cpu", poll_s=0.2, out=out)
@@ -450,9 +523,26 @@ def test_a_second_train_of_a_running_config_follows_the_first(cache_dir):
 @pytest.mark.slow
 def test_the_train_verb_goes_through_the_store(cache_dir, fast_env):
     cfg = tiny(iterations=10, train_size=64, test_size=32, log_every=5, eval_every=10)
-    r = subprocess.run([sys.executable, "-m", "trainers", "train", "--config-json", json.dumps(cfg.to_dict()),
-                        "--device", "cpu", "--threads", "1", "--cache-dir", str(cache_dir)],
-                       capture_output=True, text=True, timeout=300, cwd=ROOT)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trainers",
+            "train",
+            "--config-json",
+            json.dumps(cfg.to_dict()),
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--cache-dir",
+            str(cache_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert strict_loads(r.stdout.strip().splitlines()[-1])["key"] == cfg.key
     with Store(cache_dir) as store:
@@ -462,8 +552,10 @@ def test_the_train_verb_goes_through_the_store(cache_dir, fast_env):
 
 @pytest.mark.slow
 def test_the_engine_still_imports_without_the_runs_layer():
-    code = ("import sys; sys.modules['diskcache'] = None; import trainers.engine.train, trainers.cli; "
-            "assert 'trainers.runs.store' not in sys.modules")
+    code = (
+        "import sys; sys.modules['diskcache'] = None; import trainers.engine.train, trainers.cli; "
+        "assert 'trainers.runs.store' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=300)
 
 

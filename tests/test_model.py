@@ -14,15 +14,20 @@ from trainers.engine.layers import ZeroPadShortcut
 SMALLEST_DEPTH = {"basic": 8, "bottleneck": 11, "single": 5}
 
 
-@pytest.mark.parametrize(
-    "ordering, shortcut, block", list(itertools.product(ORDERINGS, SHORTCUTS, BLOCKS))
-)
+@pytest.mark.parametrize("ordering, shortcut, block", list(itertools.product(ORDERINGS, SHORTCUTS, BLOCKS)))
 @pytest.mark.slow
 def test_every_combination_trains_every_parameter(ordering, shortcut, block):
     # gate_bias 0: with the paper's -6 the gates start almost closed and gradients are tiny but
     # must still be nonzero; 0 makes "every parameter gets a gradient" a sharp check.
-    cfg = RunConfig(ordering=ordering, shortcut=shortcut, block=block, depth=SMALLEST_DEPTH[block],
-                    gate_bias=0.0, shortcut_scale=0.5, residual_scale=0.5)
+    cfg = RunConfig(
+        ordering=ordering,
+        shortcut=shortcut,
+        block=block,
+        depth=SMALLEST_DEPTH[block],
+        gate_bias=0.0,
+        shortcut_scale=0.5,
+        residual_scale=0.5,
+    )
     torch.manual_seed(0)
     model = build_model(cfg)
     x = torch.randn(4, 3, 32, 32)
@@ -91,8 +96,11 @@ def _mean_gate(model, x) -> float:
     from trainers.engine.shortcuts import Gate
 
     seen: list[float] = []
-    hooks = [m.register_forward_hook(lambda mod, i, out: seen.append(out.mean().item()))
-             for m in model.modules() if isinstance(m, Gate)]
+    hooks = [
+        m.register_forward_hook(lambda mod, i, out: seen.append(out.mean().item()))
+        for m in model.modules()
+        if isinstance(m, Gate)
+    ]
     with torch.no_grad():
         model(x)
     for h in hooks:
@@ -110,8 +118,9 @@ def test_gate_bias_acts_the_same_in_training_and_evaluation(gate_bias, shortcut_
     Before the fix BN followed the biased conv: in training it subtracted b_g again (mean gate
     0.50 for every b_g) while evaluation kept it."""
     torch.manual_seed(0)
-    cfg = RunConfig(depth=8, dataset="synthetic", shortcut="exclusive_gate", gate_bias=gate_bias,
-                    shortcut_bn=shortcut_bn)
+    cfg = RunConfig(
+        depth=8, dataset="synthetic", shortcut="exclusive_gate", gate_bias=gate_bias, shortcut_bn=shortcut_bn
+    )
     model = build_model(cfg)
     x = torch.randn(64, 3, 32, 32)
     target = torch.sigmoid(torch.tensor(gate_bias)).item()
@@ -181,11 +190,14 @@ def test_describe_is_json_ready():
     assert d["structure"][1]["first_unit"].startswith("BN → ReLU → split")
 
 
-@pytest.mark.parametrize("kw, bn_count", [
-    ({"shortcut": "conv1x1"}, 3 * 1),  # a BN after each unit's 1x1 shortcut conv (depth 8: 3 units)
-    ({"shortcut": "conv1x1", "shortcut_bn": False}, 0),
-    ({"shortcut": "exclusive_gate"}, 3),  # after each gate conv
-])
+@pytest.mark.parametrize(
+    "kw, bn_count",
+    [
+        ({"shortcut": "conv1x1"}, 3 * 1),  # a BN after each unit's 1x1 shortcut conv (depth 8: 3 units)
+        ({"shortcut": "conv1x1", "shortcut_bn": False}, 0),
+        ({"shortcut": "exclusive_gate"}, 3),  # after each gate conv
+    ],
+)
 def test_shortcut_bn_builds_what_the_config_names(kw, bn_count):
     model = build_model(RunConfig(depth=8, **kw))
     merges = [u.merge for u in model.units]

@@ -20,8 +20,17 @@ from trainers.runs.supervisor import Supervisor
 
 
 def tiny(**kw) -> RunConfig:
-    base = dict(depth=8, dataset="synthetic", iterations=20, batch_size=32, train_size=512, test_size=256,
-                log_every=5, eval_every=10, warmup_iterations=0)
+    base = dict(
+        depth=8,
+        dataset="synthetic",
+        iterations=20,
+        batch_size=32,
+        train_size=512,
+        test_size=256,
+        log_every=5,
+        eval_every=10,
+        warmup_iterations=0,
+    )
     return RunConfig(**{**base, **kw})
 
 
@@ -79,7 +88,11 @@ def test_always_packs_seeds_of_one_family_only(cache_dir):
     assert calls == [([a.key, b.key], [1, 1])]  # max_packs; another depth is another family
     store = Store(cache_dir)
     assert [store.get(k)["status"] for k in (a.key, b.key, c.key, other.key)] == [
-        "running", "running", "queued", "queued"]
+        "running",
+        "running",
+        "queued",
+        "queued",
+    ]
 
 
 def test_dropout_shortcut_is_not_packed(cache_dir):
@@ -126,7 +139,8 @@ def test_two_seeds_train_in_one_worker(packed_jobs, cache_dir):
     assert recs[0]["pid"] == recs[1]["pid"]
     assert recs[0]["result"]["test_error"] is not None and recs[1]["result"]["test_error"] is not None
     assert sorted(p.name for p in (cache_dir / "logs").glob("*.log")) == sorted(
-        ["supervisor.log"] + [f"{k}.1.log" for k in keys])
+        ["supervisor.log"] + [f"{k}.1.log" for k in keys]
+    )
 
 
 @pytest.mark.slow

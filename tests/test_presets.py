@@ -32,8 +32,12 @@ def test_paper_numbers_spot_check():
     assert paper_row(RunConfig(shortcut="constant", shortcut_scale=0.5, residual_scale=0.5)).reported == 12.35
     assert paper_row(RunConfig(shortcut="exclusive_gate", gate_bias=-3)).fails  # covered: 0 ... -5
     assert paper_row(RunConfig(shortcut="shortcut_gate", gate_bias=0)).reported == 12.86
-    assert paper_row(RunConfig(depth=1001, block="bottleneck", ordering="full_preact",
-                                     batch_size=64, nesterov=True)).reported == 4.62
+    assert (
+        paper_row(
+            RunConfig(depth=1001, block="bottleneck", ordering="full_preact", batch_size=64, nesterov=True)
+        ).reported
+        == 4.62
+    )
 
 
 def test_matching_ignores_seed_and_schedule_but_not_the_method():
@@ -43,8 +47,9 @@ def test_matching_ignores_seed_and_schedule_but_not_the_method():
     # shortcut BN: the paper's default per ordering; overriding it leaves the paper's network
     assert paper_row(RunConfig(shortcut="conv1x1")).reported == 12.22  # with BN: Fig. 2 caption
     assert paper_row(RunConfig(shortcut="conv1x1", shortcut_bn=False)) is None
-    assert paper_row(RunConfig(depth=164, block="bottleneck", ordering="full_preact",
-                                     shortcut_bn=True)) is None  # authors' pre-act projection: no BN
+    assert (
+        paper_row(RunConfig(depth=164, block="bottleneck", ordering="full_preact", shortcut_bn=True)) is None
+    )  # authors' pre-act projection: no BN
     assert paper_row(RunConfig(shortcut_bn=True)).reported == 6.61  # no shortcut conv: no BN
     assert paper_row(RunConfig(depth=56)) is None
     assert paper_row(RunConfig(dataset="synthetic")) is None
@@ -86,7 +91,12 @@ def test_table5_rows_are_reference_only():
 
     rows = table5_rows()
     assert [(r["top-1 error %"], r["top-5 error %"]) for r in rows] == [
-        (21.3, 5.5), (21.1, 5.5), (21.8, 6.0), (20.7, 5.3), (20.1, 4.8)]
+        (21.3, 5.5),
+        (21.1, 5.5),
+        (21.8, 6.0),
+        (20.7, 5.3),
+        (20.1, 4.8),
+    ]
     assert all(r["status"] == NOT_TRAINED_HERE for r in rows)
     assert "ImageNet folder" in TABLE5_NOTE and "multi-GPU" in TABLE5_NOTE
     assert not any(row.table == "Table 5" for p in PRESETS.values() for row in p.rows)  # never launched

@@ -45,7 +45,11 @@ def mismatches(value: Any, tp: Any, where: str) -> list[str]:
     if origin is dict:
         if not isinstance(value, dict):
             return [f"{where}: {type(value).__name__}, not a dict"]
-        return [m for k, v in value.items() for m in mismatches(k, args[0], f"{where} key") + mismatches(v, args[1], f"{where}.{k}")]
+        return [
+            m
+            for k, v in value.items()
+            for m in mismatches(k, args[0], f"{where} key") + mismatches(v, args[1], f"{where}.{k}")
+        ]
     if tp is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
     elif tp is int:
@@ -57,8 +61,13 @@ def mismatches(value: Any, tp: Any, where: str) -> list[str]:
     return [] if ok else [f"{where}: {value!r} is not {getattr(tp, '__name__', tp)}"]
 
 
-EVENTS = {"start": records.StartEvent, "metrics": records.MetricsEvent, "eval": records.EvalEvent,
-          "checkpoint": records.CheckpointEvent, "end": records.EndEvent}
+EVENTS = {
+    "start": records.StartEvent,
+    "metrics": records.MetricsEvent,
+    "eval": records.EvalEvent,
+    "checkpoint": records.CheckpointEvent,
+    "end": records.EndEvent,
+}
 
 
 def test_the_checker_finds_what_departs():
@@ -75,8 +84,20 @@ def test_a_real_pack_leaves_only_declared_records_and_events(cache_dir, monkeypa
     from trainers.runs import worker
 
     monkeypatch.setenv("TRAINERS_HEARTBEAT_S", "0.3")
-    cfgs = [RunConfig(depth=8, dataset="synthetic", iterations=6, batch_size=32, train_size=128, test_size=64,
-                      log_every=2, eval_every=3, seed=s) for s in (1, 2)]
+    cfgs = [
+        RunConfig(
+            depth=8,
+            dataset="synthetic",
+            iterations=6,
+            batch_size=32,
+            train_size=128,
+            test_size=64,
+            log_every=2,
+            eval_every=3,
+            seed=s,
+        )
+        for s in (1, 2)
+    ]
     store = Store(cache_dir)
     for c in cfgs:
         submit(c, cache_dir, start_supervisor=False)
@@ -113,7 +134,19 @@ def test_a_real_pack_leaves_only_declared_records_and_events(cache_dir, monkeypa
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("name", ["StartEvent", "MetricsEvent", "EvalEvent", "CheckpointEvent", "EndEvent",
-                                  "HeartbeatEvent", "Result", "Provenance", "RunRecord"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "StartEvent",
+        "MetricsEvent",
+        "EvalEvent",
+        "CheckpointEvent",
+        "EndEvent",
+        "HeartbeatEvent",
+        "Result",
+        "Provenance",
+        "RunRecord",
+    ],
+)
 def test_every_record_type_is_a_typeddict(name):
     assert is_typeddict(getattr(records, name))

@@ -26,8 +26,17 @@ ROW = next(r for r in PRESETS["table2"].rows if r.label == "original, ResNet-110
 def _finished(store: Store, cfg: RunConfig, status: str, test_error: float | None) -> None:
     store.create(cfg.to_dict(), cfg.label(), cfg.key)
     a = store.claim(cfg.key, "local", "cpu0")
-    store.finish(cfg.key, a, {"key": cfg.key, "status": status, "test_error": test_error,
-                              "iterations": cfg.iterations, "config": cfg.to_dict()})
+    store.finish(
+        cfg.key,
+        a,
+        {
+            "key": cfg.key,
+            "status": status,
+            "test_error": test_error,
+            "iterations": cfg.iterations,
+            "config": cfg.to_dict(),
+        },
+    )
 
 
 def test_fail_is_the_papers_word_for_its_full_schedule():
@@ -44,8 +53,12 @@ def test_fail_is_the_papers_word_for_its_full_schedule():
 
 
 def test_seed_stats_count_a_diverged_run_as_inf():
-    recs = [{"status": "done", "result": {"test_error": 7.6}}, {"status": "diverged", "result": None},
-            {"status": "running"}, {"status": "cancelled", "result": {"test_error": 50.0}}]
+    recs = [
+        {"status": "done", "result": {"test_error": 7.6}},
+        {"status": "diverged", "result": None},
+        {"status": "running"},
+        {"status": "cancelled", "result": {"test_error": 50.0}},
+    ]
     errors = [run_error(r) for r in recs]
     assert errors == [7.6, math.inf, None, None]
     s = seed_stats(errors)
@@ -69,9 +82,25 @@ def test_cli_ui_and_csv_show_the_same_numbers_for_two_seeds_one_diverged(cache_d
     store.close()
 
     env = {**os.environ, "TRAINERS_GPUS": ""}
-    cli = subprocess.run([sys.executable, "-m", "trainers", "results", "pair", "--json", "--csv",
-                          str(tmp_path / "t.csv"), "--cache-dir", str(cache_dir)],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trainers",
+            "results",
+            "pair",
+            "--json",
+            "--csv",
+            str(tmp_path / "t.csv"),
+            "--cache-dir",
+            str(cache_dir),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert cli.returncode == 0, cli.stderr
     (c,) = json.loads(cli.stdout)
     (u,) = figures.results_table(records, paper_row=paper_row_for).to_dict("records")

@@ -21,8 +21,17 @@ ROOT = Path(__file__).resolve().parents[1]
 def _finished(store: Store, cfg: RunConfig, status: str, test_error: float | None) -> None:
     store.create(cfg.to_dict(), cfg.label(), cfg.key)
     a = store.claim(cfg.key, "local", "cpu0")
-    store.finish(cfg.key, a, {"key": cfg.key, "status": status, "test_error": test_error,
-                              "iterations": cfg.iterations, "config": cfg.to_dict()})
+    store.finish(
+        cfg.key,
+        a,
+        {
+            "key": cfg.key,
+            "status": status,
+            "test_error": test_error,
+            "iterations": cfg.iterations,
+            "config": cfg.to_dict(),
+        },
+    )
 
 
 def test_results_table_median_range_paper_and_fail(cache_dir):
@@ -75,9 +84,18 @@ def test_preset_results_without_a_sweep_record_match_stored_runs(cache_dir):
 
 def test_grids_and_assignments():
     assert parse_assignments(["depth=20", "lr=0.05", "dataset=synthetic", "augment=false"]) == {
-        "depth": 20, "lr": 0.05, "dataset": "synthetic", "augment": False}
-    cfgs = sweep_configs("mine", seeds=2, schedule="smoke", overrides={"dataset": "synthetic"},
-                         grid=parse_assignments(["depth=8,14", "ordering=original,full_preact"], many=True))
+        "depth": 20,
+        "lr": 0.05,
+        "dataset": "synthetic",
+        "augment": False,
+    }
+    cfgs = sweep_configs(
+        "mine",
+        seeds=2,
+        schedule="smoke",
+        overrides={"dataset": "synthetic"},
+        grid=parse_assignments(["depth=8,14", "ordering=original,full_preact"], many=True),
+    )
     assert len(cfgs) == 8 and {c.depth for c in cfgs} == {8, 14} and {c.seed for c in cfgs} == {0, 1}
     with pytest.raises(ConfigError, match="--grid"):
         sweep_configs("mine", 1)
@@ -86,16 +104,38 @@ def test_grids_and_assignments():
 
 
 def _cli(*args: str, cache_dir: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TRAINERS_POLL_S": "0.3", "TRAINERS_IDLE_EXIT_S": "2", "TRAINERS_GPUS": "",
-           "TRAINERS_CPU_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "trainers", *args, "--cache-dir", str(cache_dir)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    env = {
+        **os.environ,
+        "TRAINERS_POLL_S": "0.3",
+        "TRAINERS_IDLE_EXIT_S": "2",
+        "TRAINERS_GPUS": "",
+        "TRAINERS_CPU_THREADS": "1",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "trainers", *args, "--cache-dir", str(cache_dir)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.mark.slow
 def test_cli_sweep_status_results_rerun(cache_dir):
-    grid = ["mygrid", "--grid", "ordering=original,full_preact", "--seeds", "1", "--schedule", "smoke",
-            "--set", "depth=8", "--set", "dataset=synthetic"]
+    grid = [
+        "mygrid",
+        "--grid",
+        "ordering=original,full_preact",
+        "--seeds",
+        "1",
+        "--schedule",
+        "smoke",
+        "--set",
+        "depth=8",
+        "--set",
+        "dataset=synthetic",
+    ]
     first = _cli("sweep", *grid, cache_dir=cache_dir)
     assert first.returncode == 0, first.stderr
     assert "2 queued, 0 already known" in first.stdout and "2/2 finished" in first.stdout

@@ -128,10 +128,34 @@ def test_should_stop_cancels_with_a_checkpoint_then_resumes(cache_dir):
 @pytest.mark.slow
 def test_cli_train_ends_with_one_json_line(cache_dir):
     out = subprocess.run(
-        [sys.executable, "-m", "trainers", "train", "--dataset", "synthetic", "--depth", "8", "--iterations", "6",
-         "--batch-size", "16", "--train-size", "128", "--test-size", "64", "--device", "cpu",
-         "--cache-dir", str(cache_dir), "--threads", "1"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "trainers",
+            "train",
+            "--dataset",
+            "synthetic",
+            "--depth",
+            "8",
+            "--iterations",
+            "6",
+            "--batch-size",
+            "16",
+            "--train-size",
+            "128",
+            "--test-size",
+            "64",
+            "--device",
+            "cpu",
+            "--cache-dir",
+            str(cache_dir),
+            "--threads",
+            "1",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr
     line = json.loads(out.stdout.strip().splitlines()[-1])
@@ -140,14 +164,35 @@ def test_cli_train_ends_with_one_json_line(cache_dir):
 
 
 def test_cli_bad_value_is_a_message_not_a_traceback():
-    out = subprocess.run([sys.executable, "-m", "trainers", "describe", "--depth", "21"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "trainers", "describe", "--depth", "21"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 2 and "6n+2" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_cli_describe(cache_dir):
-    out = subprocess.run([sys.executable, "-m", "trainers", "describe", "--block", "bottleneck", "--depth", "164",
-                          "--ordering", "full_preact"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trainers",
+            "describe",
+            "--block",
+            "bottleneck",
+            "--depth",
+            "164",
+            "--ordering",
+            "full_preact",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     d = json.loads(out.stdout)
     assert d["units"] == 54 and d["block"] == "bottleneck" and 1.6e6 < d["parameters"] < 1.8e6
 
@@ -155,8 +200,16 @@ def test_cli_describe(cache_dir):
 @pytest.mark.slow
 def test_short_run_on_the_shared_jpeg_copy_learns(shared_cifar_tarball, shared_cifar_cache):
     """ResNet-8 for 300 iterations on CIFAR-10 (JPEG copy): well below chance (90% error)."""
-    cfg = RunConfig(dataset=f"folder:{shared_cifar_tarball}", depth=8, iterations=300, batch_size=64,
-                    test_size=2000, eval_every=300, log_every=50, ordering="full_preact")
+    cfg = RunConfig(
+        dataset=f"folder:{shared_cifar_tarball}",
+        depth=8,
+        iterations=300,
+        batch_size=64,
+        test_size=2000,
+        eval_every=300,
+        log_every=50,
+        ordering="full_preact",
+    )
     result = train(cfg, device="cpu", cache_dir=shared_cifar_cache)
     assert result["provenance"]["dataset"] == "CIFAR-10 (JPEG copy)"
     assert result["test_error"] < 65.0, result["test_error"]
@@ -178,14 +231,28 @@ def test_an_unreadable_checkpoint_is_kept_aside_and_the_run_starts_over(cache_di
 
 # --- recipe options (issue #9, item 4) ---------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_every_result_records_its_recipe(cache_dir):
-    cfg = RunConfig(**TINY, iterations=2, shortcut="exclusive_gate", nesterov=True, gate_bias_decay=False,
-                    normalization="pixel_mean", crop_padding="mean", allow_tf32=False, deterministic=True)
+    cfg = RunConfig(
+        **TINY,
+        iterations=2,
+        shortcut="exclusive_gate",
+        nesterov=True,
+        gate_bias_decay=False,
+        normalization="pixel_mean",
+        crop_padding="mean",
+        allow_tf32=False,
+        deterministic=True,
+    )
     result = train(cfg, device="cpu", cache_dir=cache_dir)
     rec = result["provenance"]["recipe"]
     assert (rec["nesterov"], rec["gate_bias_decay"], rec["normalization"], rec["crop_padding"]) == (
-        True, False, "pixel_mean", "mean")
+        True,
+        False,
+        "pixel_mean",
+        "mean",
+    )
     assert rec["tf32_convolutions"] is False and rec["cudnn_benchmark"] is False  # CPU: neither applies
     assert result["status"] in ("done", "fail") and result["test_error"] is not None
     default = train(RunConfig(**TINY, iterations=2), device="cpu", cache_dir=cache_dir)["provenance"]["recipe"]
@@ -205,7 +272,9 @@ def test_gate_biases_can_be_spared_from_weight_decay():
     assert len(spared) == 1 and {id(p) for p in spared[0]["params"]} == gate_biases
     assert all(g["nesterov"] for g in opt.param_groups)
     assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))
-    default = make_optimizer(build_model(RunConfig(depth=8, shortcut="shortcut_gate")), RunConfig(), torch.device("cpu"))
+    default = make_optimizer(
+        build_model(RunConfig(depth=8, shortcut="shortcut_gate")), RunConfig(), torch.device("cpu")
+    )
     assert len(default.param_groups) == 1 and default.param_groups[0]["weight_decay"] == 1e-4
 
 

@@ -12,9 +12,15 @@ from explorer.figures import progress_text
 from explorer.guard import md_escape
 from trainers.core.results import shown_status
 
-ICONS = {"queued": ":material/schedule:", "running": ":material/play_circle:", "done": ":material/check_circle:",
-         "fail": ":material/cancel:", "diverged": ":material/warning:", "error": ":material/error:",
-         "cancelled": ":material/block:"}
+ICONS = {
+    "queued": ":material/schedule:",
+    "running": ":material/play_circle:",
+    "done": ":material/check_circle:",
+    "fail": ":material/cancel:",
+    "diverged": ":material/warning:",
+    "error": ":material/error:",
+    "cancelled": ":material/block:",
+}
 LOADING_TEXT = "starting: loading the dataset (decoding it takes ~25 s the first time) and building the network…"
 
 
@@ -30,8 +36,10 @@ def run_card(rec: Mapping[str, Any], rate: dict | None = None) -> None:
         c1, c2 = st.columns([5, 1], vertical_alignment="center")
         with c1:
             tags = " ".join(f"`#{t}`" for t in rec.get("tags") or [])
-            st.markdown(f"{ICONS.get(status, '')} **{rec.get('label') or rec['key']}** · `{status}` · "
-                        f"seed {(rec.get('config') or {}).get('seed', '?')} · key `{rec['key']}` {tags}")
+            st.markdown(
+                f"{ICONS.get(status, '')} **{rec.get('label') or rec['key']}** · `{status}` · "
+                f"seed {(rec.get('config') or {}).get('seed', '?')} · key `{rec['key']}` {tags}"
+            )
             if status in ("queued", "running"):
                 if status == "queued":
                     text = "waiting for a free device"
@@ -50,15 +58,18 @@ def run_card(rec: Mapping[str, Any], rate: dict | None = None) -> None:
                 result = rec.get("result") or {}
                 err = result.get("test_error")
                 if isinstance(err, (int, float)):
-                    st.caption(f"final test error {err:.2f}% after {int(result.get('iterations') or 0):,} "
-                               f"iterations · {progress_text(rec, rate)}")
+                    st.caption(
+                        f"final test error {err:.2f}% after {int(result.get('iterations') or 0):,} "
+                        f"iterations · {progress_text(rec, rate)}"
+                    )
                 if rec.get("error"):
-                    st.error(f"{md_escape(rec['error'])} — fix the cause, then launch it again from Design "
-                             "(it resumes from its last checkpoint).")
+                    st.error(
+                        f"{md_escape(rec['error'])} — fix the cause, then launch it again from Design "
+                        "(it resumes from its last checkpoint)."
+                    )
         with c2:
             if status in ("queued", "running") and not rec.get("cancel_requested"):
                 if st.button("Cancel", key=f"cancel_{rec['key']}", icon=":material/stop_circle:"):
                     runs_api.cancel(rec["key"])
                     polling.changed()
-                    st.toast(f"Cancelling {rec.get('label')}: it checkpoints first, so launching it "
-                             "again resumes it.")
+                    st.toast(f"Cancelling {rec.get('label')}: it checkpoints first, so launching it again resumes it.")

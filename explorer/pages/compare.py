@@ -70,9 +70,14 @@ def group_picker(groups: dict, labels: dict) -> list[str]:
         st.session_state["compare_groups"] = [g for g in st.query_params.get_all("g") if g in groups]
     else:  # a group can disappear (deleted runs): keep the widget's value valid
         st.session_state["compare_groups"] = [g for g in st.session_state["compare_groups"] if g in groups]
-    chosen = st.multiselect("Runs (seeds grouped)", list(groups), format_func=lambda g: labels[g],
-                            key="compare_groups", persist_state="session",
-                            placeholder="All finished runs: choose some to plot")
+    chosen = st.multiselect(
+        "Runs (seeds grouped)",
+        list(groups),
+        format_func=lambda g: labels[g],
+        key="compare_groups",
+        persist_state="session",
+        placeholder="All finished runs: choose some to plot",
+    )
     if chosen:
         st.query_params["g"] = chosen
     elif "g" in st.query_params:
@@ -94,8 +99,11 @@ def body() -> None:
     groups: dict[str, list[Mapping[str, Any]]] = {}
     for r in shown:
         groups.setdefault(group_key(r["config"]), []).append(r)
-    labels = {g: f"{group_label(rs[0])} (n={len(rs)})" + "".join(
-        f" #{t}" for t in sorted({t for r in rs for t in r.get("tags") or []})) for g, rs in groups.items()}
+    labels = {
+        g: f"{group_label(rs[0])} (n={len(rs)})"
+        + "".join(f" #{t}" for t in sorted({t for r in rs for t in r.get("tags") or []}))
+        for g, rs in groups.items()
+    }
     with c0:
         chosen = group_picker(groups, labels)
     selected = [g for g in chosen if g in groups]
@@ -135,14 +143,26 @@ def body() -> None:
     by_run = assign_colors(list(owner.values()))
     colors = {name: by_run[k] for name, k in owner.items()}
     drops = sorted({tuple(lr_drops(groups[g][0]["config"])) for g in chosen})
-    fig = curve_figure(curves, lr_drops=drops[0] if len(drops) == 1 else (), paper_errors=refs,
-                       log_loss=log_loss, log_error=log_error, colors=colors, x=x)
-    st.plotly_chart(reference_view.restyle(fig), key="compare_chart", config={
-        "toImageButtonOptions": {"format": "png", "filename": "resnet-v2-comparison", "scale": 2}})
+    fig = curve_figure(
+        curves,
+        lr_drops=drops[0] if len(drops) == 1 else (),
+        paper_errors=refs,
+        log_loss=log_loss,
+        log_error=log_error,
+        colors=colors,
+        x=x,
+    )
+    st.plotly_chart(
+        reference_view.restyle(fig),
+        key="compare_chart",
+        config={"toImageButtonOptions": {"format": "png", "filename": "resnet-v2-comparison", "scale": 2}},
+    )
     notes = ["Each run keeps its colour on every page (a seed group wears its lowest seed's)."]
     if smoothing:
-        notes.append("Smoothing applies to the training loss (the raw loss is drawn faintly behind); "
-                     "test errors are drawn as measured.")
+        notes.append(
+            "Smoothing applies to the training loss (the raw loss is drawn faintly behind); "
+            "test errors are drawn as measured."
+        )
     if len(drops) > 1:
         notes.append("The runs have different schedules: lr drops are not drawn.")
     if not selected:
@@ -150,23 +170,42 @@ def body() -> None:
     st.caption(" ".join(notes))
 
     st.subheader("Ours beside the paper")
-    table = results_table([r for g in selected for r in groups[g]] if selected else shown,
-                          paper_row=paper_row_for)
-    st.dataframe(display_table(table), hide_index=True, width="stretch", column_config=TABLE_COLUMNS,
-                 column_order=list(TABLE_COLUMNS),
-                 key="compare_table")
-    st.caption("Test error %, median of n runs (the paper: median of 5). \"fail\": above 20% after the "
-               "paper's full 64k-iteration schedule (its convention); shorter runs show their number. "
-               "Runs on another dataset or schedule than the paper's are marked.")
+    table = results_table([r for g in selected for r in groups[g]] if selected else shown, paper_row=paper_row_for)
+    st.dataframe(
+        display_table(table),
+        hide_index=True,
+        width="stretch",
+        column_config=TABLE_COLUMNS,
+        column_order=list(TABLE_COLUMNS),
+        key="compare_table",
+    )
+    st.caption(
+        "Test error %, median of n runs (the paper: median of 5). \"fail\": above 20% after the "
+        "paper's full 64k-iteration schedule (its convention); shorter runs show their number. "
+        "Runs on another dataset or schedule than the paper's are marked."
+    )
     d1, d2, d3 = st.columns(3)
-    d1.download_button("Table (CSV)", table.to_csv(index=False), "resnet-v2-results.csv", "text/csv",
-                       icon=":material/download:", on_click="ignore")
-    d2.download_button("Curves (CSV)", curves.to_csv(index=False), "resnet-v2-curves.csv", "text/csv",
-                       icon=":material/download:", on_click="ignore")
+    d1.download_button(
+        "Table (CSV)",
+        table.to_csv(index=False),
+        "resnet-v2-results.csv",
+        "text/csv",
+        icon=":material/download:",
+        on_click="ignore",
+    )
+    d2.download_button(
+        "Curves (CSV)",
+        curves.to_csv(index=False),
+        "resnet-v2-curves.csv",
+        "text/csv",
+        icon=":material/download:",
+        on_click="ignore",
+    )
     png = png_bytes(fig)
     if png:
-        d3.download_button("Chart (PNG)", png, "resnet-v2-comparison.png", "image/png",
-                           icon=":material/download:", on_click="ignore")
+        d3.download_button(
+            "Chart (PNG)", png, "resnet-v2-comparison.png", "image/png", icon=":material/download:", on_click="ignore"
+        )
     else:
         d3.caption("Chart as PNG: the camera button in the chart's toolbar.")
 

@@ -37,6 +37,7 @@ PER_ROW = 3  # diagrams per row: wide enough that none is shrunk, so all five sh
 def unit_caption(spec) -> str:
     """'conv 3×3 → BN → ReLU → … → (+) → ReLU', read off the spec the diagram draws (so a
     bottleneck unit gets its 1×1-3×3-1×1 caption)."""
+
     def name(op) -> str:
         return f"{op.kernel}×{op.kernel} conv" if op.kind == "conv" else op.label()
 
@@ -45,11 +46,19 @@ def unit_caption(spec) -> str:
 
 
 def orderings_tab() -> None:
-    st.markdown("Where BN and ReLU sit inside a unit (paper Fig. 4, Table 2). "
-                "**Full pre-activation (e)** leaves the path from unit to unit a pure identity.")
+    st.markdown(
+        "Where BN and ReLU sit inside a unit (paper Fig. 4, Table 2). "
+        "**Full pre-activation (e)** leaves the path from unit to unit a pure identity."
+    )
     concept_link("pre-activation")
-    block = st.segmented_control("Unit type", list(BLOCKS), default="basic", key="learn_block",
-                                 format_func=lambda b: BLOCKS[b].title, required=True)
+    block = st.segmented_control(
+        "Unit type",
+        list(BLOCKS),
+        default="basic",
+        key="learn_block",
+        format_func=lambda b: BLOCKS[b].title,
+        required=True,
+    )
     dots = diagrams.ordering_diagrams(block)
     names = list(dots)
     for row in range(0, len(names), PER_ROW):
@@ -60,8 +69,13 @@ def orderings_tab() -> None:
                 cfg = diagrams.representative_config(ordering=name, block=block)
                 st.caption(unit_caption(diagrams.typical_unit(cfg)))
     with st.expander("The first unit of a stage (it halves the map and widens the channels)"):
-        order = st.selectbox("Ordering", list(ORDERINGS), index=len(ORDERINGS) - 1,
-                             format_func=lambda o: ORDERINGS[o].title, key="learn_first_ordering")
+        order = st.selectbox(
+            "Ordering",
+            list(ORDERINGS),
+            index=len(ORDERINGS) - 1,
+            format_func=lambda o: ORDERINGS[o].title,
+            key="learn_first_ordering",
+        )
         cfg = diagrams.representative_config(ordering=order, block=block)
         st.graphviz_chart(diagrams.unit_dot(cfg, diagrams.typical_unit(cfg, first_of_stage=True)))
         st.caption(BLOCKS[block].note + ". " + SHORTCUT_BN_NOTE)
@@ -71,8 +85,10 @@ def orderings_tab() -> None:
 
 
 def shortcuts_tab() -> None:
-    st.markdown("What the shortcut does (paper Fig. 2, Table 1). Anything but the identity "
-                "multiplies the signal of every unit, and those factors multiply over depth.")
+    st.markdown(
+        "What the shortcut does (paper Fig. 2, Table 1). Anything but the identity "
+        "multiplies the signal of every unit, and those factors multiply over depth."
+    )
     concept_link("identity shortcut")
     c1, c2, c3 = st.columns(3)
     lam = c1.slider("λ on the shortcut (constant scaling)", 0.0, 1.5, 0.5, 0.05, key="learn_lambda")
@@ -102,11 +118,11 @@ def signal_tab() -> None:
     )
     c1, c2, c3 = st.columns([3, 1, 1])
     # bound to the URL: a teacher can link straight to a chosen comparison
-    chosen = c1.multiselect("Variants", list(TEACHING_VARIANTS), default=DEFAULT_TEACHING,
-                            key="variants", bind="query-params")
+    chosen = c1.multiselect(
+        "Variants", list(TEACHING_VARIANTS), default=DEFAULT_TEACHING, key="variants", bind="query-params"
+    )
     depth = c2.selectbox("Depth (basic units)", DEPTHS, index=DEPTHS.index(110), key="depth", bind="query-params")
-    batch = c3.select_slider("Batch of noise images", [4, 8, 16, 32], value=16, key="batch",
-                             bind="query-params")
+    batch = c3.select_slider("Batch of noise images", [4, 8, 16, 32], value=16, key="batch", bind="query-params")
     if not chosen:
         st.info("Choose at least one variant.")
         return
@@ -133,20 +149,24 @@ def signal_tab() -> None:
         "the 1, and (e)'s gains show in training (Fig. 6). With λ = 0.5 the 1 becomes Π λ ≈ 0: "
         "whatever reaches the shallow units has crossed the weight layers, and at initialisation "
         "(BN inside F) that product swings by orders of magnitude, set by the F's rather than by "
-        "the top's signal: the hard optimisation the paper reports (Table 1).")
-    st.caption(f"Measured on this machine in {sum(r['seconds'] for r in results):.1f} s "
-               f"(batch {batch}, seed 0; cached). Log scales.")
+        "the top's signal: the hard optimisation the paper reports (Table 1)."
+    )
+    st.caption(
+        f"Measured on this machine in {sum(r['seconds'] for r in results):.1f} s "
+        f"(batch {batch}, seed 0; cached). Log scales."
+    )
     st.subheader("Π λ: the pure shortcut path")
     st.plotly_chart(product_figure(products), key="learn_product")
-    st.caption("The factor the shortcut-only path applies between unit l and the output. Identity: 1 "
-               "at every depth. λ = 0.5 over ResNet-110's 54 units: 0.5^54 ≈ 5.6e-17. Gates start at "
-               "1 − sigmoid(b_g); dropout keeps 1 − p on average.")
+    st.caption(
+        "The factor the shortcut-only path applies between unit l and the output. Identity: 1 "
+        "at every depth. λ = 0.5 over ResNet-110's 54 units: 0.5^54 ≈ 5.6e-17. Gates start at "
+        "1 − sigmoid(b_g); dropout keeps 1 − p on average."
+    )
 
 
 st.title("Learn: why identity mappings")
 with page_guard("learn"):
-    tabs = st.tabs(["Orderings", "Shortcuts", "Signal through depth"], key="learn_tab",
-                   bind="query-params")
+    tabs = st.tabs(["Orderings", "Shortcuts", "Signal through depth"], key="learn_tab", bind="query-params")
     # only the open tab does its work (the signal tab runs networks)
     for tab, body in zip(tabs, (orderings_tab, shortcuts_tab, signal_tab)):
         if tab.open is not False:

@@ -35,8 +35,11 @@ def recent_finished(active: Sequence[Mapping[str, Any]]) -> list[RunRecord]:
     fresh = [r for r in (runs_api.get(k) for k in seen if k not in active_keys) if r]
     by_key = {r["key"]: r for r in polling.all_runs() if r["key"] not in active_keys}
     by_key.update({r["key"]: r for r in fresh if r.get("status") not in ("queued", "running")})
-    recent = [r for r in by_key.values() if r.get("status") not in ("queued", "running")
-              and now - float(r.get("updated_at") or 0) < RECENT_S]
+    recent = [
+        r
+        for r in by_key.values()
+        if r.get("status") not in ("queued", "running") and now - float(r.get("updated_at") or 0) < RECENT_S
+    ]
     return sorted(recent, key=lambda r: float(r.get("updated_at") or 0), reverse=True)[:5]
 
 
@@ -47,10 +50,13 @@ def curves_chart(records: Sequence[Mapping[str, Any]], curves: dict[str, list[di
     focus = st.session_state.get("live_focus")
     default = running or ([focus] if focus in by_key else [records[0]["key"]])
     c1, c2 = st.columns([4, 1], vertical_alignment="bottom")
-    chosen = c1.multiselect("Curves", list(by_key), key="live_curves",
-                            format_func=lambda k: f"{series_name(by_key[k])} · {by_key[k].get('status')}",
-                            placeholder=("every running run" if running else "the latest run")
-                            + " (choose runs to plot them instead)")
+    chosen = c1.multiselect(
+        "Curves",
+        list(by_key),
+        key="live_curves",
+        format_func=lambda k: f"{series_name(by_key[k])} · {by_key[k].get('status')}",
+        placeholder=("every running run" if running else "the latest run") + " (choose runs to plot them instead)",
+    )
     x = c2.selectbox("x axis", list(X_AXES), format_func=lambda k: X_AXES[k], key="live_x")
     keys = [k for k in chosen if k in by_key] or default
     series, refs = {}, {}
@@ -65,16 +71,23 @@ def curves_chart(records: Sequence[Mapping[str, Any]], curves: dict[str, list[di
     colors = {series_name(by_key[k]): c for k, c in assign_colors(keys).items()}
     drops = {tuple(lr_drops(by_key[k].get("config") or {})) for k in keys}
     totals = {(by_key[k].get("config") or {}).get("iterations") for k in keys}
-    title = (f"{len(keys)} runs" if len(keys) > 1
-             else f"{by_key[keys[0]].get('label')} — {by_key[keys[0]]['status']}")
-    fig = curve_figure(group_curves(series), lr_drops=next(iter(drops)) if len(drops) == 1 else (),
-                       paper_errors=refs, title=title, colors=colors, x=x,
-                       x_total=max((t for t in totals if t), default=None))
+    title = f"{len(keys)} runs" if len(keys) > 1 else f"{by_key[keys[0]].get('label')} — {by_key[keys[0]]['status']}"
+    fig = curve_figure(
+        group_curves(series),
+        lr_drops=next(iter(drops)) if len(drops) == 1 else (),
+        paper_errors=refs,
+        title=title,
+        colors=colors,
+        x=x,
+        x_total=max((t for t in totals if t), default=None),
+    )
     st.plotly_chart(fig, key="live_chart")
     if all(not len(f[0]) for f in series.values()):
-        st.caption("The first points appear after the first logging interval."
-                   if any(by_key[k]["status"] in ("queued", "running") for k in keys)
-                   else "This run recorded no curve points.")
+        st.caption(
+            "The first points appear after the first logging interval."
+            if any(by_key[k]["status"] in ("queued", "running") for k in keys)
+            else "This run recorded no curve points."
+        )
 
 
 CHART_EVERY_S = 3 * REFRESH_S  # a chart costs far more to redraw than a progress bar
@@ -87,24 +100,25 @@ def live_cards() -> None:
         recent = recent_finished(active)
         if not active and not recent:
             st.info("No job is queued or running.")
-            st.page_link("explorer/pages/design.py", label="Design and launch some runs",
-                         icon=":material/tune:")
+            st.page_link("explorer/pages/design.py", label="Design and launch some runs", icon=":material/tune:")
             return
-        st.caption(f"{sum(r['status'] == 'running' for r in active)} running · "
-                   f"{sum(r['status'] == 'queued' for r in active)} queued · refreshed every "
-                   f"{REFRESH_S:g} s (the chart every {CHART_EVERY_S:g} s) · speed and ETA: averages "
-                   "over each run so far")
+        st.caption(
+            f"{sum(r['status'] == 'running' for r in active)} running · "
+            f"{sum(r['status'] == 'queued' for r in active)} queued · refreshed every "
+            f"{REFRESH_S:g} s (the chart every {CHART_EVERY_S:g} s) · speed and ETA: averages "
+            "over each run so far"
+        )
         for rec in active:
             rate = None
             if rec.get("status") == "running":
-                rate = run_rate(runs_api.curve(rec), int((rec.get("config") or {}).get("batch_size") or 128),
-                                rec.get("total"))
+                rate = run_rate(
+                    runs_api.curve(rec), int((rec.get("config") or {}).get("batch_size") or 128), rec.get("total")
+                )
             run_card(rec, rate)
         if recent:
             st.markdown("**Finished in the last 15 minutes**")
             for done in recent:  # finished curves are cached: the average costs nothing twice
-                run_card(done, run_rate(runs_api.curve(done),
-                                        int((done.get("config") or {}).get("batch_size") or 128)))
+                run_card(done, run_rate(runs_api.curve(done), int((done.get("config") or {}).get("batch_size") or 128)))
 
 
 @st.fragment(run_every=CHART_EVERY_S)

@@ -50,7 +50,6 @@ PARAM_BOUNDS: dict[str, tuple[float, float]] = {
 }
 
 
-
 @dataclass(frozen=True)
 class RunConfig:
     # --- the network -------------------------------------------------------------------------
@@ -294,17 +293,12 @@ def _validate(c: RunConfig) -> None:
     _one_of("normalization", c.normalization, NORMALIZATIONS)
     _one_of("crop_padding", c.crop_padding, CROP_PADDINGS)
     if not (c.dataset in DATASET_KINDS or (c.dataset.startswith("folder:") and len(c.dataset) > 7)):
-        raise ConfigError(
-            f"unknown dataset {c.dataset!r}; choose cifar10, cifar100, synthetic or folder:PATH"
-        )
+        raise ConfigError(f"unknown dataset {c.dataset!r}; choose cifar10, cifar100, synthetic or folder:PATH")
     b = BLOCKS[c.block]
     L = b.layers_per_unit
     if c.depth < L * 3 + 2 or (c.depth - 2) % (3 * L) != 0:
         ok = ", ".join(str(3 * L * n + 2) for n in (1, 2, 3, 18))
-        raise ConfigError(
-            f"depth {c.depth} does not fit {c.block} units: depth must be {3 * L}n+2 "
-            f"(e.g. {ok}, ...)"
-        )
+        raise ConfigError(f"depth {c.depth} does not fit {c.block} units: depth must be {3 * L}n+2 (e.g. {ok}, ...)")
     _in_range("iterations", c.iterations, 1, MAX_ITERATIONS)
     _in_range("batch_size", c.batch_size, 1, MAX_BATCH_SIZE)
     if c.depth > MAX_DEPTH:
@@ -325,9 +319,7 @@ def _validate(c: RunConfig) -> None:
     if c.warmup_iterations < 0:
         raise ConfigError(f"warmup_iterations must be >= 0, got {c.warmup_iterations}")
     if any(not 0 < m < 1 for m in c.milestones) or list(c.milestones) != sorted(c.milestones):
-        raise ConfigError(
-            f"milestones are increasing fractions of the run in (0, 1), got {list(c.milestones)}"
-        )
+        raise ConfigError(f"milestones are increasing fractions of the run in (0, 1), got {list(c.milestones)}")
     for name, (lo, hi) in PARAM_BOUNDS.items():
         if not lo <= getattr(c, name) <= hi:
             raise ConfigError(f"{name} must be between {lo:g} and {hi:g}, got {getattr(c, name):g}")
@@ -338,5 +330,6 @@ def _validate(c: RunConfig) -> None:
 CONFIG_FIELDS: tuple[dataclasses.Field, ...] = fields(RunConfig)
 _DEFAULTS = {f.name: f.default for f in CONFIG_FIELDS}
 # Added with issue #9 (recipe options); see canonical_json.
-_OMITTED_AT_DEFAULT = frozenset({"nesterov", "gate_bias_decay", "normalization", "crop_padding",
-                                 "allow_tf32", "deterministic"})
+_OMITTED_AT_DEFAULT = frozenset(
+    {"nesterov", "gate_bias_decay", "normalization", "crop_padding", "allow_tf32", "deterministic"}
+)

@@ -31,8 +31,10 @@ def why_not_packable(configs: Sequence[RunConfig]) -> str | None:
         return f"seeds repeat ({seeds}): those would be the same run twice"
     shortcut = SHORTCUTS[configs[0].shortcut]
     if shortcut.stochastic:
-        return (f"the {shortcut.title} draws from the global RNG while training: packed, a seed "
-                "would not repeat its standalone run exactly")
+        return (
+            f"the {shortcut.title} draws from the global RNG while training: packed, a seed "
+            "would not repeat its standalone run exactly"
+        )
     return None
 
 

@@ -40,6 +40,7 @@ PAPER_SCHEDULE = "paper"
 
 # --- one run -------------------------------------------------------------------------------------
 
+
 def is_paper_schedule(cfg: RunConfig) -> bool:
     """Trained for as long and measured as densely as the paper (where its "fail" applies)."""
     return schedule_name(cfg) == PAPER_SCHEDULE
@@ -84,6 +85,7 @@ def run_error(rec: Mapping) -> float | None:
 
 # --- a group of seeds ----------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class SeedStats:
     """Median, min and max over a group's finished runs (None where no run has finished)."""
@@ -99,8 +101,9 @@ def seed_stats(errors: Iterable[float | None]) -> SeedStats:
     values = sorted(e for e in errors if e is not None)
     if not values:
         return SeedStats(0, None, None, None, 0)
-    return SeedStats(len(values), statistics.median(values), values[0], values[-1],
-                     sum(1 for v in values if v == math.inf))
+    return SeedStats(
+        len(values), statistics.median(values), values[0], values[-1], sum(1 for v in values if v == math.inf)
+    )
 
 
 def group_key(config: Mapping) -> str:
@@ -110,6 +113,7 @@ def group_key(config: Mapping) -> str:
 
 
 # --- words and numbers ---------------------------------------------------------------------------
+
 
 def number_text(x: float | None) -> str:
     """A test error as the paper prints it: 6.37; "diverged" for +inf; "–" for none."""
@@ -168,8 +172,27 @@ def compare(median: float | None, ref: Any, paper_schedule: bool) -> tuple[float
 
 PaperLookup = Callable[[Mapping], Any]  # config dict -> the paper's row (.label, .reported, .fails) or None
 
-COLUMNS = ["group", "label", "table", "run", "schedule", "dataset", "iterations", "n", "runs", "median",
-           "min", "max", "ours", "paper", "paper_error", "difference", "versus", "comparable", "note"]
+COLUMNS = [
+    "group",
+    "label",
+    "table",
+    "run",
+    "schedule",
+    "dataset",
+    "iterations",
+    "n",
+    "runs",
+    "median",
+    "min",
+    "max",
+    "ours",
+    "paper",
+    "paper_error",
+    "difference",
+    "versus",
+    "comparable",
+    "note",
+]
 
 
 def _paper_lookup(preset: str | None) -> PaperLookup:
@@ -185,8 +208,9 @@ def _paper_lookup(preset: str | None) -> PaperLookup:
     return lookup
 
 
-def result_rows(records: Iterable[Mapping], paper_row: PaperLookup | None = None,
-                preset: str | None = None) -> list[dict[str, Any]]:
+def result_rows(
+    records: Iterable[Mapping], paper_row: PaperLookup | None = None, preset: str | None = None
+) -> list[dict[str, Any]]:
     """One row per config without its seed, in first-seen order:
 
     group (key), label (the paper's row or the config), table, run (the runs' label with their
@@ -231,30 +255,32 @@ def result_rows(records: Iterable[Mapping], paper_row: PaperLookup | None = None
             s = shown_status(r)
             statuses[s] = statuses.get(s, 0) + 1
         label = cfg.label() if cfg is not None else str(recs[0].get("label") or gk)
-        rows.append({
-            "group": gk,
-            "label": getattr(ref, "label", None) or label,
-            "table": getattr(ref, "table", "") or "",
-            "run": group_label(recs[0]),
-            "schedule": schedule_name(cfg) if cfg is not None else f"{iterations:,} its",
-            "dataset": dataset_short(ds),
-            "iterations": iterations,
-            "n": stats.n,
-            "runs": len(recs),
-            "median": stats.median,
-            "min": stats.min,
-            "max": stats.max,
-            "ours": error_text(stats.median, paper_schedule),
-            "paper": "fail" if paper_fails else reported,
-            "paper_error": reported,
-            "difference": difference,
-            "versus": versus,
-            "comparable": bool(getattr(ref, "comparable", True)),
-            "note": "; ".join(notes),
-            "statuses": statuses,
-            "keys": [r["key"] for r in recs],
-            "seeds": sorted(r["config"].get("seed", 0) for r in recs),
-        })
+        rows.append(
+            {
+                "group": gk,
+                "label": getattr(ref, "label", None) or label,
+                "table": getattr(ref, "table", "") or "",
+                "run": group_label(recs[0]),
+                "schedule": schedule_name(cfg) if cfg is not None else f"{iterations:,} its",
+                "dataset": dataset_short(ds),
+                "iterations": iterations,
+                "n": stats.n,
+                "runs": len(recs),
+                "median": stats.median,
+                "min": stats.min,
+                "max": stats.max,
+                "ours": error_text(stats.median, paper_schedule),
+                "paper": "fail" if paper_fails else reported,
+                "paper_error": reported,
+                "difference": difference,
+                "versus": versus,
+                "comparable": bool(getattr(ref, "comparable", True)),
+                "note": "; ".join(notes),
+                "statuses": statuses,
+                "keys": [r["key"] for r in recs],
+                "seeds": sorted(r["config"].get("seed", 0) for r in recs),
+            }
+        )
     return rows
 
 

@@ -83,10 +83,19 @@ def make_optimizer(model: nn.Module, cfg, device: torch.device) -> torch.optim.S
     params: list = list(model.parameters())
     if not cfg.gate_bias_decay:
         spared = {id(m.bias) for m in model.modules() if isinstance(m, Gate)}
-        params = [{"params": [p for p in params if id(p) not in spared]},
-                  {"params": [p for p in params if id(p) in spared], "weight_decay": 0.0}]
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                           weight_decay=cfg.weight_decay, foreach=not fused, fused=fused)
+        params = [
+            {"params": [p for p in params if id(p) not in spared]},
+            {"params": [p for p in params if id(p) in spared], "weight_decay": 0.0},
+        ]
+    return torch.optim.SGD(
+        params,
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        nesterov=cfg.nesterov,
+        weight_decay=cfg.weight_decay,
+        foreach=not fused,
+        fused=fused,
+    )
 
 
 def draw_batch(sampler, generator: torch.Generator, augment: bool) -> torch.Tensor:
@@ -111,11 +120,24 @@ class TrainStep:
     is exactly its standalone gradient. Training loss and error accumulate on the device (no host
     sync per step); `take_metrics()` reads and resets them."""
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, train_x: torch.Tensor,
-                 train_y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, *, augment: bool,
-                 precision: str = "fp32", channels_last: bool = False, packs: int = 1,
-                 mode: str = "eager", warmup: int = 3, crop_padding: str = "zero",
-                 cudnn_benchmark: bool = True):
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        train_x: torch.Tensor,
+        train_y: torch.Tensor,
+        mean: torch.Tensor,
+        std: torch.Tensor,
+        *,
+        augment: bool,
+        precision: str = "fp32",
+        channels_last: bool = False,
+        packs: int = 1,
+        mode: str = "eager",
+        warmup: int = 3,
+        crop_padding: str = "zero",
+        cudnn_benchmark: bool = True,
+    ):
         self.device = train_x.device
         if mode not in STEP_MODES:
             raise ValueError(f"unknown step mode {mode!r}")
@@ -217,8 +239,12 @@ class TrainStep:
             x = x.view(k, b, *x.shape[1:]).transpose(0, 1).reshape(b, k * x.shape[1], *x.shape[2:])
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16",
-                            cache_enabled="graph" not in self.mode):
+        with torch.autocast(
+            self.device.type,
+            dtype=torch.bfloat16,
+            enabled=self.precision == "bf16",
+            cache_enabled="graph" not in self.mode,
+        ):
             out = self.forward(x)
         out = out.float()
         if k == 1:

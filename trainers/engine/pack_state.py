@@ -17,8 +17,7 @@ import torch
 
 from ..core.errors import PackingError
 
-__all__ = ["PackingError", "pack_optimizer_states", "pack_state_dicts", "unpack_optimizer_state",
-           "unpack_state_dict"]
+__all__ = ["PackingError", "pack_optimizer_states", "pack_state_dicts", "unpack_optimizer_state", "unpack_state_dict"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -84,8 +83,9 @@ def pack_optimizer_states(states: Sequence[dict]) -> dict:
 
 
 def unpack_optimizer_state(state: dict, packs: int) -> list[dict]:
-    out: list[dict[str, Any]] = [{"state": {}, "param_groups": _plain_groups(state["param_groups"])}
-                                 for _ in range(packs)]
+    out: list[dict[str, Any]] = [
+        {"state": {}, "param_groups": _plain_groups(state["param_groups"])} for _ in range(packs)
+    ]
     for i, entry in state["state"].items():
         for o in out:
             o["state"][i] = {}

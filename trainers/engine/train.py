@@ -98,8 +98,17 @@ def _now() -> str:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, x_u8: torch.Tensor, y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
-             device: torch.device, precision: str, channels_last: bool, packs: int = 1) -> list[tuple[float, float]]:
+def evaluate(
+    model: torch.nn.Module,
+    x_u8: torch.Tensor,
+    y: torch.Tensor,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    device: torch.device,
+    precision: str,
+    channels_last: bool,
+    packs: int = 1,
+) -> list[tuple[float, float]]:
     """(test error %, mean test loss) of each of the `packs` networks on the plain images (paper: no
     test-time augmentation); packed, every network sees the same images in its own channels. Sums
     are kept per network on the host, batch by batch, as one network's always were."""
@@ -126,9 +135,15 @@ def evaluate(model: torch.nn.Module, x_u8: torch.Tensor, y: torch.Tensor, mean: 
     return [(100.0 * w / n, s / n) for w, s in zip(wrong, loss_sum)]
 
 
-def checkpoint_error(cfg: RunConfig, *, split: str = "train", images: int = 10_000,
-                     device: str | torch.device = "auto", cache_dir: str | Path = "cache",
-                     run_dir: str | Path | None = None) -> dict[str, Any]:
+def checkpoint_error(
+    cfg: RunConfig,
+    *,
+    split: str = "train",
+    images: int = 10_000,
+    device: str | torch.device = "auto",
+    cache_dir: str | Path = "cache",
+    run_dir: str | Path | None = None,
+) -> dict[str, Any]:
     """Error % of a run's last checkpoint in eval mode (BN running statistics) on the first
     `images` plain images of `split`. On the training images this checks the BN/eval path: it
     should be near the training error logged in train mode, not far above it."""
@@ -145,10 +160,18 @@ def checkpoint_error(cfg: RunConfig, *, split: str = "train", images: int = 10_0
     model.load_state_dict(state["model"])
     channels_last = fast.default_channels_last(dev)
     model = model.to(dev, memory_format=torch.channels_last if channels_last else torch.preserve_format)  # type: ignore[call-overload]  # not in torch's stubs
-    [(error, loss)] = evaluate(model, x[:images].to(dev), y[:images].to(dev), mean, std, dev, cfg.precision,
-                               channels_last)
-    return {"key": cfg.key, "split": split, "images": min(images, len(y)), "iteration": state["iteration"],
-            "error": error, "loss": loss, "mode": "eval"}
+    [(error, loss)] = evaluate(
+        model, x[:images].to(dev), y[:images].to(dev), mean, std, dev, cfg.precision, channels_last
+    )
+    return {
+        "key": cfg.key,
+        "split": split,
+        "images": min(images, len(y)),
+        "iteration": state["iteration"],
+        "error": error,
+        "loss": loss,
+        "mode": "eval",
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -157,24 +180,54 @@ def checkpoint_error(cfg: RunConfig, *, split: str = "train", images: int = 10_0
 
 
 @overload
-def train(cfg: RunConfig, *, device: str | torch.device = ..., cache_dir: str | Path = ...,
-          run_dir: str | Path | None = ..., on_event: OnEvent | None = ..., resume: bool = ...,
-          checkpoint_every_s: float = ..., should_stop: ShouldStop | None = ..., progress: bool = ...,
-          channels_last: bool | None = ..., compile: bool | str | None = ..., until: int | None = ...) -> Result: ...
+def train(
+    cfg: RunConfig,
+    *,
+    device: str | torch.device = ...,
+    cache_dir: str | Path = ...,
+    run_dir: str | Path | None = ...,
+    on_event: OnEvent | None = ...,
+    resume: bool = ...,
+    checkpoint_every_s: float = ...,
+    should_stop: ShouldStop | None = ...,
+    progress: bool = ...,
+    channels_last: bool | None = ...,
+    compile: bool | str | None = ...,
+    until: int | None = ...,
+) -> Result: ...
 @overload
-def train(cfg: Sequence[RunConfig], *, device: str | torch.device = ..., cache_dir: str | Path = ...,
-          run_dir: Sequence[str | Path] | None = ..., on_event: Sequence[OnEvent | None] | None = ...,
-          resume: bool = ..., checkpoint_every_s: float = ...,
-          should_stop: Sequence[ShouldStop | None] | None = ..., progress: bool = ...,
-          channels_last: bool | None = ..., compile: bool | str | None = ...,
-          until: int | None = ...) -> list[Result]: ...
+def train(
+    cfg: Sequence[RunConfig],
+    *,
+    device: str | torch.device = ...,
+    cache_dir: str | Path = ...,
+    run_dir: Sequence[str | Path] | None = ...,
+    on_event: Sequence[OnEvent | None] | None = ...,
+    resume: bool = ...,
+    checkpoint_every_s: float = ...,
+    should_stop: Sequence[ShouldStop | None] | None = ...,
+    progress: bool = ...,
+    channels_last: bool | None = ...,
+    compile: bool | str | None = ...,
+    until: int | None = ...,
+) -> list[Result]: ...
 
 
-def train(cfg: RunConfig | Sequence[RunConfig], *, device: str | torch.device = "auto",
-          cache_dir: str | Path = "cache", run_dir: Any = None, on_event: Any = None, resume: bool = True,
-          checkpoint_every_s: float = 60.0, should_stop: Any = None, progress: bool = False,
-          channels_last: bool | None = None, compile: bool | str | None = None,
-          until: int | None = None) -> Result | list[Result]:
+def train(
+    cfg: RunConfig | Sequence[RunConfig],
+    *,
+    device: str | torch.device = "auto",
+    cache_dir: str | Path = "cache",
+    run_dir: Any = None,
+    on_event: Any = None,
+    resume: bool = True,
+    checkpoint_every_s: float = 60.0,
+    should_stop: Any = None,
+    progress: bool = False,
+    channels_last: bool | None = None,
+    compile: bool | str | None = None,
+    until: int | None = None,
+) -> Result | list[Result]:
     """Train `cfg` and return its result; or train a list of configs that differ only in their seed
     as one packed network and return their results, in order (then `run_dir`, `on_event` and
     `should_stop` are lists too, one entry per config). Events and the result: docs/interfaces.md.
@@ -199,11 +252,17 @@ def train(cfg: RunConfig | Sequence[RunConfig], *, device: str | torch.device = 
     if reason:
         raise PackingError(f"cannot pack these runs: {reason}")
     dirs = [run_dir] if single else _each(run_dir, len(configs), "run_dir")
-    pack = _Pack(configs, device=device, cache_dir=Path(cache_dir),
-                 run_dirs=[Path(d) if d is not None else Path(cache_dir) / "runs" / c.key for d, c in zip(dirs, configs)],
-                 on_events=[on_event] if single else _each(on_event, len(configs), "on_event"),
-                 stops=[should_stop] if single else _each(should_stop, len(configs), "should_stop"),
-                 channels_last=channels_last, compile=compile, progress=progress)
+    pack = _Pack(
+        configs,
+        device=device,
+        cache_dir=Path(cache_dir),
+        run_dirs=[Path(d) if d is not None else Path(cache_dir) / "runs" / c.key for d, c in zip(dirs, configs)],
+        on_events=[on_event] if single else _each(on_event, len(configs), "on_event"),
+        stops=[should_stop] if single else _each(should_stop, len(configs), "should_stop"),
+        channels_last=channels_last,
+        compile=compile,
+        progress=progress,
+    )
     start = pack.restore(resume)
     pack.announce(start)
     stop_at = pack.cfg.iterations if until is None else min(pack.cfg.iterations, until)
@@ -264,18 +323,33 @@ class _Networks:
         self.optimizer = fast.make_optimizer(self.model, cfg, dev)
         if opt_sds is not None:
             self.optimizer.load_state_dict(pack_optimizer_states(opt_sds))
-        self.step = fast.TrainStep(self.model, self.optimizer, pack.train_x, pack.train_y, pack.mean, pack.std,
-                                   augment=cfg.augment, precision=cfg.precision, channels_last=pack.channels_last,
-                                   packs=self.packs, mode=pack.mode, crop_padding=cfg.crop_padding,
-                                   cudnn_benchmark=not cfg.deterministic)
+        self.step = fast.TrainStep(
+            self.model,
+            self.optimizer,
+            pack.train_x,
+            pack.train_y,
+            pack.mean,
+            pack.std,
+            augment=cfg.augment,
+            precision=cfg.precision,
+            channels_last=pack.channels_last,
+            packs=self.packs,
+            mode=pack.mode,
+            crop_padding=cfg.crop_padding,
+            cudnn_benchmark=not cfg.deterministic,
+        )
 
     def unpacked(self) -> tuple[list[dict], list[dict]]:
         """Each network's model and optimizer state dicts, on the CPU (a checkpoint's format)."""
         sd = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
         opt = self.optimizer.state_dict()
-        opt = {"state": {i: {n: (t.detach().cpu() if isinstance(t, torch.Tensor) else t) for n, t in e.items()}
-                         for i, e in opt["state"].items()},
-               "param_groups": opt["param_groups"]}
+        opt = {
+            "state": {
+                i: {n: (t.detach().cpu() if isinstance(t, torch.Tensor) else t) for n, t in e.items()}
+                for i, e in opt["state"].items()
+            },
+            "param_groups": opt["param_groups"],
+        }
         return unpack_state_dict(sd, self.packs), unpack_optimizer_state(opt, self.packs)
 
 
@@ -283,9 +357,19 @@ class _Pack:
     """The runs of one `train` call and what they share: the device, the data on it, the step mode,
     the clocks, and the live runs' networks (`nets`)."""
 
-    def __init__(self, configs: list[RunConfig], *, device: str | torch.device, cache_dir: Path,
-                 run_dirs: list[Path], on_events: list[OnEvent | None], stops: list[ShouldStop | None],
-                 channels_last: bool | None, compile: bool | str | None, progress: bool):
+    def __init__(
+        self,
+        configs: list[RunConfig],
+        *,
+        device: str | torch.device,
+        cache_dir: Path,
+        run_dirs: list[Path],
+        on_events: list[OnEvent | None],
+        stops: list[ShouldStop | None],
+        channels_last: bool | None,
+        compile: bool | str | None,
+        progress: bool,
+    ):
         self.started_wall, self.started_at = time.time(), _now()
         code_version()  # cached from now on: the provenance names the code that starts the run
         self.dev = dev = resolve_device(device)
@@ -355,8 +439,9 @@ class _Pack:
             states.append(state)
         if len({s["iteration"] if s is not None else None for s in states}) > 1:
             at = {r.cfg.key: (s["iteration"] if s is not None else None) for r, s in zip(self.runs, states)}
-            raise PackingError(f"cannot pack runs whose checkpoints are at different iterations {at}; "
-                               f"train them one by one")
+            raise PackingError(
+                f"cannot pack runs whose checkpoints are at different iterations {at}; train them one by one"
+            )
         for i, err in misfits.items():  # keep the file for inspection and train from scratch: nothing is deleted
             r = self.runs[i]
             aside = r.ckpt_path.with_name(f"checkpoint.unreadable-{int(time.time())}.pt")
@@ -367,10 +452,20 @@ class _Pack:
     def announce(self, start: int) -> None:
         cfg, dev = self.cfg, self.dev
         for r in self.runs:
-            ev = StartEvent(type="start", iteration=start, total=cfg.iterations, device=str(dev),
-                            device_name=device_name(dev), precision=cfg.precision, parameters=self.parameters,
-                            dataset=self.dataset, resumed=r.resumed, channels_last=self.channels_last,
-                            step_mode=self.mode, notes=r.notes)
+            ev = StartEvent(
+                type="start",
+                iteration=start,
+                total=cfg.iterations,
+                device=str(dev),
+                device_name=device_name(dev),
+                precision=cfg.precision,
+                parameters=self.parameters,
+                dataset=self.dataset,
+                resumed=r.resumed,
+                channels_last=self.channels_last,
+                step_mode=self.mode,
+                notes=r.notes,
+            )
             if self.packed:
                 ev["packed"] = len(self.runs)
             self.emit(r, ev)
@@ -406,8 +501,7 @@ class _Pack:
                 now = time.perf_counter()
                 images_per_s = window_images / max(now - window_t, 1e-9)  # per run
                 window_t, window_images = now, 0
-                self._log(it, lr, [s / seen for s in loss_sums], [100.0 * w / seen for w in wrong_sums],
-                          images_per_s)
+                self._log(it, lr, [s / seen for s in loss_sums], [100.0 * w / seen for w in wrong_sums], images_per_s)
                 seen = 0
             if it % cfg.eval_every == 0 or it == stop_at:
                 self._evaluate(it)
@@ -426,10 +520,17 @@ class _Pack:
         cfg = self.cfg
         for r, loss, error in zip(self.live, losses, errors):
             r.train_loss = loss
-            ev = MetricsEvent(type="metrics", iteration=it, epoch=it / self.epoch_len, train_loss=loss,
-                              train_error=error, lr=lr, images_per_s=images_per_s,
-                              elapsed_s=time.time() - self.started_wall,
-                              eta_s=(cfg.iterations - it) * cfg.batch_size / max(images_per_s, 1e-9))
+            ev = MetricsEvent(
+                type="metrics",
+                iteration=it,
+                epoch=it / self.epoch_len,
+                train_loss=loss,
+                train_error=error,
+                lr=lr,
+                images_per_s=images_per_s,
+                elapsed_s=time.time() - self.started_wall,
+                eta_s=(cfg.iterations - it) * cfg.batch_size / max(images_per_s, 1e-9),
+            )
             if self.packed:
                 ev["aggregate_images_per_s"] = images_per_s * len(self.live)
             self.emit(r, ev)
@@ -440,13 +541,26 @@ class _Pack:
         staying = [j for j, r in enumerate(self.live) if not r.leaving]
         if not staying:
             return
-        evals = evaluate(self.nets.model, self.test_x, self.test_y, self.mean, self.std, self.dev,
-                         self.cfg.precision, self.channels_last, self.nets.packs)
+        evals = evaluate(
+            self.nets.model,
+            self.test_x,
+            self.test_y,
+            self.mean,
+            self.std,
+            self.dev,
+            self.cfg.precision,
+            self.channels_last,
+            self.nets.packs,
+        )
         for j in staying:
             r = self.live[j]
             r.last_eval = evals[j]
-            self.emit(r, EvalEvent(type="eval", iteration=it, epoch=it / self.epoch_len,
-                                   test_error=evals[j][0], test_loss=evals[j][1]))
+            self.emit(
+                r,
+                EvalEvent(
+                    type="eval", iteration=it, epoch=it / self.epoch_len, test_error=evals[j][0], test_loss=evals[j][1]
+                ),
+            )
 
     def save_checkpoints(self, it: int, which: list[_Run]) -> None:
         """Each of these live runs at iteration `it`, as a standalone checkpoint in its own folder.
@@ -457,11 +571,19 @@ class _Pack:
         for r in which:
             j = self.live.index(r)
             try:
-                ckpt.save(r.ckpt_path, {
-                    "key": r.cfg.key, "config": r.cfg.to_dict(), "iteration": it, "history": r.history,
-                    "model": sds[j], "optimizer": opts[j], "sampler": r.sampler.state_dict(),
-                    "rng": ckpt.rng_state(self.dev),
-                })
+                ckpt.save(
+                    r.ckpt_path,
+                    {
+                        "key": r.cfg.key,
+                        "config": r.cfg.to_dict(),
+                        "iteration": it,
+                        "history": r.history,
+                        "model": sds[j],
+                        "optimizer": opts[j],
+                        "sampler": r.sampler.state_dict(),
+                        "rng": ckpt.rng_state(self.dev),
+                    },
+                )
             except StaleWriter as e:
                 r.stale, r.leaving = e, "stale"
                 continue
@@ -488,8 +610,17 @@ class _Pack:
         if not self.live:
             return
         if any(r.last_eval is None for r in self.live):  # resumed from the final (or the `until`) checkpoint
-            evals = evaluate(self.nets.model, self.test_x, self.test_y, self.mean, self.std, self.dev,
-                             self.cfg.precision, self.channels_last, self.nets.packs)
+            evals = evaluate(
+                self.nets.model,
+                self.test_x,
+                self.test_y,
+                self.mean,
+                self.std,
+                self.dev,
+                self.cfg.precision,
+                self.channels_last,
+                self.nets.packs,
+            )
             for r, e in zip(self.live, evals):
                 r.last_eval = r.last_eval or e
         self.save_checkpoints(it, list(self.live))  # the final weights, for later analysis
@@ -506,17 +637,37 @@ class _Pack:
         if status == "done":
             status = final_status(cfg, test_error)  # "fail" only on the paper's schedule (core/results.py)
         prov = Provenance(
-            code_version=code_version(), torch=torch.__version__, python=sys.version.split()[0], device=str(dev),
-            device_name=device_name(dev), precision=cfg.precision, channels_last=self.channels_last,
-            step_mode=self.mode, dataset=self.dataset, hostname=socket.gethostname(), started_at=self.started_at,
-            finished_at=_now(), resumed=r.resumed, pid=os.getpid(), recipe=recipe.provenance(cfg, dev))
+            code_version=code_version(),
+            torch=torch.__version__,
+            python=sys.version.split()[0],
+            device=str(dev),
+            device_name=device_name(dev),
+            precision=cfg.precision,
+            channels_last=self.channels_last,
+            step_mode=self.mode,
+            dataset=self.dataset,
+            hostname=socket.gethostname(),
+            started_at=self.started_at,
+            finished_at=_now(),
+            resumed=r.resumed,
+            pid=os.getpid(),
+            recipe=recipe.provenance(cfg, dev),
+        )
         if self.packed:
             prov["packed"], prov["packed_with"] = len(self.runs), [x.cfg.key for x in self.runs]
         result = Result(
-            key=cfg.key, status=status, test_error=test_error, test_loss=r.last_eval[1] if r.last_eval else None,
-            iterations=it, epochs=it / self.epoch_len, train_loss=r.train_loss,
-            wall_time_s=time.time() - self.started_wall, parameters=self.parameters, config=cfg.to_dict(),
-            provenance=prov)
+            key=cfg.key,
+            status=status,
+            test_error=test_error,
+            test_loss=r.last_eval[1] if r.last_eval else None,
+            iterations=it,
+            epochs=it / self.epoch_len,
+            train_loss=r.train_loss,
+            wall_time_s=time.time() - self.started_wall,
+            parameters=self.parameters,
+            config=cfg.to_dict(),
+            provenance=prov,
+        )
         try:
             atomic_write(r.run_dir / "result.json", lambda f: f.write(_result_json(result, r.history)))
         except StaleWriter as e:
@@ -534,13 +685,18 @@ def _result_json(result: Result, history: list[CurvePoint]) -> bytes:
 
 def _print_progress(ev: Event, cfg: RunConfig) -> None:
     if ev["type"] == "start":
-        msg = (f"{cfg.label()} [{cfg.key}] on {ev['device_name']}, {ev['parameters']:,} parameters, "
-               f"{ev['dataset']}" + (f", resumed at iteration {ev['iteration']}" if ev["resumed"] else "")
-               + "".join(f"\nnote: {n}" for n in ev["notes"]))
+        msg = (
+            f"{cfg.label()} [{cfg.key}] on {ev['device_name']}, {ev['parameters']:,} parameters, "
+            f"{ev['dataset']}"
+            + (f", resumed at iteration {ev['iteration']}" if ev["resumed"] else "")
+            + "".join(f"\nnote: {n}" for n in ev["notes"])
+        )
     elif ev["type"] == "metrics":
-        msg = (f"it {ev['iteration']:>6}/{cfg.iterations}  loss {ev['train_loss']:.4f}  "
-               f"train err {ev['train_error']:5.2f}%  lr {ev['lr']:.4g}  "
-               f"{ev['images_per_s']:,.0f} img/s  ETA {ev['eta_s'] / 60:.1f} min")
+        msg = (
+            f"it {ev['iteration']:>6}/{cfg.iterations}  loss {ev['train_loss']:.4f}  "
+            f"train err {ev['train_error']:5.2f}%  lr {ev['lr']:.4g}  "
+            f"{ev['images_per_s']:,.0f} img/s  ETA {ev['eta_s'] / 60:.1f} min"
+        )
     elif ev["type"] == "eval":
         msg = f"it {ev['iteration']:>6}  test error {ev['test_error']:.2f}%"
     elif ev["type"] == "end":

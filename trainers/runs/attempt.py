@@ -83,9 +83,17 @@ class Claimed:
     settled: bool = False  # its outcome was handed to `settle`
 
 
-def train_claimed(runs: list[Claimed], settle: Callable[[Claimed, Result], None], *, device: str,
-                  cache_dir: str | Path, checkpoint_every_s: float, terminated: threading.Event | None = None,
-                  threads: int | None = None, progress: bool = False) -> None:
+def train_claimed(
+    runs: list[Claimed],
+    settle: Callable[[Claimed, Result], None],
+    *,
+    device: str,
+    cache_dir: str | Path,
+    checkpoint_every_s: float,
+    terminated: threading.Event | None = None,
+    threads: int | None = None,
+    progress: bool = False,
+) -> None:
     """Train the runs (they differ only in their seed) as one pack; `settle(run, result)` as each
     ends, at its end event, so a run cancelled out of a pack is settled at once. A run stops at its
     next log interval, checkpointed, when it is cancelled, lost, or `terminated` is set (SIGTERM).
@@ -100,6 +108,7 @@ def train_claimed(runs: list[Claimed], settle: Callable[[Claimed, Result], None]
                 run.lease.lost = True
             if ev["type"] == "end":
                 done(run, ev["result"])
+
         return on_event
 
     def should_stop_for(run: Claimed) -> Callable[[], bool]:
@@ -116,19 +125,41 @@ def train_claimed(runs: list[Claimed], settle: Callable[[Claimed, Result], None]
 
     if threads:
         torch.set_num_threads(threads)
-    log.info("attempts %s of %s (%s, seeds %s) on %s", [r.attempt for r in runs], [r.key for r in runs],
-             runs[0].cfg.label(), [r.cfg.seed for r in runs], device)
+    log.info(
+        "attempts %s of %s (%s, seeds %s) on %s",
+        [r.attempt for r in runs],
+        [r.key for r in runs],
+        runs[0].cfg.label(),
+        [r.cfg.seed for r in runs],
+        device,
+    )
     try:
-        results = train([r.cfg for r in runs], on_event=[on_event_for(r) for r in runs],
-                        should_stop=[should_stop_for(r) for r in runs], device=device, cache_dir=cache_dir,
-                        checkpoint_every_s=checkpoint_every_s, progress=progress)
+        results = train(
+            [r.cfg for r in runs],
+            on_event=[on_event_for(r) for r in runs],
+            should_stop=[should_stop_for(r) for r in runs],
+            device=device,
+            cache_dir=cache_dir,
+            checkpoint_every_s=checkpoint_every_s,
+            progress=progress,
+        )
     except PackingError as e:  # e.g. checkpoints at different iterations after a crash
         log.warning("cannot train %s packed (%s); one after the other instead", [r.key for r in runs], e)
         stale: StaleWriter | None = None
         for r in runs:
             try:
-                done(r, train(r.cfg, on_event=on_event_for(r), should_stop=should_stop_for(r), device=device,
-                              cache_dir=cache_dir, checkpoint_every_s=checkpoint_every_s, progress=progress))
+                done(
+                    r,
+                    train(
+                        r.cfg,
+                        on_event=on_event_for(r),
+                        should_stop=should_stop_for(r),
+                        device=device,
+                        cache_dir=cache_dir,
+                        checkpoint_every_s=checkpoint_every_s,
+                        progress=progress,
+                    ),
+                )
             except StaleWriter as s:  # that run is someone else's now; the others go on
                 stale = stale or s
         if stale is not None:

@@ -13,8 +13,9 @@ from .supervisor import ensure_supervisor
 BACKENDS = ("local", "ray")
 
 
-def submit(cfg: RunConfig, cache_dir: str | Path = "cache", backend: str = "local", *,
-           start_supervisor: bool = True) -> RunRecord:
+def submit(
+    cfg: RunConfig, cache_dir: str | Path = "cache", backend: str = "local", *, start_supervisor: bool = True
+) -> RunRecord:
     """Queue `cfg` unless its key is known: a finished run is answered from the store at once, a
     queued or running one is joined, one that ended in error or was cancelled is queued again
     (resuming from its checkpoint). Two simultaneous submits of one config make exactly one job.
@@ -39,9 +40,16 @@ def cancel(key: str, cache_dir: str | Path = "cache") -> RunRecord | None:
     return rec
 
 
-def train_here(cfg: RunConfig, cache_dir: str | Path = "cache", device: str = "auto", *,
-               threads: int | None = None, checkpoint_every_s: float | None = None,
-               poll_s: float = 2.0, out=None) -> RunRecord | None:
+def train_here(
+    cfg: RunConfig,
+    cache_dir: str | Path = "cache",
+    device: str = "auto",
+    *,
+    threads: int | None = None,
+    checkpoint_every_s: float | None = None,
+    poll_s: float = 2.0,
+    out=None,
+) -> RunRecord | None:
     """`python -m trainers train`: the run goes through the store like any submit (so it shows in
     `status` and the app, and two of them at once train it once), then is trained here, in the
     foreground, by a worker process (lease, attempt fence, restart by the supervisor if it dies).
@@ -70,9 +78,24 @@ def train_here(cfg: RunConfig, cache_dir: str | Path = "cache", device: str = "a
             env["TRAINERS_CHECKPOINT_EVERY_S"] = str(checkpoint_every_s)
         # Its own session: Ctrl-C reaches only us, and we stop it through the store, checkpointed.
         proc = subprocess.Popen(
-            [sys.executable, "-m", "trainers.runs", "worker", cfg.key, "--cache-dir", str(cache),
-             "--attempt", str(attempt), "--device", device, "--progress"],
-            stdin=subprocess.DEVNULL, env=child_env(env), start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "trainers.runs",
+                "worker",
+                cfg.key,
+                "--cache-dir",
+                str(cache),
+                "--attempt",
+                str(attempt),
+                "--device",
+                device,
+                "--progress",
+            ],
+            stdin=subprocess.DEVNULL,
+            env=child_env(env),
+            start_new_session=True,
+        )
         with Store(cache) as store:
             store.set_worker(cfg.key, attempt, pid=proc.pid, host=__import__("socket").gethostname())
         while True:
@@ -94,8 +117,10 @@ def train_here(cfg: RunConfig, cache_dir: str | Path = "cache", device: str = "a
                 rec = store.get(cfg.key)
             if rec is None or rec["status"] in FINAL:
                 return rec
-            line = (f"run {cfg.key} is {rec['status']} elsewhere (pid {rec.get('pid')}): "
-                    f"{100 * (rec.get('progress') or 0):.0f}%; waiting for it")
+            line = (
+                f"run {cfg.key} is {rec['status']} elsewhere (pid {rec.get('pid')}): "
+                f"{100 * (rec.get('progress') or 0):.0f}%; waiting for it"
+            )
             if line != last:
                 print(line, file=out, flush=True)
                 last = line

@@ -89,4 +89,3 @@ def load_settings(cache_dir: str | Path = "cache", **overrides: Any) -> Settings
     known = {f.name: f.type for f in fields(Settings)}
     clean = {k: _coerce(k, str(known[k]), v) for k, v in values.items() if k in known}
     return replace(Settings(), **clean)
-

@@ -127,8 +127,7 @@ def disk_state(cache_dir: str | Path) -> dict:
     except OSError:
         return {"full": False, "free_bytes": None, "message": None}
     full = free < LOW_SPACE_BYTES
-    msg = (f"disk full: {free / 2**20:.1f} MB free on {path}; runs wait and resume once space is back"
-           if full else None)
+    msg = f"disk full: {free / 2**20:.1f} MB free on {path}; runs wait and resume once space is back" if full else None
     return {"full": full, "free_bytes": free, "message": msg}
 
 
@@ -145,8 +144,9 @@ class _ReadOnlyCache:
         last: Exception | None = None
         for query in ("mode=ro", "immutable=1"):  # immutable: no -shm needed (a read-only copy)
             try:
-                self._con = sqlite3.connect(f"{db.resolve().as_uri()}?{query}", uri=True, timeout=60,
-                                            check_same_thread=False)
+                self._con = sqlite3.connect(
+                    f"{db.resolve().as_uri()}?{query}", uri=True, timeout=60, check_same_thread=False
+                )
                 self._con.execute("SELECT 1 FROM Cache LIMIT 1").fetchall()
                 return
             except sqlite3.Error as e:
@@ -154,8 +154,7 @@ class _ReadOnlyCache:
         raise StoreUnavailable(f"cannot read the results store at {directory}: {last} ({why})")
 
     def get(self, key: str, default: Any = None) -> Any:
-        row = self._con.execute("SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1",
-                                (key,)).fetchone()
+        row = self._con.execute("SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1", (key,)).fetchone()
         if row is None:
             return default
         mode, filename, value = row
@@ -189,8 +188,7 @@ class Store:
     """Run records, curves and sweeps of one cache directory. Safe to open from many processes and
     threads at once (SQLite WAL, busy timeout 60 s); every method returns plain JSON-able dicts."""
 
-    def __init__(self, cache_dir: str | Path = "cache", *, size_limit: int | None = None,
-                 readonly: bool = False):
+    def __init__(self, cache_dir: str | Path = "cache", *, size_limit: int | None = None, readonly: bool = False):
         """readonly: open for reading only and write nothing (status, results, export); a store
         that cannot be opened for writing (full or read-only disk) is opened so anyway, and
         `self.readonly` says why (every write then raises StoreUnavailable)."""
@@ -316,8 +314,13 @@ class Store:
         elif not active and key in keys:
             self._cache.set(_ACTIVE_INDEX, [k for k in keys if k != key])
 
-    def _update(self, key: str, attempt: int | None, change: Callable[[dict[str, Any]], Any],
-                statuses: tuple[str, ...] = ("running",)) -> Any:
+    def _update(
+        self,
+        key: str,
+        attempt: int | None,
+        change: Callable[[dict[str, Any]], Any],
+        statuses: tuple[str, ...] = ("running",),
+    ) -> Any:
         """Apply `change(rec)` atomically if the record is at `attempt` and in one of `statuses`;
         returns change's value, or None when the write is stale (and dropped)."""
         with self.transaction():
@@ -349,8 +352,16 @@ class Store:
                 self._index(key, True)
                 return new, True
             if rec["status"] in ("error", "cancelled"):
-                rec.update(status="queued", backend=backend, error=None, restarts=0, queued_at=now(),
-                           cancel_requested=False, cancel_requested_at=None, finished_at=None)
+                rec.update(
+                    status="queued",
+                    backend=backend,
+                    error=None,
+                    restarts=0,
+                    queued_at=now(),
+                    cancel_requested=False,
+                    cancel_requested_at=None,
+                    finished_at=None,
+                )
                 self._put(rec)
                 return cast(RunRecord, rec), True
             return cast(RunRecord, rec), False
@@ -398,9 +409,19 @@ class Store:
 
         def change(rec: dict[str, Any]) -> int:
             t = now()
-            rec.update(status="running", attempt=rec["attempt"] + 1, backend=backend, slot=slot,
-                       started_at=t, heartbeat_at=t if lease_starts else None, pid=None, host=None,
-                       device=slot, eta_s=None, images_per_s=None)
+            rec.update(
+                status="running",
+                attempt=rec["attempt"] + 1,
+                backend=backend,
+                slot=slot,
+                started_at=t,
+                heartbeat_at=t if lease_starts else None,
+                pid=None,
+                host=None,
+                device=slot,
+                eta_s=None,
+                images_per_s=None,
+            )
             return rec["attempt"]
 
         return self._update(key, None, change, statuses=("queued",))
@@ -419,11 +440,20 @@ class Store:
             if rec["cancel_requested"]:
                 rec.update(status="cancelled", finished_at=now(), error=None)
             elif rec["restarts"] >= max_restarts:
-                rec.update(status="error", finished_at=now(),
-                           error=f"worker died {rec['restarts'] + 1} times; last: {detail}")
+                rec.update(
+                    status="error", finished_at=now(), error=f"worker died {rec['restarts'] + 1} times; last: {detail}"
+                )
             else:
-                rec.update(status="queued", restarts=rec["restarts"] + 1, queued_at=now(),
-                           last_failure=detail, pid=None, slot=None, eta_s=None, images_per_s=None)
+                rec.update(
+                    status="queued",
+                    restarts=rec["restarts"] + 1,
+                    queued_at=now(),
+                    last_failure=detail,
+                    pid=None,
+                    slot=None,
+                    eta_s=None,
+                    images_per_s=None,
+                )
             return rec["status"]
 
         return self._update(key, attempt, change)
@@ -436,8 +466,15 @@ class Store:
             if rec["cancel_requested"]:  # the stop was the cancel's SIGTERM after all
                 rec.update(status="cancelled", finished_at=now())
             else:
-                rec.update(status="queued", queued_at=now(), last_failure=reason, pid=None, slot=None,
-                           eta_s=None, images_per_s=None)
+                rec.update(
+                    status="queued",
+                    queued_at=now(),
+                    last_failure=reason,
+                    pid=None,
+                    slot=None,
+                    eta_s=None,
+                    images_per_s=None,
+                )
 
         return bool(self._update(key, attempt, change))
 
@@ -462,11 +499,17 @@ class Store:
             rec["heartbeat_at"] = now()
             kind = ev.get("type")
             if kind == "start":
-                rec.update(iteration=ev["iteration"], total=ev["total"], device=ev.get("device"),
-                           device_name=ev.get("device_name"), parameters=ev.get("parameters"),
-                           dataset=ev.get("dataset"), resumed_at=ev["iteration"] if ev.get("resumed") else None,
-                           # kept across attempts, e.g. "checkpoint ... moved aside": the app shows them
-                           notes=((rec.get("notes") or []) + [str(n)[:1000] for n in (ev.get("notes") or [])])[-10:])
+                rec.update(
+                    iteration=ev["iteration"],
+                    total=ev["total"],
+                    device=ev.get("device"),
+                    device_name=ev.get("device_name"),
+                    parameters=ev.get("parameters"),
+                    dataset=ev.get("dataset"),
+                    resumed_at=ev["iteration"] if ev.get("resumed") else None,
+                    # kept across attempts, e.g. "checkpoint ... moved aside": the app shows them
+                    notes=((rec.get("notes") or []) + [str(n)[:1000] for n in (ev.get("notes") or [])])[-10:],
+                )
                 rec["progress"] = ev["iteration"] / max(1, ev["total"])
                 # Resumed (or restarted from scratch): points past the checkpoint are replayed.
                 self._truncate_curve(rec, ev["iteration"])
@@ -475,8 +518,9 @@ class Store:
                 rec["iteration"] = max(rec.get("iteration") or 0, ev["iteration"])
                 rec["progress"] = rec["iteration"] / max(1, rec.get("total") or 1)
                 if kind == "metrics":
-                    rec.update(eta_s=ev.get("eta_s"), images_per_s=ev.get("images_per_s"),
-                               train_loss=ev.get("train_loss"))
+                    rec.update(
+                        eta_s=ev.get("eta_s"), images_per_s=ev.get("images_per_s"), train_loss=ev.get("train_loss")
+                    )
                 else:
                     rec["test_error"] = ev.get("test_error")
             elif kind == "checkpoint":
@@ -495,9 +539,16 @@ class Store:
             raise ValueError(f"result status {status!r} is not one of {RESULT_STATUSES}")
 
         def change(rec: dict[str, Any]) -> None:
-            rec.update(status=status, result=result, finished_at=now(), eta_s=0.0, error=None,
-                       test_error=result.get("test_error"), train_loss=result.get("train_loss"),
-                       iteration=result.get("iterations", rec.get("iteration")))
+            rec.update(
+                status=status,
+                result=result,
+                finished_at=now(),
+                eta_s=0.0,
+                error=None,
+                test_error=result.get("test_error"),
+                train_loss=result.get("train_loss"),
+                iteration=result.get("iterations", rec.get("iteration")),
+            )
             if status in ("done", "fail"):
                 rec["progress"] = 1.0
 
@@ -505,8 +556,9 @@ class Store:
 
     def fail(self, key: str, attempt: int, message: str) -> bool:
         """The run cannot succeed (bad config, missing data, ...): error, with the message."""
-        return bool(self._update(key, attempt, lambda rec: rec.update(
-            status="error", error=message, finished_at=now())))
+        return bool(
+            self._update(key, attempt, lambda rec: rec.update(status="error", error=message, finished_at=now()))
+        )
 
     # --- curves ------------------------------------------------------------------------------
     def _append_curve(self, rec: dict[str, Any], point: Mapping[str, Any]) -> None:

@@ -146,7 +146,9 @@ class Supervisor:
         for rec in active:
             if rec["status"] != "queued" or rec["key"] in taken:
                 continue
-            if (rec.get("last_failure") or "").startswith("disk full") and now() - (rec.get("queued_at") or 0) < DISK_RETRY_S:
+            if (rec.get("last_failure") or "").startswith("disk full") and now() - (
+                rec.get("queued_at") or 0
+            ) < DISK_RETRY_S:
                 continue  # its checkpoint did not fit on the disk a moment ago: not again at once
             if rec["backend"] == "ray":
                 self._ray_step(lambda b, rec=rec: b.start_queued(rec), [rec])
@@ -203,8 +205,9 @@ class Supervisor:
             self.local.start([r for r, _ in claimed], [a for _, a in claimed], slot)
         except OSError as e:
             for rec, attempt in claimed:
-                self.store.worker_lost(rec["key"], attempt, f"could not start the worker: {e}",
-                                       self.settings.max_restarts)
+                self.store.worker_lost(
+                    rec["key"], attempt, f"could not start the worker: {e}", self.settings.max_restarts
+                )
 
     def _ray_step(self, action, recs: list[RunRecord]) -> None:
         """Run a Ray action; if Ray is missing or the cluster unreachable, fail those runs with a

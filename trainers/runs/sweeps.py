@@ -51,9 +51,14 @@ def grid_configs(base: RunConfig, axes: dict[str, list[Any]], seeds: int | Itera
     return [base.replace(**dict(zip(names, combo)), seed=seed) for seed in seed_list for combo in combos]
 
 
-def sweep_configs(name: str, seeds: int | Iterable[int] = 5, schedule: str = "paper",
-                  overrides: dict[str, Any] | None = None, grid: dict[str, list[Any]] | None = None,
-                  base: RunConfig | None = None) -> list[RunConfig]:
+def sweep_configs(
+    name: str,
+    seeds: int | Iterable[int] = 5,
+    schedule: str = "paper",
+    overrides: dict[str, Any] | None = None,
+    grid: dict[str, list[Any]] | None = None,
+    base: RunConfig | None = None,
+) -> list[RunConfig]:
     """A preset (name in PRESETS) with overrides, or a user grid (any other name) over `base`."""
     overrides = overrides or {}
     if name in PRESETS:
@@ -64,8 +69,10 @@ def sweep_configs(name: str, seeds: int | Iterable[int] = 5, schedule: str = "pa
         except KeyError as e:
             raise ConfigError(str(e.args[0])) from None
     if not grid:
-        raise ConfigError(f"unknown preset {name!r} (presets: {', '.join(PRESETS)}); "
-                          "a sweep of your own needs at least one --grid field=v1,v2")
+        raise ConfigError(
+            f"unknown preset {name!r} (presets: {', '.join(PRESETS)}); "
+            "a sweep of your own needs at least one --grid field=v1,v2"
+        )
     from trainers.core.presets import SCHEDULES
 
     if schedule not in SCHEDULES:
@@ -74,8 +81,13 @@ def sweep_configs(name: str, seeds: int | Iterable[int] = 5, schedule: str = "pa
     return grid_configs(base, grid, seeds)
 
 
-def submit_sweep(name: str, configs: list[RunConfig], cache_dir: str | Path = "cache",
-                 backend: str = "local", meta: dict | None = None) -> list[RunRecord]:
+def submit_sweep(
+    name: str,
+    configs: list[RunConfig],
+    cache_dir: str | Path = "cache",
+    backend: str = "local",
+    meta: dict | None = None,
+) -> list[RunRecord]:
     """Submit every config (deduped by key) and remember them under `name`."""
     records = [submit(cfg, cache_dir, backend, start_supervisor=False) for cfg in configs]
     with Store(cache_dir) as store:
@@ -95,8 +107,7 @@ def sweep_runs(store: Store, name: str) -> list[RunRecord]:
         return [r for r in (store.get(k) for k in sweep["keys"]) if r is not None]
     if name in PRESETS:
         rows = PRESETS[name].rows
-        return [rec for rec in store.list_runs()
-                if paper_row(RunConfig.from_dict(rec["config"]), rows) is not None]
+        return [rec for rec in store.list_runs() if paper_row(RunConfig.from_dict(rec["config"]), rows) is not None]
     raise KeyError(f"no sweep named {name!r} in this cache (presets: {', '.join(PRESETS)})")
 
 

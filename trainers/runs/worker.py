@@ -47,8 +47,9 @@ def fence_run(store: Store, key: str, attempt: int) -> None:
         clean_orphan_temps(folder)  # left by a killed attempt
 
 
-def run_worker(keys: Sequence[str], cache_dir: str | Path, attempts: Sequence[int], device: str = "auto",
-               progress: bool = False) -> int:
+def run_worker(
+    keys: Sequence[str], cache_dir: str | Path, attempts: Sequence[int], device: str = "auto", progress: bool = False
+) -> int:
     """Train these claimed runs here, as one pack. Each key keeps its own lease, events, cancel and
     result; a run that leaves the pack (cancelled, diverged, superseded) is settled at once and the
     others go on. Runs that are no longer ours at the start are skipped. Returns the exit code."""
@@ -63,9 +64,16 @@ def run_worker(keys: Sequence[str], cache_dir: str | Path, attempts: Sequence[in
     if device == "cpu":  # oversubscribed cores make every job slower, not faster
         threads = settings.cpu_threads or max(1, (os.cpu_count() or 1) // max(1, settings.cpu_jobs))
     try:
-        train_claimed(runs, lambda run, result: _settle(store, run, result), device=device,
-                      cache_dir=store.cache_dir, checkpoint_every_s=settings.checkpoint_every_s,
-                      terminated=terminated, threads=threads, progress=progress)
+        train_claimed(
+            runs,
+            lambda run, result: _settle(store, run, result),
+            device=device,
+            cache_dir=store.cache_dir,
+            checkpoint_every_s=settings.checkpoint_every_s,
+            terminated=terminated,
+            threads=threads,
+            progress=progress,
+        )
     except StaleWriter as e:
         log.warning("runs %s: one was superseded; stopped (%s)", [r.key for r in runs], e)
     except Exception as e:
@@ -87,8 +95,12 @@ def _ours(store: Store, keys: Sequence[str], attempts: Sequence[int], heartbeat_
     for key, attempt in zip(keys, attempts):
         rec = store.get(key)
         if rec is None or rec["status"] != "running" or rec["attempt"] != attempt:
-            log.warning("run %s attempt %s is not ours to run (record: %s)", key, attempt,
-                        None if rec is None else (rec["status"], rec["attempt"]))
+            log.warning(
+                "run %s attempt %s is not ours to run (record: %s)",
+                key,
+                attempt,
+                None if rec is None else (rec["status"], rec["attempt"]),
+            )
             continue
         try:
             found.append((key, attempt, RunConfig.from_dict(rec["config"])))
@@ -110,12 +122,14 @@ def _renewal(store: Store, key: str, attempt: int):
     def renew() -> tuple[bool, bool]:
         state = store.heartbeat(key, attempt)
         return state["ok"], state["cancel"]
+
     return renew
 
 
 def _writer(store: Store, key: str, attempt: int):
     def write(ev: Event) -> bool:
         return store.apply_event(key, attempt, ev)
+
     return write
 
 
@@ -162,8 +176,7 @@ def main(args) -> int:
                 attempt = store.claim(key, "local", "manual")
                 if attempt is None:
                     rec = store.get(key)
-                    print(f"run {key} is {'unknown' if rec is None else rec['status']}, not queued",
-                          file=sys.stderr)
+                    print(f"run {key} is {'unknown' if rec is None else rec['status']}, not queued", file=sys.stderr)
                 else:
                     pairs.append((key, attempt))
         if not pairs:

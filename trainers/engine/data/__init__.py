@@ -23,9 +23,24 @@ from .cifar import CIFAR, CifarFormat, load_cifar
 from .folder import folder_label, folder_path, folder_slug, load_folder
 from .synthetic import SYNTHETIC_LABEL, SYNTHETIC_SIZES, synthetic_dataset
 
-__all__ = ["CIFAR", "CACHE_FORMAT", "IMAGE_SIZE", "PROJECT_ROOT", "SUBSET_SEED", "SYNTHETIC_LABEL",
-           "SYNTHETIC_SIZES", "CifarFormat", "DataError", "Dataset", "Progress", "channel_stats",
-           "dataset_info", "folder_path", "load_dataset", "synthetic_dataset"]
+__all__ = [
+    "CIFAR",
+    "CACHE_FORMAT",
+    "IMAGE_SIZE",
+    "PROJECT_ROOT",
+    "SUBSET_SEED",
+    "SYNTHETIC_LABEL",
+    "SYNTHETIC_SIZES",
+    "CifarFormat",
+    "DataError",
+    "Dataset",
+    "Progress",
+    "channel_stats",
+    "dataset_info",
+    "folder_path",
+    "load_dataset",
+    "synthetic_dataset",
+]
 
 
 def load_dataset(
@@ -58,8 +73,17 @@ def dataset_info(spec: str, cache_dir: str | Path) -> dict[str, Any]:
     data_dir = Path(cache_dir) / "data"
     if spec == "synthetic":
         n_train, n_test = SYNTHETIC_SIZES
-        return {"spec": spec, "label": SYNTHETIC_LABEL, "present": True, "downloadable": False,
-                "decoded": True, "path": None, "size_bytes": 0, "num_train": n_train, "num_test": n_test}
+        return {
+            "spec": spec,
+            "label": SYNTHETIC_LABEL,
+            "present": True,
+            "downloadable": False,
+            "decoded": True,
+            "path": None,
+            "size_bytes": 0,
+            "num_train": n_train,
+            "num_test": n_test,
+        }
     if spec in CIFAR:
         fmt = CIFAR[spec]
         folder, archive = data_dir / fmt.folder, data_dir / fmt.archive
@@ -86,8 +110,13 @@ def dataset_info(spec: str, cache_dir: str | Path) -> dict[str, Any]:
     else:
         size = None  # a folder of 60k files: too slow to add up for a UI
     return {
-        "spec": spec, "label": label, "present": decoded or source_present,
-        "downloadable": downloadable, "decoded": decoded, "path": str(path), "size_bytes": size,
+        "spec": spec,
+        "label": label,
+        "present": decoded or source_present,
+        "downloadable": downloadable,
+        "decoded": decoded,
+        "path": str(path),
+        "size_bytes": size,
         "num_train": meta["num_train"] if meta is not None and decoded else known[0],
         "num_test": meta["num_test"] if meta is not None and decoded else known[1],
     }

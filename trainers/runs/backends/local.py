@@ -78,9 +78,13 @@ def spawn_detached(args: list[str], log_path: Path, extra_env: dict[str, str] | 
     with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "trainers.runs", *args],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # own session and process group: survives the app, killpg-able
-            env=child_env(extra_env), cwd=str(repo_root()), close_fds=True,
+            env=child_env(extra_env),
+            cwd=str(repo_root()),
+            close_fds=True,
         )
 
 
@@ -151,9 +155,18 @@ class LocalBackend:
         logs = private_dir(self.store.cache_dir / "logs")
         log_path = logs / f"{keys[0]}.{attempts[0]}.log"
         proc = spawn_detached(
-            ["worker", *keys, "--cache-dir", str(self.store.cache_dir),
-             "--attempts", *map(str, attempts), "--device", slot.device],
-            log_path, {"CUDA_VISIBLE_DEVICES": slot.visible},
+            [
+                "worker",
+                *keys,
+                "--cache-dir",
+                str(self.store.cache_dir),
+                "--attempts",
+                *map(str, attempts),
+                "--device",
+                slot.device,
+            ],
+            log_path,
+            {"CUDA_VISIBLE_DEVICES": slot.visible},
         )
         packed_with = keys if len(keys) > 1 else None
         for key, attempt in zip(keys, attempts):
@@ -165,10 +178,12 @@ class LocalBackend:
                 except OSError:
                     pass
             self.procs[key] = (attempt, proc)
-            self.store.set_worker(key, attempt, pid=proc.pid, host=hostname(), log=str(log_path),
-                                  packed_with=packed_with)
-        log.info("started %s (attempts %s) on %s (pid %d)", " ".join(keys), " ".join(map(str, attempts)),
-                 slot.name, proc.pid)
+            self.store.set_worker(
+                key, attempt, pid=proc.pid, host=hostname(), log=str(log_path), packed_with=packed_with
+            )
+        log.info(
+            "started %s (attempts %s) on %s (pid %d)", " ".join(keys), " ".join(map(str, attempts)), slot.name, proc.pid
+        )
 
     def busy(self) -> bool:
         return any(p.poll() is None for _, p in self.procs.values())

@@ -43,8 +43,15 @@ class Relay:
         self.cancelled.discard((key, attempt))
 
 
-def train_remote(config: dict[str, Any], key: str, attempt: int, relay: Any, cache_dir: str,
-                 heartbeat_s: float, checkpoint_every_s: float) -> Result:
+def train_remote(
+    config: dict[str, Any],
+    key: str,
+    attempt: int,
+    relay: Any,
+    cache_dir: str,
+    heartbeat_s: float,
+    checkpoint_every_s: float,
+) -> Result:
     """Train one run on this node; datasets and checkpoints live in the node's own `cache_dir`."""
     from trainers.core.config import RunConfig
     from trainers.runs.attempt import Claimed, Lease, train_claimed
@@ -67,8 +74,13 @@ def train_remote(config: dict[str, Any], key: str, attempt: int, relay: Any, cac
     run = Claimed(key, attempt, RunConfig.from_dict(config), write, lease.start())
     results: list[Result] = []
     try:
-        train_claimed([run], lambda _, result: results.append(result), device="auto",
-                      cache_dir=os.path.expanduser(cache_dir), checkpoint_every_s=checkpoint_every_s)
+        train_claimed(
+            [run],
+            lambda _, result: results.append(result),
+            device="auto",
+            cache_dir=os.path.expanduser(cache_dir),
+            checkpoint_every_s=checkpoint_every_s,
+        )
     finally:
         lease.stop()
         # Calls from one caller to an actor run in order: once the last one is done, the relay
