@@ -340,28 +340,16 @@ def bench(
     def start(name: str, **kind) -> _Pipeline:
         return _Pipeline(name, {**spec, **kind})
 
-    ours_rates, conv_rates, conv = [], [], None
+    ours_rates: list[float] = []
+    conv_rates: list[float] = []
+    conv: _Pipeline | None = None
     ours = start("this trainer", kind="ours", packs=1)
     try:
         if conventional:
             conv = start("conventional", kind="conventional", packs=1)
-        # First-time costs, reported apart from steady state: compile, graph capture, worker start.
-        # TrainStep warms up `warmup` eager calls, then captures: one more call reaches steady state.
-        ours_warm = ours.run(max(warmup_steps, ours.info["first_steps"]))
-        conv_warm = conv.run(warmup_steps) if conv else None
-        log(f"warm-up: this trainer {ours_warm:.1f} s" + (f", conventional {conv_warm:.1f} s" if conv else ""))
-        # after the other pipeline ran, drop the batches the DataLoader prefetched meanwhile
-        drain = max(2, 2 * workers)
-        for r in range(rounds):
-            if conv:
-                conv.run(drain)
-                conv_rates.append(_rate(steps * b, conv.run(steps)))
-            ours.run(2)
-            ours_rates.append(_rate(steps * b, ours.run(steps)))
-            log(
-                f"round {r + 1}/{rounds}: this trainer {ours_rates[-1]:,.0f} img/s"
-                + (f", conventional {conv_rates[-1]:,.0f} img/s" if conv else "")
-            )
+        ours_warm, conv_warm = _alternate(
+            ours, conv, ours_rates, conv_rates, steps * b, steps, warmup_steps, rounds, max(2, 2 * workers), log
+        )
     finally:
         ours.close()
         if conv:
@@ -370,27 +358,16 @@ def bench(
 
     packed = None
     if packs > 1:
-        pk = start(f"{packs} packed seeds", kind="ours", packs=packs)
-        try:
-            pk_warm = pk.run(max(warmup_steps, pk.info["first_steps"]))
-            pk_rates = []
-            for _ in range(rounds):
-                pk.run(2)
-                pk_rates.append(_rate(steps * b * packs, pk.run(steps)))
-        finally:
-            pk.close()
-        agg = statistics.median(pk_rates)
-        single = statistics.median(ours_rates)
-        packed = {
-            "packs": packs,
-            "aggregate_images_per_s": agg,
-            "rounds": pk_rates,
-            "warmup_s": pk_warm,
-            "sequential_images_per_s": single,
-            "speedup_vs_sequential": agg / single,
-            "paper_runs_h": cfg.iterations * b * packs / agg / 3600,
-        }
-        log(f"{packs} seeds packed: {agg:,.0f} img/s aggregate vs {single:,.0f} one at a time ({agg / single:.2f}x)")
+        packed = _bench_packed(
+            start(f"{packs} packed seeds", kind="ours", packs=packs),
+            cfg,
+            packs,
+            steps,
+            warmup_steps,
+            rounds,
+            statistics.median(ours_rates),
+            log,
+        )
 
     ours_ips = statistics.median(ours_rates)
     result: dict[str, Any] = {
@@ -405,37 +382,122 @@ def bench(
         "batch_size": b,
         "paper_iterations": cfg.iterations,
         **environment(dev, threads),
-        "ours": {
-            "images_per_s": ours_ips,
-            "rounds": ours_rates,
-            "warmup_s": ours_warm,
-            "steps": steps,
-            "mode": step_mode,
-            "channels_last": channels_last,
-            "precision": cfg.precision,
-            "precision_note": fast.precision_note(cfg.precision, dev),
-            "allocator": ours.info["allocator"],
-            "paper_run_h": (cfg.iterations * b / ours_ips + ours_warm) / 3600,
-        },
+        "ours": _ours_result(cfg, dev, ours, ours_rates, ours_warm, steps, step_mode, channels_last),
         "conventional": None,
         "ratio": None,
         "packed": packed,
     }
     if conv:
-        conv_ips = statistics.median(conv_rates)
-        result["conventional"] = {
-            "images_per_s": conv_ips,
-            "rounds": conv_rates,
-            "warmup_s": conv_warm,
-            "steps": steps,
-            "workers": workers,
-            "precision": "fp32",
-            "precision_note": fast.precision_note("fp32", dev),
-            "allocator": conv.info["allocator"],
-            "paper_run_h": cfg.iterations * b / conv_ips / 3600,
-        }
-        result["ratio"] = ours_ips / conv_ips
+        result["conventional"] = _conventional_result(cfg, dev, conv, conv_rates, conv_warm, steps, workers)
+        result["ratio"] = ours_ips / result["conventional"]["images_per_s"]
     return result
+
+
+def _alternate(
+    ours: _Pipeline,
+    conv: _Pipeline | None,
+    ours_rates: list[float],
+    conv_rates: list[float],
+    images: int,
+    steps: int,
+    warmup_steps: int,
+    rounds: int,
+    drain: int,
+    log,
+) -> tuple[float, float | None]:
+    """Warm both pipelines up, then time them in alternating rounds (appending images/s to the
+    rate lists); returns the warm-up times. `drain`: the batches the DataLoader prefetched while
+    the other pipeline ran, dropped before its round."""
+    # First-time costs, reported apart from steady state: compile, graph capture, worker start.
+    # TrainStep warms up `warmup` eager calls, then captures: one more call reaches steady state.
+    ours_warm = ours.run(max(warmup_steps, ours.info["first_steps"]))
+    conv_warm = conv.run(warmup_steps) if conv else None
+    log(f"warm-up: this trainer {ours_warm:.1f} s" + (f", conventional {conv_warm:.1f} s" if conv else ""))
+    for r in range(rounds):
+        if conv:
+            conv.run(drain)
+            conv_rates.append(_rate(images, conv.run(steps)))
+        ours.run(2)
+        ours_rates.append(_rate(images, ours.run(steps)))
+        log(
+            f"round {r + 1}/{rounds}: this trainer {ours_rates[-1]:,.0f} img/s"
+            + (f", conventional {conv_rates[-1]:,.0f} img/s" if conv else "")
+        )
+    return ours_warm, conv_warm
+
+
+def _bench_packed(
+    pk: _Pipeline, cfg: RunConfig, packs: int, steps: int, warmup_steps: int, rounds: int, single: float, log
+) -> dict[str, Any]:
+    """`packs` seeds as one packed network, timed as `bench` times one: aggregate images/s."""
+    b = cfg.batch_size
+    try:
+        pk_warm = pk.run(max(warmup_steps, pk.info["first_steps"]))
+        pk_rates = []
+        for _ in range(rounds):
+            pk.run(2)
+            pk_rates.append(_rate(steps * b * packs, pk.run(steps)))
+    finally:
+        pk.close()
+    agg = statistics.median(pk_rates)
+    log(f"{packs} seeds packed: {agg:,.0f} img/s aggregate vs {single:,.0f} one at a time ({agg / single:.2f}x)")
+    return {
+        "packs": packs,
+        "aggregate_images_per_s": agg,
+        "rounds": pk_rates,
+        "warmup_s": pk_warm,
+        "sequential_images_per_s": single,
+        "speedup_vs_sequential": agg / single,
+        "paper_runs_h": cfg.iterations * b * packs / agg / 3600,
+    }
+
+
+def _ours_result(
+    cfg: RunConfig,
+    dev: torch.device,
+    ours: _Pipeline,
+    rates: list[float],
+    warmup_s: float,
+    steps: int,
+    step_mode: str,
+    channels_last: bool,
+) -> dict[str, Any]:
+    ips = statistics.median(rates)
+    return {
+        "images_per_s": ips,
+        "rounds": rates,
+        "warmup_s": warmup_s,
+        "steps": steps,
+        "mode": step_mode,
+        "channels_last": channels_last,
+        "precision": cfg.precision,
+        "precision_note": fast.precision_note(cfg.precision, dev),
+        "allocator": ours.info["allocator"],
+        "paper_run_h": (cfg.iterations * cfg.batch_size / ips + warmup_s) / 3600,
+    }
+
+
+def _conventional_result(
+    cfg: RunConfig,
+    dev: torch.device,
+    conv: _Pipeline,
+    rates: list[float],
+    warmup_s: float | None,
+    steps: int,
+    workers: int,
+) -> dict[str, Any]:
+    ips = statistics.median(rates)
+    return {
+        "images_per_s": ips,
+        "rounds": rates,
+        "warmup_s": warmup_s,
+        "steps": steps,
+        "workers": workers,
+        "precision": "fp32",
+        "precision_note": fast.precision_note("fp32", dev),
+        "allocator": conv.info["allocator"],
+        "paper_run_h": cfg.iterations * cfg.batch_size / ips / 3600,
+    }
 
 
 def environment(dev: torch.device, threads: int) -> dict[str, Any]:
