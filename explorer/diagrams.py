@@ -7,7 +7,9 @@ cannot disagree with the network it depicts. Pure functions: config in, DOT text
 
 from __future__ import annotations
 
-from .runs_api import BLOCKS, ORDERINGS, SHORTCUTS, Op, RunConfig, UnitSpec, unit_specs
+from trainers.core.config import RunConfig
+from trainers.core.layout import Op, UnitSpec, unit_specs
+from trainers.core.registry import BLOCKS, ORDERINGS, SHORTCUTS
 
 # Colours after the paper's figures: weight layers grey, BN blue, ReLU orange.
 STYLE = {
@@ -17,8 +19,9 @@ STYLE = {
 }
 
 
-def representative_config(ordering: str = "original", shortcut: str = "identity", block: str = "basic",
-                          **params) -> RunConfig:
+def representative_config(
+    ordering: str = "original", shortcut: str = "identity", block: str = "basic", **params
+) -> RunConfig:
     """The smallest net with two units per stage: unit (stage 1, index 1) is a typical unit."""
     depth = 3 * BLOCKS[block].layers_per_unit * 2 + 2
     return RunConfig(ordering=ordering, shortcut=shortcut, block=block, depth=depth, **params)
@@ -70,15 +73,20 @@ def unit_dot(cfg: RunConfig, spec: UnitSpec | None = None, *, title: str | None 
     # residual branch F
     prev_f = _chain(lines, spec.residual, "f", "split")
     if entry.on_residual != "1":
-        lines.append(f'  fs [label={_q(_factor_label(entry.on_residual, cfg, entry.symbols))}, '
-                     'shape=ellipse, style=filled, fillcolor="#d9ead3"];')
+        lines.append(
+            f'  fs [label={_q(_factor_label(entry.on_residual, cfg, entry.symbols))}, '
+            'shape=ellipse, style=filled, fillcolor="#d9ead3"];'
+        )
         lines.append(f"  {prev_f} -> fs;")
         prev_f = "fs"
     # shortcut branch h
     prev_h = "split"
     if spec.downsample in ("zeropad", "conv"):
-        text = ("subsample + zero-pad channels" if spec.downsample == "zeropad"
-                else f"1x1 conv, {spec.cout}, /{spec.stride}" + _BN[spec.shortcut_bn])
+        text = (
+            "subsample + zero-pad channels"
+            if spec.downsample == "zeropad"
+            else f"1x1 conv, {spec.cout}, /{spec.stride}" + _BN[spec.shortcut_bn]
+        )
         lines.append(f'  ds [label={_q(text)}, shape=box, style="dashed,rounded"];')
         lines.append(f"  {prev_h} -> ds;")
         prev_h = "ds"
@@ -120,8 +128,7 @@ def _chain(lines: list[str], ops, prefix: str, prev: str) -> str:
 def ordering_diagrams(block: str = "basic") -> dict[str, str]:
     """Registry name -> DOT of a typical unit with that ordering and an identity shortcut (Fig. 4)."""
     return {
-        name: unit_dot(representative_config(ordering=name, block=block),
-                       title=f"({o.figure[-2]}) {o.title}")
+        name: unit_dot(representative_config(ordering=name, block=block), title=f"({o.figure[-2]}) {o.title}")
         for name, o in ORDERINGS.items()
     }
 

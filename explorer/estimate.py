@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import socket
 import statistics
-from typing import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
-from . import runs_api
-from .runs_api import RunConfig
+from trainers.core.config import RunConfig
+
+from . import engine_api
 
 SHAPE_FIELDS = ("block", "depth", "batch_size", "precision")  # what decides the speed, near enough
 EVAL_COST = 1 / 3  # a test image costs about a third of a training image (forward only)
@@ -33,8 +34,11 @@ def shape_key(config: Mapping) -> tuple:
 
 def run_average(events: Iterable[Mapping], batch_size: int) -> tuple[float, float] | None:
     """(images/s over the run, seconds before the first iteration) from a finished run's curve."""
-    pts = [(int(e["iteration"]), float(e["elapsed_s"])) for e in events
-           if e.get("type") == "metrics" and isinstance(e.get("elapsed_s"), (int, float))]
+    pts = [
+        (int(e["iteration"]), float(e["elapsed_s"]))
+        for e in events
+        if e.get("type") == "metrics" and isinstance(e.get("elapsed_s"), (int, float))
+    ]
     if len(pts) < 2 or pts[-1][1] <= pts[0][1] or pts[-1][0] <= pts[0][0]:
         return None
     speed = (pts[-1][0] - pts[0][0]) * batch_size / (pts[-1][1] - pts[0][1])
@@ -43,41 +47,52 @@ def run_average(events: Iterable[Mapping], batch_size: int) -> tuple[float, floa
 
 
 def _host_device(rec: Mapping) -> tuple[str, str]:
-    prov = ((rec.get("result") or {}).get("provenance") or {})
+    prov = (rec.get("result") or {}).get("provenance") or {}
     device = str(prov.get("device") or rec.get("device") or "?")
     return str(prov.get("hostname") or ""), device.split(":")[0]
 
 
-def speed_from_history(records: Iterable[Mapping], cfg: RunConfig,
-                       curve: Callable[[Mapping], list], host: str | None = None) -> dict | None:
+def speed_from_history(
+    records: Iterable[Mapping], cfg: RunConfig, curve: Callable[[Mapping], list], host: str | None = None
+) -> dict | None:
     """Median average speed (and start-up time) of the latest finished runs of `cfg`'s shape on
     this host, GPU runs preferred (the local backend trains on a GPU when there is one); None
     when there are none. `curve(record)` returns a record's events."""
     host = socket.gethostname() if host is None else host
     want = shape_key(cfg.to_dict())
-    seen = [r for r in records if r.get("status") in ("done", "fail") and r.get("config")
-            and shape_key(r["config"]) == want and _host_device(r)[0] in (host, "")]
+    seen = [
+        r
+        for r in records
+        if r.get("status") in ("done", "fail")
+        and r.get("config")
+        and shape_key(r["config"]) == want
+        and _host_device(r)[0] in (host, "")
+    ]
     if not seen:
         return None
     devices = {_host_device(r)[1] for r in seen}
     device = "cuda" if "cuda" in devices else sorted(devices)[0]
-    seen = sorted((r for r in seen if _host_device(r)[1] == device),
-                  key=lambda r: float(r.get("updated_at") or 0), reverse=True)
-    measured = [m for m in (run_average(curve(r), int(r["config"].get("batch_size") or 128))
-                            for r in seen[:HISTORY_RUNS]) if m]
+    seen = sorted(
+        (r for r in seen if _host_device(r)[1] == device), key=lambda r: float(r.get("updated_at") or 0), reverse=True
+    )
+    measured = [
+        m for m in (run_average(curve(r), int(r["config"].get("batch_size") or 128)) for r in seen[:HISTORY_RUNS]) if m
+    ]
     if not measured:
         return None
-    return {"images_per_s": statistics.median(m[0] for m in measured),
-            "startup_s": statistics.median(m[1] for m in measured), "includes_eval": True,
-            "device": device,
-            "basis": f"average speed of the last {len(measured)} finished run(s) of this shape on this "
-                     f"machine ({device})"}
+    return {
+        "images_per_s": statistics.median(m[0] for m in measured),
+        "startup_s": statistics.median(m[1] for m in measured),
+        "includes_eval": True,
+        "device": device,
+        "basis": f"average speed of the last {len(measured)} finished run(s) of this shape on this machine ({device})",
+    }
 
 
 def benchmark(cfg: RunConfig, batch: int = 128, steps: int = 3, device: str = "auto") -> dict:
     """Images/s of the engine's own training step (the one `python -m trainers bench` times:
-    `runs_api.bench_speed`), on random CIFAR-shaped images."""
-    sp = dict(runs_api.bench_speed(cfg.replace(batch_size=batch), device=device, steps=steps))
+    `engine_api.bench_speed`), on random CIFAR-shaped images."""
+    sp = dict(engine_api.bench_speed(cfg.replace(batch_size=batch), device=device, steps=steps))
     sp.update(startup_s=STARTUP_S, includes_eval=False)
     return sp
 
@@ -93,8 +108,14 @@ def bench_batch(cfg: RunConfig) -> int:
     return max(4, min(cfg.batch_size, 16))
 
 
-def run_seconds(cfg: RunConfig, images_per_s: float, test_size: int | None = None, *,
-                startup_s: float = 0.0, includes_eval: bool = False) -> float:
+def run_seconds(
+    cfg: RunConfig,
+    images_per_s: float,
+    test_size: int | None = None,
+    *,
+    startup_s: float = 0.0,
+    includes_eval: bool = False,
+) -> float:
     """Start-up + training images / speed, plus the periodic evaluations (forward only, ~1/3 the
     cost) unless the speed already includes them (a speed averaged over a finished run does)."""
     train_images = cfg.iterations * cfg.batch_size

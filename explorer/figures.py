@@ -9,25 +9,46 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .runs_api import FINISHED, dataset_short, group_key, group_label, number_text, result_rows
+from trainers.core.results import FINISHED, number_text, result_rows
 
 # Ten hue families, then a darker shade of each in the same order (PALETTE[i] and PALETTE[i + 10]
 # are one family): a chart uses a family twice only when it shows more than ten runs.
-PALETTE = ("#1F77B4", "#D62728", "#2CA02C", "#FF7F0E", "#9467BD", "#8C564B", "#E377C2",
-           "#7F7F7F", "#BCBD22", "#17BECF",
-           "#393B79", "#8B1A1A", "#1E5E1E", "#B35806", "#54278F", "#5A3A2E", "#A6427F",
-           "#404040", "#7A7A10", "#0F6E7A")
+PALETTE = (
+    "#1F77B4",
+    "#D62728",
+    "#2CA02C",
+    "#FF7F0E",
+    "#9467BD",
+    "#8C564B",
+    "#E377C2",
+    "#7F7F7F",
+    "#BCBD22",
+    "#17BECF",
+    "#393B79",
+    "#8B1A1A",
+    "#1E5E1E",
+    "#B35806",
+    "#54278F",
+    "#5A3A2E",
+    "#A6427F",
+    "#404040",
+    "#7A7A10",
+    "#0F6E7A",
+)
 FAMILIES = 10
-CURVE_COLUMNS = ("iteration", "train_loss", "train_error", "lr", "test_error", "test_loss", "epoch",
-                 "elapsed_s")
-X_AXES = {"iteration": "iterations", "epoch": "epochs", "elapsed_s": "wall time",  # x column -> name
-          "fraction": "fraction of the paper's schedule"}
+CURVE_COLUMNS = ("iteration", "train_loss", "train_error", "lr", "test_error", "test_loss", "epoch", "elapsed_s")
+X_AXES = {
+    "iteration": "iterations",
+    "epoch": "epochs",
+    "elapsed_s": "wall time",  # x column -> name
+    "fraction": "fraction of the paper's schedule",
+}
 
 
 def color(i: int) -> str:
@@ -62,6 +83,7 @@ def _rgba(hex_color: str, alpha: float) -> str:
 
 # --- curves --------------------------------------------------------------------------------------
 
+
 def curve_frame(events: Iterable[Mapping]) -> pd.DataFrame:
     """One run's metrics and eval events -> one row per logged iteration (NaN where not measured)."""
     rows: dict[int, dict] = {}
@@ -70,8 +92,11 @@ def curve_frame(events: Iterable[Mapping]) -> pd.DataFrame:
         if kind not in ("metrics", "eval") or ev.get("iteration") is None:
             continue
         row = rows.setdefault(int(ev["iteration"]), {"iteration": int(ev["iteration"])})
-        keys = (("train_loss", "train_error", "lr", "epoch", "elapsed_s") if kind == "metrics"
-                else ("test_error", "test_loss", "epoch"))
+        keys = (
+            ("train_loss", "train_error", "lr", "epoch", "elapsed_s")
+            if kind == "metrics"
+            else ("test_error", "test_loss", "epoch")
+        )
         for k in keys:
             v = ev.get(k)
             row[k] = float(v) if isinstance(v, (int, float)) and v is not None else math.nan
@@ -86,8 +111,11 @@ def run_rate(events: Iterable[Mapping], batch_size: int, total: int | None = Non
     """A live run's speed averaged over its run so far (since the first logged point of its current
     attempt), and the ETA from it: the per-window images/s of the events swings with evaluations
     and other jobs (22-198 img/s within one run was seen), this average does not."""
-    pts = [(int(e["iteration"]), float(e["elapsed_s"])) for e in events
-           if e.get("type") == "metrics" and isinstance(e.get("elapsed_s"), (int, float))]
+    pts = [
+        (int(e["iteration"]), float(e["elapsed_s"]))
+        for e in events
+        if e.get("type") == "metrics" and isinstance(e.get("elapsed_s"), (int, float))
+    ]
     # a resumed attempt restarts its clock: keep the points after the last time the clock went back
     for i in range(len(pts) - 1, 0, -1):
         if pts[i][1] < pts[i - 1][1] or pts[i][0] <= pts[i - 1][0]:
@@ -155,14 +183,28 @@ def group_curves(groups: Mapping[str, Sequence[pd.DataFrame]], smoothing: float 
         merged = None
         for col in ("train_loss", "test_error", "train_loss_raw", "epoch", "elapsed_s"):
             b = seed_band([f for f in smoothed if col in f], col).rename(
-                columns={"median": col, "lo": f"{col}_lo", "hi": f"{col}_hi", "n": f"{col}_n"})
+                columns={"median": col, "lo": f"{col}_lo", "hi": f"{col}_hi", "n": f"{col}_n"}
+            )
             if col not in ("train_loss", "test_error"):
                 b = b[["iteration", col]]
             merged = b if merged is None else merged.merge(b, on="iteration", how="outer")
+        assert merged is not None  # the loop above ran
         merged = merged.sort_values("iteration").assign(series=name, n=len(frames))
         out.append(merged.drop(columns=["train_loss_n", "test_error_n"]))
-    cols = ["series", "iteration", "train_loss", "train_loss_lo", "train_loss_hi",
-            "test_error", "test_error_lo", "test_error_hi", "train_loss_raw", "epoch", "elapsed_s", "n"]
+    cols = [
+        "series",
+        "iteration",
+        "train_loss",
+        "train_loss_lo",
+        "train_loss_hi",
+        "test_error",
+        "test_error_lo",
+        "test_error_hi",
+        "train_loss_raw",
+        "epoch",
+        "elapsed_s",
+        "n",
+    ]
     if not out:
         return pd.DataFrame(columns=cols)
     return pd.concat(out, ignore_index=True)[cols]
@@ -174,16 +216,27 @@ def _band(fig: go.Figure, d: pd.DataFrame, col: str, c: str, yaxis: str, name: s
         return
     xs = list(d[x]) + list(d[x][::-1])
     y = list(d[f"{col}_hi"]) + list(d[f"{col}_lo"][::-1])
-    fig.add_trace(go.Scatter(x=xs, y=y, fill="toself", fillcolor=_rgba(c, 0.15), line={"width": 0},
-                             hoverinfo="skip", showlegend=False, yaxis=yaxis, legendgroup=name,
-                             name=f"{name} {col} min-max"))
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=y,
+            fill="toself",
+            fillcolor=_rgba(c, 0.15),
+            line={"width": 0},
+            hoverinfo="skip",
+            showlegend=False,
+            yaxis=yaxis,
+            legendgroup=name,
+            name=f"{name} {col} min-max",
+        )
+    )
 
 
 def curve_figure(
     curves: pd.DataFrame,
     *,
     lr_drops: Sequence[int] = (),
-    references: Mapping[str, float] | None = None,
+    paper_errors: Mapping[str, float | None] | None = None,
     log_loss: bool = False,
     log_error: bool = False,
     title: str = "",
@@ -200,7 +253,7 @@ def curve_figure(
     test_error). Dashed: training loss, left axis (where it was smoothed, the raw loss is drawn
     faintly behind). Solid: test error %, right axis. A min-max band is drawn where a series has
     more than one run. `lr_drops`: iterations of the lr /10 steps (dotted vertical lines, on the
-    iteration axis only). `references`: series name -> the paper's error %, drawn as a dash-dot
+    iteration axis only). `paper_errors`: series name -> the paper's error %, drawn as a dash-dot
     horizontal line in the series' colour on the error axis. `x_total`: the run's length in
     iterations, so a live curve grows across a fixed axis instead of the axis stretching with it.
     `colors`: series name -> colour (see `assign_colors`), else the palette in order. `x`:
@@ -213,7 +266,7 @@ def curve_figure(
     if x not in X_AXES:
         raise ValueError(f"x must be one of {', '.join(X_AXES)}, got {x!r}")
     fig = go.Figure()
-    references = dict(references or {})
+    paper_errors = dict(paper_errors or {})
     colors = dict(colors or {})
     curves = curves.copy()
     if x == "elapsed_s" and len(curves):
@@ -225,8 +278,12 @@ def curve_figure(
     x_max = float(shown[x].max()) if len(shown) else 1.0
     if x == "iteration":
         x_max = max(x_max, float(x_total or 0))
-    unit = {"iteration": "it %{x}", "epoch": "epoch %{x:.2f}", "elapsed_s": "%{x:.1f} min",
-            "fraction": "%{x:.4f} of the schedule"}[x]
+    unit = {
+        "iteration": "it %{x}",
+        "epoch": "epoch %{x:.2f}",
+        "elapsed_s": "%{x:.1f} min",
+        "fraction": "%{x:.4f} of the schedule",
+    }[x]
     markers = dict(markers or {})
     for i, name in enumerate(names):
         c = colors.get(name) or color(i)
@@ -241,36 +298,88 @@ def curve_figure(
         if "train_loss_raw" in d:
             raw = d.dropna(subset=["train_loss_raw", x])
             if len(raw) and not np.allclose(raw["train_loss_raw"], raw["train_loss"], equal_nan=True):
-                fig.add_trace(go.Scatter(x=raw[x], y=raw["train_loss_raw"], yaxis="y", mode="lines",
-                                         line={"color": _rgba(c, 0.25), "width": 1}, legendgroup=name,
-                                         showlegend=False, hoverinfo="skip", name=f"{label}: train loss (raw)"))
-        fig.add_trace(go.Scatter(x=loss[x], y=loss["train_loss"], yaxis="y",
-                                 mode="lines" if len(loss) > 2 else "lines+markers",  # a first point shows
-                                 line={"color": c, "dash": "dash", "width": 1.5}, legendgroup=name,
-                                 name=f"{label}: train loss",
-                                 hovertemplate=unit + "<br>train loss %{y:.3f}<extra>" + name + "</extra>"))
-        fig.add_trace(go.Scatter(x=err[x], y=err["test_error"], mode="lines+markers",
-                                 yaxis="y2", marker={"size": 4}, line={"color": c, "width": 2},
-                                 legendgroup=name, name=f"{label}: test error",
-                                 hovertemplate=unit + "<br>test error %{y:.2f}%<extra>" + name + "</extra>"))
-        if name in references and references[name] is not None:
-            ref = float(references[name])
-            fig.add_trace(go.Scatter(x=[0, x_max], y=[ref, ref], mode="lines", yaxis="y2",
-                                     line={"color": c, "dash": "dashdot", "width": 1}, legendgroup=name,
-                                     name=f"paper: {ref:.2f}% ({name})",
-                                     hovertemplate=f"paper: {ref:.2f}%<extra>{name}</extra>"))
+                fig.add_trace(
+                    go.Scatter(
+                        x=raw[x],
+                        y=raw["train_loss_raw"],
+                        yaxis="y",
+                        mode="lines",
+                        line={"color": _rgba(c, 0.25), "width": 1},
+                        legendgroup=name,
+                        showlegend=False,
+                        hoverinfo="skip",
+                        name=f"{label}: train loss (raw)",
+                    )
+                )
+        fig.add_trace(
+            go.Scatter(
+                x=loss[x],
+                y=loss["train_loss"],
+                yaxis="y",
+                mode="lines" if len(loss) > 2 else "lines+markers",  # a first point shows
+                line={"color": c, "dash": "dash", "width": 1.5},
+                legendgroup=name,
+                name=f"{label}: train loss",
+                hovertemplate=unit + "<br>train loss %{y:.3f}<extra>" + name + "</extra>",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=err[x],
+                y=err["test_error"],
+                mode="lines+markers",
+                yaxis="y2",
+                marker={"size": 4},
+                line={"color": c, "width": 2},
+                legendgroup=name,
+                name=f"{label}: test error",
+                hovertemplate=unit + "<br>test error %{y:.2f}%<extra>" + name + "</extra>",
+            )
+        )
+        paper_error = paper_errors.get(name)
+        if paper_error is not None:
+            ref = float(paper_error)
+            fig.add_trace(
+                go.Scatter(
+                    x=[0, x_max],
+                    y=[ref, ref],
+                    mode="lines",
+                    yaxis="y2",
+                    line={"color": c, "dash": "dashdot", "width": 1},
+                    legendgroup=name,
+                    name=f"paper: {ref:.2f}% ({name})",
+                    hovertemplate=f"paper: {ref:.2f}%<extra>{name}</extra>",
+                )
+            )
         if name in markers:
             mx, my, text = markers[name]
             fail = "fail" in text
-            fig.add_trace(go.Scatter(x=[mx], y=[my], mode="markers", yaxis="y2", legendgroup=name,
-                                     marker={"color": c, "size": 11, "symbol": "triangle-up" if fail else "diamond",
-                                             "line": {"color": "#333", "width": 1}},
-                                     name=f"{text} ({name})", hovertemplate=f"{text}<extra>{name}</extra>"))
+            fig.add_trace(
+                go.Scatter(
+                    x=[mx],
+                    y=[my],
+                    mode="markers",
+                    yaxis="y2",
+                    legendgroup=name,
+                    marker={
+                        "color": c,
+                        "size": 11,
+                        "symbol": "triangle-up" if fail else "diamond",
+                        "line": {"color": "#333", "width": 1},
+                    },
+                    name=f"{text} ({name})",
+                    hovertemplate=f"{text}<extra>{name}</extra>",
+                )
+            )
             x_max = max(x_max, float(mx))
-    for it in (lr_drops if x == "iteration" else ()):
-        fig.add_vline(x=it, line={"dash": "dot", "color": "#888", "width": 1},
-                      annotation_text="lr ÷10", annotation_position="top",
-                      annotation_font={"size": 10, "color": "#666"})
+    for it in lr_drops if x == "iteration" else ():
+        fig.add_vline(
+            x=it,
+            line={"dash": "dot", "color": "#888", "width": 1},
+            annotation_text="lr ÷10",
+            annotation_position="top",
+            annotation_font={"size": 10, "color": "#666"},
+        )
     # the legend sits below the plot, inside the figure's height: grow the figure with it, so
     # that many runs do not squeeze the curves themselves
     entries = sum(1 for t in fig.data if t.showlegend is not False)
@@ -280,43 +389,83 @@ def curve_figure(
         margin={"l": 60, "r": 60, "t": 50 if title else 30, "b": 40},
         hovermode="x unified",
         legend={"orientation": "h", "yanchor": "top", "y": -0.15, "x": 0},
-        xaxis={"title": {"text": X_AXES[x] + (" (minutes)" if x == "elapsed_s" else "") + (", log scale" if log_x else "")},
-               **({"type": "log"} if log_x else {"rangemode": "tozero"}),
-               **({"range": [0, x_max * 1.02]} if x_total and x == "iteration" and not log_x else {})},
-        yaxis={"title": {"text": "training loss (dashed)"}, "type": "log" if log_loss else "linear",
-               "rangemode": "tozero" if not log_loss else "normal"},
-        yaxis2={"title": {"text": "test error % (solid)"}, "overlaying": "y", "side": "right",
-                "type": "log" if log_error else "linear", "showgrid": False, "tickmode": "auto",
-                "rangemode": "tozero" if not log_error else "normal"},
+        xaxis={
+            "title": {
+                "text": X_AXES[x] + (" (minutes)" if x == "elapsed_s" else "") + (", log scale" if log_x else "")
+            },
+            **({"type": "log"} if log_x else {"rangemode": "tozero"}),
+            **({"range": [0, x_max * 1.02]} if x_total and x == "iteration" and not log_x else {}),
+        },
+        yaxis={
+            "title": {"text": "training loss (dashed)"},
+            "type": "log" if log_loss else "linear",
+            "rangemode": "tozero" if not log_loss else "normal",
+        },
+        yaxis2={
+            "title": {"text": "test error % (solid)"},
+            "overlaying": "y",
+            "side": "right",
+            "type": "log" if log_error else "linear",
+            "showgrid": False,
+            "tickmode": "auto",
+            "rangemode": "tozero" if not log_error else "normal",
+        },
     )
     if not names:
-        fig.add_annotation(text="no curve points yet", showarrow=False, xref="paper", yref="paper",
-                           x=0.5, y=0.5, font={"size": 14, "color": "#888"})
+        fig.add_annotation(
+            text="no curve points yet",
+            showarrow=False,
+            xref="paper",
+            yref="paper",
+            x=0.5,
+            y=0.5,
+            font={"size": 14, "color": "#888"},
+        )
     return fig
 
 
 # --- results table: the rows come from trainers.core.results (the CLI shows the same) ------------
 
-TABLE_COLUMNS = ["group", "run", "dataset", "iterations", "n", "median", "min", "max", "ours", "paper",
-                 "paper_error", "difference", "note"]
+TABLE_COLUMNS = [
+    "group",
+    "run",
+    "dataset",
+    "iterations",
+    "n",
+    "median",
+    "min",
+    "max",
+    "ours",
+    "paper",
+    "paper_error",
+    "difference",
+    "note",
+]
 
 
-def results_table(records: Iterable[Mapping],
-                  reference: Callable[[Mapping], object] | None = None) -> pd.DataFrame:
+def results_table(records: Iterable[Mapping], paper_row: Callable[[Mapping], object] | None = None) -> pd.DataFrame:
     """Finished runs grouped by config-without-seed, beside the paper's number for the same row.
 
-    `reference(config_dict)` returns an object with `.reported` (float | None), `.fails` (bool) and
-    `.label`, or None (`runs_api.reference`). Errors are percentages; inf = diverged, NaN = none.
+    `paper_row(config_dict)` returns an object with `.reported` (float | None), `.fails` (bool) and
+    `.label`, or None (`pages_common.paper_row_for`). Errors are percentages; inf = diverged, NaN = none.
     Columns: group, run, dataset, iterations, n, median, min, max, ours, paper, paper_error,
     difference, note. The rows are `result_rows`' (the CLI's `results` and CSV show the same)."""
-    rows = result_rows([r for r in records if r.get("status") in FINISHED],
-                       reference=reference or (lambda config: None))
+    rows = result_rows(
+        [r for r in records if r.get("status") in FINISHED], paper_row=paper_row or (lambda config: None)
+    )
     out = []
     for r in rows:
         paper = "fail" if r["paper"] == "fail" else ("—" if r["paper"] is None else f"{r['paper']:.2f}")
-        out.append({**{k: r[k] for k in TABLE_COLUMNS}, "paper": paper,
-                    **{k: math.nan if r[k] is None else float(r[k])
-                       for k in ("median", "min", "max", "paper_error", "difference")}})
+        out.append(
+            {
+                **{k: r[k] for k in TABLE_COLUMNS},
+                "paper": paper,
+                **{
+                    k: math.nan if r[k] is None else float(r[k])
+                    for k in ("median", "min", "max", "paper_error", "difference")
+                },
+            }
+        )
     return pd.DataFrame(out, columns=TABLE_COLUMNS)
 
 
@@ -332,28 +481,56 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
 
 # --- signal propagation (Learn page) -------------------------------------------------------------
 
+
 def signal_figure(results: Sequence[Mapping], *, height: int = 420) -> go.Figure:
     """Forward activation RMS and backward gradient (relative to the top) through depth, per variant.
 
     `results` are `trainers.engine.signal.signal_propagation` dicts."""
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=(
-        "forward: activation RMS at each unit's input",
-        "backward: gradient RMS ÷ gradient at the top"))
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        horizontal_spacing=0.1,
+        subplot_titles=("forward: activation RMS at each unit's input", "backward: gradient RMS ÷ gradient at the top"),
+    )
     for i, r in enumerate(results):
         c = color(i)
         x = list(range(len(r["activation_rms"])))
-        fig.add_trace(go.Scatter(x=x, y=r["activation_rms"], mode="lines", line={"color": c, "width": 2},
-                                 name=r["label"], legendgroup=r["label"]), row=1, col=1)
-        fig.add_trace(go.Scatter(x=x, y=r["gradient_ratio"], mode="lines", line={"color": c, "width": 2},
-                                 name=r["label"], legendgroup=r["label"], showlegend=False), row=1, col=2)
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=r["activation_rms"],
+                mode="lines",
+                line={"color": c, "width": 2},
+                name=r["label"],
+                legendgroup=r["label"],
+            ),
+            row=1,
+            col=1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=r["gradient_ratio"],
+                mode="lines",
+                line={"color": c, "width": 2},
+                name=r["label"],
+                legendgroup=r["label"],
+                showlegend=False,
+            ),
+            row=1,
+            col=2,
+        )
     fig.add_hline(y=1.0, line={"dash": "dot", "color": "#888", "width": 1}, row=1, col=2)
     fig.update_xaxes(title_text="unit (input side → output)")
     fig.update_yaxes(type="log", row=1, col=1, title_text="RMS")
     fig.update_yaxes(type="log", row=1, col=2, title_text="ratio (log)")
-    fig.update_layout(height=height, margin={"l": 50, "r": 20, "t": 50, "b": 40},
-                      legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0})
+    fig.update_layout(
+        height=height,
+        margin={"l": 50, "r": 20, "t": 50, "b": 40},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0},
+    )
     return fig
 
 
@@ -365,20 +542,30 @@ def product_figure(products: Sequence[Mapping], *, height: int = 360) -> go.Figu
     fig = go.Figure()
     for i, p in enumerate(products):
         if p.get("to_output") is None:
-            fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line={"color": color(i)},
-                                     name=f"{p['label']}: {p.get('note') or 'no scalar λ'}"))
+            fig.add_trace(
+                go.Scatter(
+                    x=[None],
+                    y=[None],
+                    mode="lines",
+                    line={"color": color(i)},
+                    name=f"{p['label']}: {p.get('note') or 'no scalar λ'}",
+                )
+            )
             continue
         y = [v if v > 0 else None for v in p["to_output"]]
         name = f"{p['label']}: Π λ = {p['product']:.3g}"
         if p["product"] == 0:
             name = f"{p['label']}: Π λ = 0 (no shortcut signal at all)"
-        fig.add_trace(go.Scatter(x=list(range(len(y))), y=y, mode="lines", name=name,
-                                 line={"color": color(i), "width": 2}))
-    fig.update_layout(height=height, margin={"l": 50, "r": 20, "t": 30, "b": 40},
-                      xaxis={"title": {"text": "unit l"}},
-                      yaxis={"title": {"text": "Π λ from unit l to the output"}, "type": "log",
-                             "exponentformat": "power"},
-                      legend={"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0})
+        fig.add_trace(
+            go.Scatter(x=list(range(len(y))), y=y, mode="lines", name=name, line={"color": color(i), "width": 2})
+        )
+    fig.update_layout(
+        height=height,
+        margin={"l": 50, "r": 20, "t": 30, "b": 40},
+        xaxis={"title": {"text": "unit l"}},
+        yaxis={"title": {"text": "Π λ from unit l to the output"}, "type": "log", "exponentformat": "power"},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0},
+    )
     return fig
 
 

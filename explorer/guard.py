@@ -10,8 +10,9 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from .runs_api import ConfigError, DataError
-from .settings import CACHE_ENV
+from trainers.core.errors import ConfigError, DataError
+
+from .app_settings import CACHE_ENV
 
 log = logging.getLogger("explorer")
 
@@ -33,29 +34,38 @@ def advice(err: BaseException) -> str:
         low = raw.lower()
         hint = ""
         if any(w in low for w in ("download", "internet", "network", "url", "connect", "resolve")):
-            hint = (" Without internet, point the run at a local copy instead: choose "
-                    "**Local folder / tarball** as the dataset and give the path of a folder or "
-                    ".tar.gz with `train/<class>/*.jpg` and `test/<class>/*.jpg` (for example "
-                    "`../shared/data/cifar10-jpeg.tar.gz`), or use **synthetic** for a smoke test.")
+            hint = (
+                " Without internet, point the run at a local copy instead: choose "
+                "**Local folder / tarball** as the dataset and give the path of a folder or "
+                ".tar.gz with `train/<class>/*.jpg` and `test/<class>/*.jpg` (for example "
+                "`../shared/data/cifar10-jpeg.tar.gz`), or use **synthetic** for a smoke test."
+            )
         return f"The dataset could not be loaded: {text.rstrip('.')}.{hint}"
     if isinstance(err, ConfigError):
         return f"That configuration cannot describe a run: {text.rstrip('.')}. Change the field it names."
     if isinstance(err, ImportError) and ("trainers.runs" in raw or "presets" in raw):
-        return (f"The runs layer is not available ({text}). The Learn page still works; "
-                "designing, launching, watching and comparing runs need `trainers/runs` and `trainers/core/presets.py`.")
+        return (
+            f"The runs layer is not available ({text}). The Learn page still works; "
+            "designing, launching, watching and comparing runs need `trainers/runs` and `trainers/core/presets.py`."
+        )
     if isinstance(err, PermissionError):
-        return (f"No permission: {text}. Set {CACHE_ENV} to a folder you can write "
-                "(e.g. `RESNET_EXPLORER_CACHE=~/resnet-cache streamlit run app.py`).")
+        return (
+            f"No permission: {text}. Set {CACHE_ENV} to a folder you can write "
+            "(e.g. `RESNET_EXPLORER_CACHE=~/resnet-cache streamlit run app.py`)."
+        )
     if isinstance(err, OSError):
-        return (f"A file or disk operation failed: {text}. Check that the cache folder exists, is "
-                f"writable and has free space (set {CACHE_ENV} to move it).")
-    return (f"Something went wrong: {name}: {text}. The details are in the terminal that runs "
-            "`streamlit run`; reload the page to try again.")
+        return (
+            f"A file or disk operation failed: {text}. Check that the cache folder exists, is "
+            f"writable and has free space (set {CACHE_ENV} to move it)."
+        )
+    return (
+        f"Something went wrong: {name}: {text}. The details are in the terminal that runs "
+        "`streamlit run`; reload the page to try again."
+    )
 
 
 def show_error(err: BaseException, context: str = "") -> None:
-    log.error("explorer error%s:\n%s", f" ({context})" if context else "",
-              "".join(traceback.format_exception(err)))
+    log.error("explorer error%s:\n%s", f" ({context})" if context else "", "".join(traceback.format_exception(err)))
     st.error(advice(err), icon=":material/error:")
 
 

@@ -6,12 +6,13 @@ these turn them into RunConfigs and a plan table."""
 from __future__ import annotations
 
 import itertools
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from .figures import dataset_short
-from .runs_api import BLOCKS, SHORTCUTS, ConfigError, RunConfig, shown_status
+from trainers.core.config import ConfigError, RunConfig
+from trainers.core.registry import BLOCKS, SHORTCUTS
+from trainers.core.results import dataset_short, shown_status
 
 DEPTH_N = (1, 2, 3, 5, 7, 9, 18)  # units per stage offered (n = 18: the paper's 110 / 164)
 
@@ -34,8 +35,9 @@ def parse_values(text: str, name: str, bounds: tuple[float, float] | None = None
         try:
             values.append(float(part))
         except ValueError:
-            raise ConfigError(f"{name}: {part!r} is not a number; write numbers separated by commas, "
-                              "e.g. 0, 0.5") from None
+            raise ConfigError(
+                f"{name}: {part!r} is not a number; write numbers separated by commas, e.g. 0, 0.5"
+            ) from None
         if bounds and not bounds[0] <= values[-1] <= bounds[1]:
             raise ConfigError(f"{name}: {part} is outside the accepted range {bounds[0]:g} to {bounds[1]:g}")
     if not values:
@@ -43,26 +45,39 @@ def parse_values(text: str, name: str, bounds: tuple[float, float] | None = None
     return list(dict.fromkeys(values))
 
 
-def grid_templates(orderings: Sequence[str], shortcuts: Sequence[str],
-                   params: Mapping[str, Mapping[str, Sequence]], block: str, depth: int,
-                   extra: Mapping | None = None) -> list[dict]:
+def grid_templates(
+    orderings: Sequence[str],
+    shortcuts: Sequence[str],
+    params: Mapping[str, Mapping[str, Sequence]],
+    block: str,
+    depth: int,
+    extra: Mapping | None = None,
+) -> list[dict]:
     """orderings × shortcuts × each shortcut's parameter values -> RunConfig field dicts.
 
     `params[shortcut][field]` is a list of values to sweep for that shortcut only."""
     out = []
     for ordering in orderings:
         for shortcut in shortcuts:
-            sweep = {k: list(v) for k, v in (params.get(shortcut) or {}).items()
-                     if k in SHORTCUTS[shortcut].params}
+            sweep = {k: list(v) for k, v in (params.get(shortcut) or {}).items() if k in SHORTCUTS[shortcut].params}
             names = list(sweep)
             for combo in itertools.product(*(sweep[n] for n in names)):
-                out.append({"ordering": ordering, "shortcut": shortcut, "block": block, "depth": depth,
-                            **dict(zip(names, combo)), **(extra or {})})
+                out.append(
+                    {
+                        "ordering": ordering,
+                        "shortcut": shortcut,
+                        "block": block,
+                        "depth": depth,
+                        **dict(zip(names, combo)),
+                        **(extra or {}),
+                    }
+                )
     return out
 
 
-def make_configs(templates: Iterable[Mapping], *, seeds: int, schedule: Mapping,
-                 overrides: Mapping | None = None) -> list[RunConfig]:
+def make_configs(
+    templates: Iterable[Mapping], *, seeds: int, schedule: Mapping, overrides: Mapping | None = None
+) -> list[RunConfig]:
     """template < schedule < overrides (dataset, sizes, ...) < seed; duplicates dropped.
 
     Seed-major, like `trainers.core.presets.preset_configs`: every row's seed 0 first."""
@@ -93,18 +108,27 @@ def plan_frame(configs: Sequence[RunConfig], records: Mapping[str, Mapping]) -> 
     """One row per planned run: what it is, and what submitting it would do."""
     rows = []
     for cfg in configs:
-        rec = records.get(cfg.key)
-        state = plan_state(rec)
+        found = records.get(cfg.key)
+        state = plan_state(found)
+        rec: Mapping = found or {}
         detail = ""
         if state == "cached":
-            err = ((rec or {}).get("result") or {}).get("test_error")
+            err = (rec.get("result") or {}).get("test_error")
             shown = shown_status(rec)
             detail = f"{shown}, {err:.2f}% test error" if isinstance(err, (int, float)) else shown
         elif state == "running":
             detail = f"{100 * float(rec.get('progress') or 0):.0f}% done"
         elif state == "resume":
             detail = f"was {rec.get('status')}: resumes from its checkpoint"
-        rows.append({"run": cfg.label(), "dataset": dataset_short(cfg.dataset),
-                     "iterations": cfg.iterations, "seed": cfg.seed, "state": state, "detail": detail,
-                     "key": cfg.key})
+        rows.append(
+            {
+                "run": cfg.label(),
+                "dataset": dataset_short(cfg.dataset),
+                "iterations": cfg.iterations,
+                "seed": cfg.seed,
+                "state": state,
+                "detail": detail,
+                "key": cfg.key,
+            }
+        )
     return pd.DataFrame(rows, columns=["run", "dataset", "iterations", "seed", "state", "detail", "key"])

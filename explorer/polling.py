@@ -8,30 +8,32 @@ Nothing here imports the engine (torch), so a page that only polls never loads i
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import streamlit as st
 
 from explorer import runs_api
-from explorer.settings import REFRESH_S, cache_dir
+from explorer.app_settings import REFRESH_S, cache_dir
+from trainers.core.records import RunRecord
 
 LIST_TTL_S = 3 * REFRESH_S  # how stale "N runs in the cache" and the finished list may be
 
 
 @st.cache_data(ttl=LIST_TTL_S, show_spinner=False, max_entries=8)
-def _all_runs(path: str) -> list[dict]:
+def _all_runs(path: str) -> list[RunRecord]:
     return runs_api.list_runs()
 
 
-def all_runs() -> list[dict]:
+def all_runs() -> list[RunRecord]:
     """Every run record, newest first, at most LIST_TTL_S old."""
     return _all_runs(cache_dir())
 
 
-def active_runs() -> list[dict]:
+def active_runs() -> list[RunRecord]:
     """The queued and running runs, newest first, read now (the store's index, not a full scan)."""
-    recs = runs_api.store().active()
-    return sorted(recs, key=lambda r: float(r.get("created_at") or 0), reverse=True)
+    return runs_api.active_runs()
 
 
 def changed() -> None:
@@ -39,11 +41,15 @@ def changed() -> None:
     _all_runs.clear()
 
 
-def cpu_job_running(records: list[dict] | None = None) -> bool:
+def cpu_job_running(records: Sequence[Mapping[str, Any]] | None = None) -> bool:
     """Does a local run train on this machine's CPU right now?"""
     recs = active_runs() if records is None else records
-    return any(r.get("status") == "running" and r.get("backend", "local") == "local"
-               and str(r.get("device") or "cpu").startswith("cpu") for r in recs)
+    return any(
+        r.get("status") == "running"
+        and r.get("backend", "local") == "local"
+        and str(r.get("device") or "cpu").startswith("cpu")
+        for r in recs
+    )
 
 
 @contextmanager

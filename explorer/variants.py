@@ -5,7 +5,7 @@ in `trainers.core.presets` only."""
 
 from __future__ import annotations
 
-from .runs_api import RunConfig
+from trainers.core.config import RunConfig
 
 TEACHING_VARIANTS: dict[str, dict] = {
     "original, identity (Fig. 2a)": {},

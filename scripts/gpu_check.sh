@@ -123,7 +123,7 @@ from trainers.engine.augment import BatchSampler
 from trainers.engine.bench import synthetic_cifar
 from trainers.core.config import RunConfig
 from trainers.engine.model import build_model
-from trainers.engine.packing import pack_state_dicts, unpack_state_dict
+from trainers.engine.pack_state import pack_state_dicts, unpack_state_dict
 
 # Tight comparisons: no TF32 and deterministic cuDNN algorithms in this process (the fidelity runs
 # and the benches are other processes, with their own settings).

@@ -31,7 +31,7 @@ mkdir -p "$OUT"
 PY=${PYTHON:-python3}
 BUDGET_S=${BUDGET_S:-470}
 SCHEDULE=${SCHEDULE:-short}
-RUNS=${RUNS:-8}          # the first RUNS of the teaching plan (trainers/core/reference.py)
+RUNS=${RUNS:-8}          # the first RUNS of the teaching plan (trainers/core/reference_packs.py)
 PARALLEL=${PARALLEL:-3}  # generator processes sharing the device
 DEVICE=${DEVICE:-cuda}
 CACHE=${GPU_REFERENCE_CACHE:-cache/gpu_reference}

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up a virtual environment with the test dependencies and run the whole suite.
+# Set up a virtual environment with the test dependencies; lint, format-check and type-check; run the
+# suite (any arguments go to pytest: `./scripts/test.sh -m "not slow"` is the fast tier).
 # Works on a fresh clone: no GPU, no ../shared needed (tests that use the shared CIFAR-10 copy skip).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,4 +14,9 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
       || echo "note: could not install chromium; the browser test will be skipped"
   fi
 fi
+# The habits of a kept project, before any test: lint, format, types (settings: pyproject.toml).
+echo "ruff check, ruff format --check, mypy:"
+.venv/bin/ruff check --quiet .
+.venv/bin/ruff format --check --quiet .
+.venv/bin/mypy
 exec .venv/bin/python -m pytest -q "$@"

@@ -36,14 +36,28 @@ def write_cifar10(data_dir: Path, per_batch: int = 8, n_test: int = 10) -> dict[
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(1, 6):
         labels = [(i + j) % 10 for j in range(per_batch)]
-        _dump(folder / f"data_batch_{i}", {b"batch_label": f"training batch {i} of 5".encode(),
-                                           b"labels": labels, b"data": _images(per_batch, i),
-                                           b"filenames": [b"x.png"] * per_batch})
-    _dump(folder / "test_batch", {b"batch_label": b"testing batch 1 of 1",
-                                  b"labels": [j % 10 for j in range(n_test)], b"data": _images(n_test, 99),
-                                  b"filenames": [b"x.png"] * n_test})
-    _dump(folder / "batches.meta", {b"label_names": [c.encode() for c in CIFAR10_CLASSES],
-                                    b"num_cases_per_batch": per_batch, b"num_vis": 3072})
+        _dump(
+            folder / f"data_batch_{i}",
+            {
+                b"batch_label": f"training batch {i} of 5".encode(),
+                b"labels": labels,
+                b"data": _images(per_batch, i),
+                b"filenames": [b"x.png"] * per_batch,
+            },
+        )
+    _dump(
+        folder / "test_batch",
+        {
+            b"batch_label": b"testing batch 1 of 1",
+            b"labels": [j % 10 for j in range(n_test)],
+            b"data": _images(n_test, 99),
+            b"filenames": [b"x.png"] * n_test,
+        },
+    )
+    _dump(
+        folder / "batches.meta",
+        {b"label_names": [c.encode() for c in CIFAR10_CLASSES], b"num_cases_per_batch": per_batch, b"num_vis": 3072},
+    )
     return {p.name: md5(p) for p in folder.iterdir()}
 
 
@@ -53,11 +67,23 @@ def write_cifar100(data_dir: Path, n_train: int = 20, n_test: int = 10) -> dict[
     folder.mkdir(parents=True, exist_ok=True)
     for name, n, seed in (("train", n_train, 1), ("test", n_test, 2)):
         fine = [(7 * j + seed) % 100 for j in range(n)]
-        _dump(folder / name, {b"filenames": [b"x.png"] * n, b"batch_label": name.encode(),
-                              b"fine_labels": fine, b"coarse_labels": [f // 5 for f in fine],
-                              b"data": _images(n, seed)})
-    _dump(folder / "meta", {b"fine_label_names": [f"fine{i:02d}".encode() for i in range(100)],
-                            b"coarse_label_names": [f"coarse{i:02d}".encode() for i in range(20)]})
+        _dump(
+            folder / name,
+            {
+                b"filenames": [b"x.png"] * n,
+                b"batch_label": name.encode(),
+                b"fine_labels": fine,
+                b"coarse_labels": [f // 5 for f in fine],
+                b"data": _images(n, seed),
+            },
+        )
+    _dump(
+        folder / "meta",
+        {
+            b"fine_label_names": [f"fine{i:02d}".encode() for i in range(100)],
+            b"coarse_label_names": [f"coarse{i:02d}".encode() for i in range(20)],
+        },
+    )
     return {p.name: md5(p) for p in folder.iterdir()}
 
 
@@ -81,8 +107,9 @@ class MarkerPayload:
         return (open, (self.path, "w"))
 
 
-def write_image_folder(root: Path, classes: list[str], per_class: int = 3, n_test: int = 2,
-                       fmt: str = "png", seed: int = 0) -> dict[str, np.ndarray]:
+def write_image_folder(
+    root: Path, classes: list[str], per_class: int = 3, n_test: int = 2, fmt: str = "png", seed: int = 0
+) -> dict[str, np.ndarray]:
     """root/{train,test}/<class>/NNNN.<fmt>; returns the (3, 32, 32) arrays by relative path."""
     rng = np.random.default_rng(seed)
     written = {}

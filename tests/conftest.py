@@ -44,8 +44,8 @@ def shared_cifar_cache(shared_cifar_tarball, tmp_path_factory) -> Path:
 def reference_pack_file(tmp_path_factory) -> Path:
     """A real reference pack (the generator, two 4-iteration ResNet-8 runs on synthetic data:
     original and full pre-activation), made once per test session."""
-    from trainers.core.reference import plan_configs
-    from trainers.engine.reference import generate
+    from trainers.core.reference_packs import plan_configs
+    from trainers.engine.reference_generator import generate
 
     d = tmp_path_factory.mktemp("reference")
     cfgs = plan_configs(2, "smoke", depth=8, dataset="synthetic", iterations=4, log_every=1, eval_every=2)
@@ -60,8 +60,8 @@ def campaign_pack_file(tmp_path_factory) -> Path:
     """A real campaign pack (issue #17's plan on the paper's schedule, as the CPU campaign trains it,
     on a tiny net and data): the pilot's four runs (identity twice, constant scaling, full
     pre-activation), each stopped after 4 of its 64,000 iterations. Made once per test session."""
-    from trainers.core.reference import plan_configs
-    from trainers.engine.reference import generate
+    from trainers.core.reference_packs import plan_configs
+    from trainers.engine.reference_generator import generate
 
     d = tmp_path_factory.mktemp("campaign")
     cfgs = plan_configs(4, "paper", plan="campaign110", depth=8, dataset="synthetic", log_every=1, eval_every=2)

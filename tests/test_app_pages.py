@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from explorer import figures, plan
 from trainers.core.config import ConfigError, RunConfig
+from trainers.core.results import group_key
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGES = {
@@ -21,10 +22,23 @@ PAGES = {
     "learn": "explorer/pages/learn.py",
     "system": "explorer/pages/system.py",
 }
-TITLES = {"design": "Design & launch", "live": "Live", "compare": "Compare",
-          "learn": "Learn: why identity mappings", "system": "Data & system"}
-SMOKE = dict(depth=8, dataset="synthetic", iterations=20, train_size=256, test_size=128,
-             warmup_iterations=0, log_every=2, eval_every=10)
+TITLES = {
+    "design": "Design & launch",
+    "live": "Live",
+    "compare": "Compare",
+    "learn": "Learn: why identity mappings",
+    "system": "Data & system",
+}
+SMOKE = dict(
+    depth=8,
+    dataset="synthetic",
+    iterations=20,
+    train_size=256,
+    test_size=128,
+    warmup_iterations=0,
+    log_every=2,
+    eval_every=10,
+)
 
 
 @pytest.fixture
@@ -32,8 +46,16 @@ def app_cache(cache_dir: Path, monkeypatch) -> Path:
     monkeypatch.setenv("RESNET_EXPLORER_CACHE", str(cache_dir))
     monkeypatch.setenv("TRAINERS_IDLE_EXIT_S", "3")
     # the Design page's speed benchmark: a fixed, instant answer (the real one is tested by use)
-    monkeypatch.setattr("explorer.estimate.benchmark", lambda cfg, batch=16, steps=2, device="auto": {
-        "images_per_s": 100.0, "device": "cpu", "batch": batch, "steps": steps, "basis": "test stub"})
+    monkeypatch.setattr(
+        "explorer.estimate.benchmark",
+        lambda cfg, batch=16, steps=2, device="auto": {
+            "images_per_s": 100.0,
+            "device": "cpu",
+            "batch": batch,
+            "steps": steps,
+            "basis": "test stub",
+        },
+    )
     return cache_dir
 
 
@@ -61,22 +83,65 @@ def add_run(cache: Path, cfg: RunConfig, status: str = "done", test_error: float
         if status == "queued":
             return
         att = s.claim(cfg.key, "local", "cpu")
-        s.apply_event(cfg.key, att, {"type": "start", "iteration": 0, "total": cfg.iterations, "device": "cpu",
-                                     "device_name": "CPU", "precision": "fp32", "parameters": 1,
-                                     "dataset": "x", "resumed": False})
+        s.apply_event(
+            cfg.key,
+            att,
+            {
+                "type": "start",
+                "iteration": 0,
+                "total": cfg.iterations,
+                "device": "cpu",
+                "device_name": "CPU",
+                "precision": "fp32",
+                "parameters": 1,
+                "dataset": "x",
+                "resumed": False,
+            },
+        )
         step = max(1, cfg.iterations // points)
         for i in range(1, points + 1):
-            s.apply_event(cfg.key, att, {"type": "metrics", "iteration": i * step, "epoch": 0.1 * i,
-                                         "train_loss": 2.0 / i, "train_error": 50.0, "lr": 0.1,
-                                         "images_per_s": 123.0, "elapsed_s": i, "eta_s": 10.0})
-            s.apply_event(cfg.key, att, {"type": "eval", "iteration": i * step, "epoch": 0.1 * i,
-                                         "test_error": test_error + 20.0 / i, "test_loss": 1.0})
+            s.apply_event(
+                cfg.key,
+                att,
+                {
+                    "type": "metrics",
+                    "iteration": i * step,
+                    "epoch": 0.1 * i,
+                    "train_loss": 2.0 / i,
+                    "train_error": 50.0,
+                    "lr": 0.1,
+                    "images_per_s": 123.0,
+                    "elapsed_s": i,
+                    "eta_s": 10.0,
+                },
+            )
+            s.apply_event(
+                cfg.key,
+                att,
+                {
+                    "type": "eval",
+                    "iteration": i * step,
+                    "epoch": 0.1 * i,
+                    "test_error": test_error + 20.0 / i,
+                    "test_loss": 1.0,
+                },
+            )
         if status != "running":
-            s.finish(cfg.key, att, {"key": cfg.key, "status": status, "test_error": test_error,
-                                    "iterations": cfg.iterations, "train_loss": 0.5})
+            s.finish(
+                cfg.key,
+                att,
+                {
+                    "key": cfg.key,
+                    "status": status,
+                    "test_error": test_error,
+                    "iterations": cfg.iterations,
+                    "train_loss": 0.5,
+                },
+            )
 
 
 # --- every page, first start ---------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", list(PAGES))
 def test_every_page_renders_on_an_empty_cache(app_cache, name):
@@ -87,6 +152,7 @@ def test_every_page_renders_on_an_empty_cache(app_cache, name):
 
 
 # --- Design & launch ------------------------------------------------------------------------------
+
 
 def test_design_plans_a_grid_with_a_time_estimate(app_cache):
     at = open_page("design")
@@ -143,8 +209,12 @@ def smoke_design(app_cache, monkeypatch) -> AppTest:
     """Design with a ResNet-8 smoke plan on synthetic data; Launch submits without a supervisor."""
     from trainers.runs import submit
 
-    monkeypatch.setattr("explorer.runs_api.submit_all", lambda cfgs, backend="local": [
-        submit(c, cache_dir=app_cache, backend=backend, start_supervisor=False) for c in cfgs])
+    monkeypatch.setattr(
+        "explorer.runs_api.submit_all",
+        lambda cfgs, backend="local": [
+            submit(c, cache_dir=app_cache, backend=backend, start_supervisor=False) for c in cfgs
+        ],
+    )
     at = open_page("design")
     at.selectbox(key="design_dataset").set_value("synthetic")
     at.radio(key="design_schedule").set_value("smoke")
@@ -163,6 +233,7 @@ def test_design_launch_queues_runs_and_opens_live(app_cache, monkeypatch):
 
 
 # --- Live ----------------------------------------------------------------------------------------
+
 
 def test_live_shows_progress_curve_and_cancels(app_cache):
     cfg = RunConfig(**SMOKE)
@@ -194,6 +265,7 @@ def test_live_shows_the_status_as_results_do(app_cache):
 
 # --- Compare -------------------------------------------------------------------------------------
 
+
 def test_compare_groups_seeds_beside_the_paper_and_lives_in_the_url(app_cache):
     from trainers.core.presets import PRESETS
 
@@ -201,7 +273,7 @@ def test_compare_groups_seeds_beside_the_paper_and_lives_in_the_url(app_cache):
     for seed, err in enumerate((6.0, 7.0, 6.5)):
         add_run(app_cache, row.config(iterations=40, seed=seed), test_error=err)
     add_run(app_cache, RunConfig(**SMOKE), test_error=55.0)
-    group = figures.group_key(row.config(iterations=40).to_dict())
+    group = group_key(row.config(iterations=40).to_dict())
     at = open_page("compare", {"g": group, "smooth": "0.5"})
     assert_clean(at)
     assert at.multiselect(key="compare_groups").value == [group]
@@ -210,7 +282,13 @@ def test_compare_groups_seeds_beside_the_paper_and_lives_in_the_url(app_cache):
     assert len(table) == 1
     r = table.iloc[0]
     assert (r["n"], r["ours"], r["min"], r["max"], r["paper"], r["difference"]) == (
-        3, "6.50", "6.00", "7.00", "6.37", "+0.13")
+        3,
+        "6.50",
+        "6.00",
+        "7.00",
+        "6.37",
+        "+0.13",
+    )
     names = [t.get("name", "") for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
     assert any(n.startswith("paper: 6.37%") for n in names) and any("median of 3" in n for n in names)
     assert [d.label for d in at.get("download_button")][:2] == ["Table (CSV)", "Curves (CSV)"]
@@ -232,6 +310,7 @@ def test_compare_when_the_runs_layer_fails_says_what_to_do(app_cache, monkeypatc
 
 # --- Learn ---------------------------------------------------------------------------------------
 
+
 def test_learn_draws_every_ordering_from_the_registry(app_cache):
     from trainers.core.registry import ORDERINGS
 
@@ -250,6 +329,7 @@ def test_learn_measures_signal_through_depth(app_cache):
 
 
 # --- Data & system -------------------------------------------------------------------------------
+
 
 def test_system_lists_datasets_and_prepares_one_with_progress(app_cache):
     at = open_page("system")
@@ -273,10 +353,15 @@ def test_system_missing_folder_says_what_to_do(app_cache, tmp_path):
 
 # --- planning, pure ------------------------------------------------------------------------------
 
+
 def test_grid_templates_and_configs():
-    t = plan.grid_templates(["original", "full_preact"], ["identity", "constant"],
-                            {"constant": {"shortcut_scale": [0.0, 0.5], "residual_scale": [1.0]}},
-                            "basic", 20)
+    t = plan.grid_templates(
+        ["original", "full_preact"],
+        ["identity", "constant"],
+        {"constant": {"shortcut_scale": [0.0, 0.5], "residual_scale": [1.0]}},
+        "basic",
+        20,
+    )
     assert len(t) == 2 * (1 + 2)
     cfgs = plan.make_configs(t + t[:1], seeds=2, schedule={"iterations": 30}, overrides={"dataset": "synthetic"})
     assert len(cfgs) == 12 and all(c.iterations == 30 and c.dataset == "synthetic" for c in cfgs)
@@ -317,7 +402,7 @@ def test_error_messages_are_literal_and_say_what_to_do():
 
 
 @pytest.mark.parametrize("page", ["compare", "learn"])
-def test_table5_reference_rows_are_shown_not_trained_here(app_cache, page):
+def test_table5_rows_are_shown_not_trained_here(app_cache, page):
     at = open_page(page)
     assert_clean(at)
     table = next(d.value for d in at.dataframe if "top-1 error %" in d.value.columns)
@@ -327,6 +412,7 @@ def test_table5_reference_rows_are_shown_not_trained_here(app_cache, page):
 
 
 # --- issue 14: what a newcomer sees ---------------------------------------------------------------
+
 
 def chart_traces(at: AppTest, i: int = 0) -> list[dict]:
     return json.loads(at.get("plotly_chart")[i].proto.spec)["data"]
@@ -439,8 +525,10 @@ def test_design_refuses_an_empty_or_unusable_dataset_path_before_launch(app_cach
     assert at.button(key="design_launch").disabled
     (tmp_path / "flat").mkdir()
     (tmp_path / "flat" / "a.jpg").write_bytes(b"x")
-    for path, says in ((Path(__file__).resolve().parents[1] / "README.md", "neither a folder"),
-                       (tmp_path / "flat", "needs train/ and test/")):
+    for path, says in (
+        (Path(__file__).resolve().parents[1] / "README.md", "neither a folder"),
+        (tmp_path / "flat", "needs train/ and test/"),
+    ):
         at.text_input(key="design_folder").input(str(path)).run()
         assert not at.exception
         assert any(says in e.value for e in at.error), [e.value for e in at.error]
@@ -482,10 +570,16 @@ def test_estimates_come_from_finished_runs_averages():
     from explorer import estimate
 
     cfg = RunConfig(depth=20, iterations=300, batch_size=128)
-    curve = [{"type": "metrics", "iteration": i, "elapsed_s": 25.0 + i / 2, "images_per_s": 999.0}
-             for i in range(10, 301, 10)]  # 2 it/s after 25 s of loading; the windows lie (999)
-    rec = {"status": "done", "config": RunConfig(depth=20, ordering="full_preact").to_dict(),
-           "result": {"provenance": {"hostname": "here", "device": "cpu"}}, "updated_at": 1}
+    curve = [
+        {"type": "metrics", "iteration": i, "elapsed_s": 25.0 + i / 2, "images_per_s": 999.0}
+        for i in range(10, 301, 10)
+    ]  # 2 it/s after 25 s of loading; the windows lie (999)
+    rec = {
+        "status": "done",
+        "config": RunConfig(depth=20, ordering="full_preact").to_dict(),
+        "result": {"provenance": {"hostname": "here", "device": "cpu"}},
+        "updated_at": 1,
+    }
     sp = estimate.speed_from_history([rec], cfg, lambda r: curve, host="here")
     assert sp["images_per_s"] == pytest.approx(256.0) and sp["startup_s"] == pytest.approx(25.0)
     assert estimate.speed_from_history([rec], cfg, lambda r: curve, host="elsewhere") is None
@@ -524,7 +618,7 @@ def test_a_grid_launched_here_is_a_results_table_on_the_command_line(app_cache, 
     import argparse
 
     from trainers.runs import Store
-    from trainers.runs.cli import cmd_results
+    from trainers.runs.verbs import cmd_results
 
     at = smoke_design(app_cache, monkeypatch)
     at.text_input(key="design_sweep_custom").input("my-grid").run()
@@ -557,7 +651,9 @@ def test_design_checks_a_tarballs_layout_without_decoding_it(app_cache, tmp_path
     assert_clean(at)
     assert not at.button(key="design_launch").disabled
     at.text_input(key="design_folder").input(str(half)).run()
-    assert any("needs train/ and test/" in e.value and "found:" in e.value for e in at.error), [e.value for e in at.error]
+    assert any("needs train/ and test/" in e.value and "found:" in e.value for e in at.error), [
+        e.value for e in at.error
+    ]
     assert at.button(key="design_launch").disabled
 
 
@@ -589,10 +685,12 @@ def test_live_keeps_working_when_a_chosen_curve_leaves_the_page(app_cache, monke
     at.run()
     assert_clean(at)
     assert [t["name"] for t in chart_traces(at) if t.get("name", "").endswith("test error")] == [
-        f"{b.label()} · seed 1: test error"]
+        f"{b.label()} · seed 1: test error"
+    ]
 
 
 # --- reference runs (shipped packs) ----------------------------------------------------------------
+
 
 @pytest.fixture
 def reference_dir(reference_pack_file, monkeypatch) -> Path:
@@ -612,14 +710,16 @@ def _chart_traces(at: AppTest) -> list[dict]:
 
 
 def test_compare_first_start_opens_on_the_reference_comparison(app_cache, reference_dir):
-    from explorer.components.reference import COLOURS, PREFIX
+    from explorer.components.reference_view import COLOURS, PREFIX
 
     at = open_page("compare")
     assert_clean(at)
     assert len(_tables(at)) == 1
     table = _tables(at)[0].value
     assert [r.split(" (")[0] for r in table["run"]] == [
-        PREFIX + "ResNet-8 original / identity", PREFIX + "ResNet-8 full_preact / identity"]
+        PREFIX + "ResNet-8 original / identity",
+        PREFIX + "ResNet-8 full_preact / identity",
+    ]
     assert set(table["device"]) == {next(iter(table["device"]))} and table["device"][0].startswith("CPU")
     traces = _chart_traces(at)
     assert {t["line"]["color"] for t in traces if t.get("name", "").endswith("test error")} <= set(COLOURS)
@@ -629,8 +729,8 @@ def test_compare_first_start_opens_on_the_reference_comparison(app_cache, refere
 
 
 def test_a_users_run_of_a_reference_config_stays_the_users(app_cache, reference_dir):
-    from explorer.components.reference import PREFIX
-    from trainers.core.reference import read_pack
+    from explorer.components.reference_view import PREFIX
+    from trainers.core.reference_packs import read_pack
 
     run = read_pack(next(reference_dir.glob("*.json")))["runs"][0]
     add_run(app_cache, RunConfig.from_dict(run["config"]), test_error=42.0)
@@ -653,8 +753,9 @@ def test_learn_offers_no_concept_link_when_single_runs_cannot_show_it(app_cache,
 
 # --- issue #17: the campaign view (Table 1 on the paper's schedule, partial runs) ------------------
 
+
 def _pack_dir(tmp_path: Path, doc: dict) -> Path:
-    from trainers.core.reference import dumps
+    from trainers.core.reference_packs import dumps
 
     d = tmp_path / "refpack"
     d.mkdir(parents=True, exist_ok=True)
@@ -676,13 +777,16 @@ def _separated(doc: dict) -> dict:
     return doc
 
 
+@pytest.mark.slow
 def test_compare_first_start_opens_on_the_campaign_with_markers_band_and_an_honest_caption(
-        app_cache, campaign_pack_file, monkeypatch):
+    app_cache, campaign_pack_file, monkeypatch
+):
     monkeypatch.setenv("RESNET_EXPLORER_REFERENCE", str(campaign_pack_file.parent))
     at = open_page("compare")
     assert_clean(at)
     assert [h.value for h in at.subheader if h.value.startswith("Table 1 on ResNet-8")] == [
-        "Table 1 on ResNet-8: the first 4 iterations (of the paper's 64,000)"]
+        "Table 1 on ResNet-8: the first 4 iterations (of the paper's 64,000)"
+    ]
     caption = " ".join(c.value for c in at.caption)
     assert "n = 2" in caption and "n = 1" in caption and "synthetic" in caption and "CPU" in caption
     assert "spread" in caption and "rough yardstick" in caption
@@ -703,10 +807,11 @@ def test_compare_first_start_opens_on_the_campaign_with_markers_band_and_an_hone
     assert xs and max(xs) == pytest.approx(4 / 64_000)
 
 
+@pytest.mark.slow
 def test_campaign_markers_put_the_papers_number_at_64k(app_cache, campaign_pack_file, monkeypatch, tmp_path):
     import copy
 
-    from trainers.core.reference import read_pack
+    from trainers.core.reference_packs import read_pack
 
     doc = copy.deepcopy(read_pack(campaign_pack_file))
     for run in doc["runs"]:  # as if ResNet-110 on the JPEG copy of CIFAR-10: the paper has rows for them
@@ -715,17 +820,21 @@ def test_campaign_markers_put_the_papers_number_at_64k(app_cache, campaign_pack_
     monkeypatch.setenv("RESNET_EXPLORER_REFERENCE", str(_pack_dir(tmp_path, doc)))
     at = open_page("compare")
     assert_clean(at)
-    markers = {t["name"]: (values(t["x"]), values(t["y"])) for t in _chart_traces(at)
-               if t.get("name", "").startswith("paper at 64k")}
+    markers = {
+        t["name"]: (values(t["x"]), values(t["y"]))
+        for t in _chart_traces(at)
+        if t.get("name", "").startswith("paper at 64k")
+    }
     assert any(v == ([64_000], [6.61]) for v in markers.values()), markers  # the original's 6.61 %
 
 
+@pytest.mark.slow
 def test_learn_links_a_concept_only_where_the_runs_show_it(app_cache, campaign_pack_file, monkeypatch, tmp_path):
-    from trainers.core.reference import read_pack
+    from trainers.core.reference_packs import read_pack
 
     doc = read_pack(campaign_pack_file)
     monkeypatch.setenv("RESNET_EXPLORER_REFERENCE", str(_pack_dir(tmp_path, doc)))
-    from trainers.core import reference as ref
+    from trainers.core import reference_packs as ref
 
     # the identity-shortcut link sits on Learn's Shortcuts tab (only the open tab renders)
     if not ref.concept_runs(doc, "identity shortcut"):  # 4 tiny iterations: usually no separation

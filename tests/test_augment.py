@@ -86,8 +86,9 @@ def test_cuda_matches_cpu_for_the_same_seed():
 def test_normalize_matches_formula_and_accepts_tensors():
     x = _images(4)
     mean, std = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
-    want = (x.double() / 255 - torch.tensor(mean, dtype=torch.float64).view(3, 1, 1)) \
-        / torch.tensor(std, dtype=torch.float64).view(3, 1, 1)
+    want = (x.double() / 255 - torch.tensor(mean, dtype=torch.float64).view(3, 1, 1)) / torch.tensor(
+        std, dtype=torch.float64
+    ).view(3, 1, 1)
     out = normalize(x, mean, std)
     assert out.dtype == torch.float32 and torch.allclose(out.double(), want, atol=1e-5)
     as_tensors = normalize(x, torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1))

@@ -15,12 +15,39 @@ from trainers.engine.bench import TorchvisionStyleCIFAR, conventional_transform,
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_bench_cli_prints_both_throughputs_and_the_ratio_last():
     out = subprocess.run(
-        [sys.executable, "-m", "trainers", "bench", "--depth", "8", "--batch-size", "16", "--steps", "2",
-         "--warmup-steps", "1", "--rounds", "1", "--workers", "1", "--train-images", "256", "--packs", "2",
-         "--device", "cpu", "--threads", "1"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "trainers",
+            "bench",
+            "--depth",
+            "8",
+            "--batch-size",
+            "16",
+            "--steps",
+            "2",
+            "--warmup-steps",
+            "1",
+            "--rounds",
+            "1",
+            "--workers",
+            "1",
+            "--train-images",
+            "256",
+            "--packs",
+            "2",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
@@ -56,8 +83,9 @@ def test_step_modes_resolve_per_device():
         resolve_mode("graph", cpu)  # CUDA graphs need CUDA
 
 
+@pytest.mark.slow
 def test_the_estimates_speed_is_the_trainers_own_step():
-    """The Design page's estimate (runs_api.bench_speed) times `bench`'s step (`Ours`), here."""
+    """The Design page's estimate (engine_api.bench_speed) times `bench`'s step (`Ours`), here."""
     from trainers.engine.bench import step_speed
 
     r = step_speed(RunConfig(depth=8, batch_size=8), device="cpu", steps=1)

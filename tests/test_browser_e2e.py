@@ -23,10 +23,12 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.slow,
     pytest.mark.timeout(420),
-    pytest.mark.skipif(not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)),
-                       reason="needs Debian's chromium and chromedriver at /usr/bin "
-                              "(apt-get install chromium chromium-driver)"),
+    pytest.mark.skipif(
+        not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)),
+        reason="needs Debian's chromium and chromedriver at /usr/bin (apt-get install chromium chromium-driver)",
+    ),
 ]
 
 
@@ -57,9 +59,12 @@ def app_url(tmp_path):
     env = {**os.environ, "RESNET_EXPLORER_CACHE": str(cache), "TRAINERS_IDLE_EXIT_S": "5"}
     log = open(tmp_path / "streamlit.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.headless", "true"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://localhost:{port}"
 
     def healthy():
@@ -98,8 +103,15 @@ def browser(tmp_path):
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-dev-shm-usage", "--window-size=1400,1250", f"--user-data-dir={tmp_path / 'chrome'}"):
+    for arg in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1250",
+        f"--user-data-dir={tmp_path / 'chrome'}",
+    ):
         opts.add_argument(arg)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
     driver.implicitly_wait(0)
@@ -110,6 +122,7 @@ def browser(tmp_path):
 
 
 # --- small helpers over Streamlit's DOM ----------------------------------------------------------
+
 
 def css(d, selector):
     from selenium.webdriver.common.by import By
@@ -125,23 +138,33 @@ def choose(d, label: str, option: str) -> None:
     """Open the selectbox labelled `label` and click `option`."""
     box = wait_until(lambda: css(d, f'input[aria-label="{label}"]'), 30, f"the {label!r} selectbox")[0]
     box.click()
-    opt = wait_until(lambda: [o for o in css(d, '[role="option"]') if o.text.strip() == option], 15,
-                     f"option {option!r} of {label!r}")[0]
+    opt = wait_until(
+        lambda: [o for o in css(d, '[role="option"]') if o.text.strip() == option],
+        15,
+        f"option {option!r} of {label!r}",
+    )[0]
     opt.click()
-    wait_until(lambda: css(d, f'input[aria-label="{label}"]')[0].get_attribute("value") == option, 15,
-               f"{label!r} to read {option!r}")
+    wait_until(
+        lambda: css(d, f'input[aria-label="{label}"]')[0].get_attribute("value") == option,
+        15,
+        f"{label!r} to read {option!r}",
+    )
 
 
 def click_radio(d, option: str) -> None:
-    label = wait_until(lambda: [l for l in css(d, '[data-testid="stRadio"] label') if l.text.strip() == option],
-                       30, f"radio option {option!r}")[0]
+    label = wait_until(
+        lambda: [el for el in css(d, '[data-testid="stRadio"] label') if el.text.strip() == option],
+        30,
+        f"radio option {option!r}",
+    )[0]
     label.click()
 
 
 def click_button(d, text: str):
     # a button's text also holds its icon's ligature name (e.g. "rocket_launch"), hence `in`
-    btn = wait_until(lambda: [b for b in css(d, "button") if text in b.text and b.is_enabled()],
-                     60, f"an enabled button {text!r}")[0]
+    btn = wait_until(
+        lambda: [b for b in css(d, "button") if text in b.text and b.is_enabled()], 60, f"an enabled button {text!r}"
+    )[0]
     d.execute_script("arguments[0].scrollIntoView({block: 'center'});", btn)
     btn.click()
 
@@ -162,15 +185,16 @@ def test_design_launch_watch_compare(app_url, browser, tmp_path):
     # first start, empty cache: Compare opens on the shipped reference comparison (explorer/reference/)
     d.get(f"{url}/compare")
     wait_until(lambda: "Reference runs" in page_text(d), 60, "the reference runs on Compare")
-    from trainers.core.reference import campaign_group, load_shipped
+    from trainers.core.reference_packs import campaign_group, load_shipped
 
     group = campaign_group(load_shipped()[0])  # issue #17: Table 1 on ResNet-110, the paper's schedule
     assert group is not None and group["depth"] == 110
     title = f"Table 1 on ResNet-110: the first {group['trained']:,} iterations"
     wait_until(lambda: title in page_text(d), 60, "the campaign's title")
     assert "beyond that spread" in page_text(d) or "no variant differs" in page_text(d)
-    refs = wait_until(lambda: [c for c in grid_cells(d) if c.startswith("reference · ")], 60,
-                      "the reference runs' rows")
+    refs = wait_until(
+        lambda: [c for c in grid_cells(d) if c.startswith("reference · ")], 60, "the reference runs' rows"
+    )
     assert any("original" in c for c in refs) and any("full_preact" in c for c in refs), refs
     wait_until(lambda: curve_points(d) >= 4, 60, "the reference curves (loss and error of two runs)")
     assert "Traceback" not in page_text(d)
@@ -181,8 +205,13 @@ def test_design_launch_watch_compare(app_url, browser, tmp_path):
     d.get(url)
     wait_until(lambda: "Design & launch" in page_text(d), 60, "the Design page")
     # the favicon is drawn locally (an emoji as an SVG data URL), never fetched from a font CDN
-    icon = wait_until(lambda: d.execute_script(
-        "const l = document.querySelector(\"link[rel='shortcut icon']\"); return l && l.href;"), 30, "the favicon")
+    icon = wait_until(
+        lambda: d.execute_script(
+            "const l = document.querySelector(\"link[rel='shortcut icon']\"); return l && l.href;"
+        ),
+        30,
+        "the favicon",
+    )
     assert icon.startswith("data:image/svg"), icon
 
     # a new user's quick comparison: the default orderings (original vs full pre-activation),
@@ -191,8 +220,11 @@ def test_design_launch_watch_compare(app_url, browser, tmp_path):
     click_radio(d, "smoke")
     choose(d, "Depth", "ResNet-8")
     names = ["ResNet-8 original / identity", "ResNet-8 full_preact / identity"]
-    wait_until(lambda: all(n in grid_cells(d) for n in names) and "synthetic" in grid_cells(d),
-               60, "the plan to show the two ResNet-8 synthetic runs")
+    wait_until(
+        lambda: all(n in grid_cells(d) for n in names) and "synthetic" in grid_cells(d),
+        60,
+        "the plan to show the two ResNet-8 synthetic runs",
+    )
     wait_until(lambda: "estimated time" in page_text(d), 90, "the time estimate")
     d.save_screenshot(str(tmp_path / "1-design.png"))
     click_button(d, "Launch 2 new run")
@@ -205,13 +237,22 @@ def test_design_launch_watch_compare(app_url, browser, tmp_path):
     d.save_screenshot(str(tmp_path / "3-live-done.png"))
 
     # Compare: its final row in the table, and no traceback anywhere on the way
-    link = wait_until(lambda: [a for a in css(d, '[data-testid="stSidebarNav"] a')
-                               if (a.get_attribute("href") or "").rstrip("/").endswith("/compare")],
-                      30, "the Compare link")[0]
+    link = wait_until(
+        lambda: [
+            a
+            for a in css(d, '[data-testid="stSidebarNav"] a')
+            if (a.get_attribute("href") or "").rstrip("/").endswith("/compare")
+        ],
+        30,
+        "the Compare link",
+    )[0]
     link.click()
     rows = [f"{n} [synthetic, 20 it]" for n in names]
-    cells = wait_until(lambda: (lambda c: c if all(r in c for r in rows) else None)(grid_cells(d)), 60,
-                       "the runs' rows in the comparison table")
+    cells = wait_until(
+        lambda: (lambda c: c if all(r in c for r in rows) else None)(grid_cells(d)),
+        60,
+        "the runs' rows in the comparison table",
+    )
     for r in rows:  # run, ours, paper, difference, n, min, max, dataset, iterations, note
         row = cells[cells.index(r) : cells.index(r) + 10]
         assert re.fullmatch(r"fail \(\d+\.\d\)|\d+\.\d\d", row[1]), row  # ours: median (or fail)

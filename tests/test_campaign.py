@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainers.core import reference as ref
+from trainers.core import reference_packs as ref
 from trainers.core import separation
 from trainers.core.config import RunConfig
 from trainers.engine.train import train
+
+pytestmark = pytest.mark.slow  # trains, or starts workers and a supervisor
 
 TINY = dict(dataset="synthetic", depth=8, batch_size=32, train_size=512, test_size=256)
 
@@ -47,15 +49,20 @@ def test_a_run_grown_in_stretches_is_the_run_trained_straight(tmp_path):
 def _campaign(n: int = 4) -> list[RunConfig]:
     # the campaign's own plan and schedule, on a tiny net and data (the paper's 64k iterations, of
     # which a test trains a few)
-    return ref.plan_configs(n, schedule="paper", plan="campaign110", depth=8, dataset="synthetic",
-                            log_every=1, eval_every=2)
+    return ref.plan_configs(
+        n, schedule="paper", plan="campaign110", depth=8, dataset="synthetic", log_every=1, eval_every=2
+    )
 
 
 def test_the_campaign_plan_is_issue_17s():
     cfgs = ref.plan_configs(schedule="paper", plan="campaign110")
     sig = [(c.ordering, c.shortcut, c.seed) for c in cfgs]
-    assert sig[:4] == [("original", "identity", 0), ("original", "identity", 1), ("original", "constant", 0),
-                       ("full_preact", "identity", 0)]  # the pilot first
+    assert sig[:4] == [
+        ("original", "identity", 0),
+        ("original", "identity", 1),
+        ("original", "constant", 0),
+        ("full_preact", "identity", 0),
+    ]  # the pilot first
     assert {s for _, s, _ in sig} == {"identity", "constant", "exclusive_gate", "shortcut_gate", "conv1x1", "dropout"}
     gates = {c.shortcut: c.gate_bias for c in cfgs if "gate" in c.shortcut}
     assert gates == {"exclusive_gate": -6.0, "shortcut_gate": 0.0}
@@ -65,7 +72,7 @@ def test_the_campaign_plan_is_issue_17s():
 
 
 def test_generator_grows_runs_across_sessions_and_packs_them_as_partial(tmp_path):
-    from trainers.engine.reference import generate
+    from trainers.engine.reference_generator import generate
 
     cfgs = _campaign(2)
     resume, out = tmp_path / "resume", tmp_path / "pack.json"
@@ -76,7 +83,7 @@ def test_generator_grows_runs_across_sessions_and_packs_them_as_partial(tmp_path
 
     # a later session: a fresh clone has no cache, only the pack and resume/
     events: list[dict] = []
-    import trainers.engine.reference as gen
+    import trainers.engine.reference_generator as gen
 
     real_train = gen.__dict__.get("train")
     assert real_train is None  # imported inside generate(): patch the engine's
@@ -112,7 +119,7 @@ def test_generator_grows_runs_across_sessions_and_packs_them_as_partial(tmp_path
 
 
 def test_a_cancelled_run_ships_only_as_a_partial_one(tmp_path):
-    from trainers.engine.reference import generate
+    from trainers.engine.reference_generator import generate
 
     out = tmp_path / "pack.json"
     generate(_campaign(1), out, device="cpu", cache_dir=tmp_path / "c", until=2, resume_dir=tmp_path / "r")
@@ -130,8 +137,9 @@ def _curve(losses: list[float], error: float, step: int = 20) -> list[dict]:
 
 def test_a_difference_counts_only_beyond_the_baseline_seed_spread():
     base = [_curve([2.0] * 10, 60.0), _curve([2.1] * 10, 64.0)]  # spread: 0.1 in loss, 4 points of error
-    result = separation.compare(base, {"far": [_curve([2.5] * 10, 61.0)], "near": [_curve([2.12] * 10, 80.0)]},
-                                window=100)
+    result = separation.compare(
+        base, {"far": [_curve([2.5] * 10, 61.0)], "near": [_curve([2.12] * 10, 80.0)]}, window=100
+    )
     rows = {r["name"]: r for r in result["rows"]}
     assert result["at"] == 200 and result["eval_at"] == 200
     assert rows["far"]["loss_exceeds"] is True and rows["far"]["error_exceeds"] is False
@@ -152,7 +160,7 @@ def test_runs_are_compared_where_all_have_been():
 
 
 def test_campaign_group_needs_the_baseline_seed_pair(tmp_path):
-    from trainers.engine.reference import generate
+    from trainers.engine.reference_generator import generate
 
     out = tmp_path / "pack.json"
     cfgs = _campaign(4)
@@ -172,8 +180,12 @@ def test_report_quotes_the_campaign_against_the_seed_spread(campaign_pack_file, 
     import sys
 
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "trainers", "reference", *map(str, args), "--report"],
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "trainers", "reference", *map(str, args), "--report"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     out = run(campaign_pack_file)
     assert out.returncode == 0, out.stderr

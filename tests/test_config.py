@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import math
 
@@ -20,7 +21,9 @@ def test_auto_downsample_resolves_per_block():
     assert RunConfig(block="bottleneck", depth=164).downsample == "conv"
     assert RunConfig(block="single", depth=110).downsample == "zeropad"
     # resolved values are part of the identity: "auto" and its resolution are the same run
-    assert RunConfig(block="bottleneck", depth=164, downsample="conv").key == RunConfig(block="bottleneck", depth=164).key
+    assert (
+        RunConfig(block="bottleneck", depth=164, downsample="conv").key == RunConfig(block="bottleneck", depth=164).key
+    )
 
 
 def test_key_is_canonical_and_changes_with_any_field():
@@ -87,7 +90,7 @@ def test_unknown_field_and_schema_are_refused():
 
 
 def test_frozen():
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         RunConfig().lr = 1.0  # type: ignore[misc]
 
 
@@ -99,18 +102,22 @@ def test_registries_have_stable_names():
 
 # --- shortcut BN: the paper's choice per ordering and shortcut (issue #9, item 3) ---------------
 
-@pytest.mark.parametrize("kw, expected", [
-    ({}, False),  # identity + zero-pad: no conv on the shortcut path, nothing to normalise
-    ({"shortcut_bn": True}, False),
-    ({"shortcut": "conv1x1"}, True),  # Fig. 2 caption: BN after every weight layer
-    ({"shortcut": "exclusive_gate"}, True),
-    ({"shortcut": "shortcut_gate", "ordering": "bn_after_add"}, True),
-    ({"block": "bottleneck", "depth": 164}, True),  # first ResNet paper: projections with BN
-    ({"block": "bottleneck", "depth": 164, "ordering": "full_preact"}, False),  # resnet-pre-act.lua
-    ({"block": "bottleneck", "depth": 164, "ordering": "relu_only_preact"}, False),
-    ({"shortcut": "conv1x1", "shortcut_bn": False}, False),  # an override names what runs
-    ({"block": "bottleneck", "depth": 164, "ordering": "full_preact", "shortcut_bn": True}, True),
-])
+
+@pytest.mark.parametrize(
+    "kw, expected",
+    [
+        ({}, False),  # identity + zero-pad: no conv on the shortcut path, nothing to normalise
+        ({"shortcut_bn": True}, False),
+        ({"shortcut": "conv1x1"}, True),  # Fig. 2 caption: BN after every weight layer
+        ({"shortcut": "exclusive_gate"}, True),
+        ({"shortcut": "shortcut_gate", "ordering": "bn_after_add"}, True),
+        ({"block": "bottleneck", "depth": 164}, True),  # first ResNet paper: projections with BN
+        ({"block": "bottleneck", "depth": 164, "ordering": "full_preact"}, False),  # resnet-pre-act.lua
+        ({"block": "bottleneck", "depth": 164, "ordering": "relu_only_preact"}, False),
+        ({"shortcut": "conv1x1", "shortcut_bn": False}, False),  # an override names what runs
+        ({"block": "bottleneck", "depth": 164, "ordering": "full_preact", "shortcut_bn": True}, True),
+    ],
+)
 def test_shortcut_bn_auto_resolves_per_ordering_and_shortcut(kw, expected):
     cfg = RunConfig(**kw)
     assert cfg.shortcut_bn is expected
@@ -152,9 +159,16 @@ def test_shortcut_bn_refuses_other_values(bad):
 
 # --- recipe choices the paper is silent on (issue #9, item 4) ----------------------------------
 
-NEW_RECIPE_FIELDS = {"nesterov": True, "gate_bias_decay": False, "normalization": "pixel_mean",
-                     "crop_padding": "mean", "allow_tf32": False, "deterministic": True,
-                     "bn_batch": 64, "last_batch": "keep"}  # the last two: issue #18
+NEW_RECIPE_FIELDS = {
+    "nesterov": True,
+    "gate_bias_decay": False,
+    "normalization": "pixel_mean",
+    "crop_padding": "mean",
+    "allow_tf32": False,
+    "deterministic": True,
+    "bn_batch": 64,  # this and last_batch: issue #18
+    "last_batch": "keep",
+}
 
 
 def test_recipe_fields_at_default_leave_the_key_alone():
@@ -172,18 +186,21 @@ def test_a_non_default_recipe_choice_is_its_own_run(field, value):
     assert RunConfig.from_json(cfg.canonical_json()) == cfg
 
 
-@pytest.mark.parametrize("kw, match", [
-    ({"normalization": "per_image"}, "normalization"),
-    ({"crop_padding": "reflect"}, "crop_padding"),
-    ({"gate_bias": float("nan")}, "gate_bias must be finite"),
-    ({"gate_bias": float("-inf")}, "gate_bias must be finite"),
-    ({"nesterov": "yes"}, "nesterov"),
-    ({"last_batch": "pad"}, "unknown last_batch 'pad'; choose one of: drop, keep"),
-    ({"bn_batch": -1}, "bn_batch must be between 0"),
-    ({"bn_batch": 48}, "bn_batch must split batch_size 128 into equal groups of 2 or more, got 48"),
-    ({"bn_batch": 128}, "bn_batch must split batch_size 128"),
-    ({"bn_batch": 32.5}, "bn_batch must be an integer"),
-])
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"normalization": "per_image"}, "normalization"),
+        ({"crop_padding": "reflect"}, "crop_padding"),
+        ({"gate_bias": float("nan")}, "gate_bias must be finite"),
+        ({"gate_bias": float("-inf")}, "gate_bias must be finite"),
+        ({"nesterov": "yes"}, "nesterov"),
+        ({"last_batch": "pad"}, "unknown last_batch 'pad'; choose one of: drop, keep"),
+        ({"bn_batch": -1}, "bn_batch must be between 0"),
+        ({"bn_batch": 48}, "bn_batch must split batch_size 128 into equal groups of 2 or more, got 48"),
+        ({"bn_batch": 128}, "bn_batch must split batch_size 128"),
+        ({"bn_batch": 32.5}, "bn_batch must be an integer"),
+    ],
+)
 def test_bad_recipe_input_is_refused(kw, match):
     with pytest.raises(ConfigError, match=match):
         RunConfig(**kw)

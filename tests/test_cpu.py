@@ -36,6 +36,7 @@ def _faults(mode: str) -> int:
     return int(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt: Linux only")
 def test_kept_memory_ends_the_page_faults_of_a_training_loop():
     default, tuned = _faults("default"), _faults("tuned")
@@ -46,10 +47,21 @@ def test_kept_memory_ends_the_page_faults_of_a_training_loop():
 
 def test_the_setting_says_what_it_did_and_is_idempotent():
     out = subprocess.run(
-        [sys.executable, "-c", "from trainers.engine.cpu import keep_freed_memory as k; a = k(); print(a); print(k() is a)"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-c",
+            "from trainers.engine.cpu import keep_freed_memory as k; a = k(); print(a); print(k() is a)",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     note, again = out.stdout.strip().splitlines()
     assert again == "True"
-    assert note == ("glibc malloc keeps freed memory (mallopt)" if sys.platform.startswith("linux")
-                    else f"allocator unchanged ({sys.platform})")
+    assert note == (
+        "glibc malloc keeps freed memory (mallopt)"
+        if sys.platform.startswith("linux")
+        else f"allocator unchanged ({sys.platform})"
+    )

@@ -4,23 +4,32 @@ tarballs): shapes, labels, checksum refusal before unpickling, error messages, t
 from __future__ import annotations
 
 import io
-from dataclasses import replace
 import os
 import pickle
 import time
 import urllib.error
 import urllib.request
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from cifar_fixtures import (
+    CIFAR10_CLASSES,
+    MarkerPayload,
+    expected_arrays,
+    make_tarball,
+    md5,
+    write_cifar10,
+    write_cifar100,
+    write_image_folder,
+    write_tarball,
+)
 from PIL import Image
 
 import trainers.engine.data as data_mod
-from cifar_fixtures import (CIFAR10_CLASSES, MarkerPayload, expected_arrays, make_tarball, md5,
-                            write_cifar10, write_cifar100, write_image_folder, write_tarball)
 from trainers.engine.data import DataError, channel_stats, dataset_info, load_dataset, synthetic_dataset
 
 TRAIN10 = [f"data_batch_{i}" for i in range(1, 6)]
@@ -82,8 +91,9 @@ def test_cifar100_uses_fine_labels_and_meta_names(cache_dir):
 def test_archive_placed_in_cache_data_is_verified_and_extracted(cache_dir, tmp_path, no_network):
     staging = tmp_path / "staging"
     md5s = write_cifar10(staging)
-    archive = make_tarball(staging / "cifar-10-batches-py", cache_dir / "data" / "cifar-10-python.tar.gz",
-                           arcname="cifar-10-batches-py")
+    archive = make_tarball(
+        staging / "cifar-10-batches-py", cache_dir / "data" / "cifar-10-python.tar.gz", arcname="cifar-10-batches-py"
+    )
     md5s["cifar-10-python.tar.gz"] = md5(archive)
     ds = load_dataset("cifar10", cache_dir, expected_md5=md5s)
     assert len(ds.train_y) == 40 and (cache_dir / "data" / "cifar-10-batches-py" / "test_batch").is_file()
@@ -93,8 +103,9 @@ def test_archive_placed_in_cache_data_is_verified_and_extracted(cache_dir, tmp_p
 def test_tampered_archive_is_refused(cache_dir, tmp_path, no_network):
     staging = tmp_path / "staging"
     md5s = write_cifar10(staging)
-    make_tarball(staging / "cifar-10-batches-py", cache_dir / "data" / "cifar-10-python.tar.gz",
-                 arcname="cifar-10-batches-py")
+    make_tarball(
+        staging / "cifar-10-batches-py", cache_dir / "data" / "cifar-10-python.tar.gz", arcname="cifar-10-batches-py"
+    )
     md5s["cifar-10-python.tar.gz"] = "0" * 32
     with pytest.raises(DataError, match=r"cifar-10-python\.tar\.gz has md5 .* tampered"):
         load_dataset("cifar10", cache_dir, expected_md5=md5s)
@@ -240,12 +251,15 @@ def test_folder_undecodable_image_names_the_file(tmp_path, cache_dir):
         load_dataset(f"folder:{root}", cache_dir)
 
 
-@pytest.mark.parametrize("breakage, message", [
-    ("no_test", "needs train/ and test/"),
-    ("class_mismatch", r"same class folders.*only in train: \['b'\]"),
-    ("empty_class", "has no .jpg/.jpeg/.png images"),
-    ("missing", "does not exist"),
-])
+@pytest.mark.parametrize(
+    "breakage, message",
+    [
+        ("no_test", "needs train/ and test/"),
+        ("class_mismatch", r"same class folders.*only in train: \['b'\]"),
+        ("empty_class", "has no .jpg/.jpeg/.png images"),
+        ("missing", "does not exist"),
+    ],
+)
 def test_folder_layout_errors(tmp_path, cache_dir, breakage, message):
     root = tmp_path / "imgs"
     write_image_folder(root, ["a", "b", "c"], per_class=1, n_test=1)
@@ -302,8 +316,9 @@ def test_tarball_with_link_is_refused(tmp_path, cache_dir):
 
 
 def test_cifar_archive_with_unsafe_member_is_refused(cache_dir, tmp_path):
-    archive = write_tarball(cache_dir / "data" / "cifar-10-python.tar.gz",
-                            {"cifar-10-batches-py/../../escape.txt": b"gotcha"})
+    archive = write_tarball(
+        cache_dir / "data" / "cifar-10-python.tar.gz", {"cifar-10-batches-py/../../escape.txt": b"gotcha"}
+    )
     with pytest.raises(DataError, match="unsafe member"):
         load_dataset("cifar10", cache_dir, expected_md5={"cifar-10-python.tar.gz": md5(archive)})
     assert not list(tmp_path.rglob("escape.txt"))
@@ -457,6 +472,7 @@ def shared_cifar(shared_cifar_tarball, tmp_path_factory):
     return ds, cache, time.perf_counter() - started
 
 
+@pytest.mark.slow
 def test_shared_jpeg_copy_is_cifar10(shared_cifar):
     ds, _, seconds = shared_cifar
     print(f"read + decoded the shared CIFAR-10 JPEG copy in {seconds:.1f} s")
@@ -468,6 +484,7 @@ def test_shared_jpeg_copy_is_cifar10(shared_cifar):
     assert np.allclose(ds.mean, (0.4914, 0.4822, 0.4465), atol=0.01)
 
 
+@pytest.mark.slow
 def test_shared_jpeg_copy_reloads_from_cache(shared_cifar, shared_cifar_tarball, monkeypatch):
     ds, cache, _ = shared_cifar
     _forbid(monkeypatch, "folder._decode_image")

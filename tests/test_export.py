@@ -22,15 +22,37 @@ def _run(store: Store, seed: int, status: str = "done") -> RunConfig:
     a = store.claim(cfg.key, "local", "cpu0")
     store.apply_event(cfg.key, a, {"type": "start", "iteration": 0, "total": 20, "device": "cpu"})
     for i in (10, 20):
-        store.apply_event(cfg.key, a, {"type": "metrics", "iteration": i, "epoch": i / 4, "train_loss": 2.0 / i,
-                                       "train_error": 50.0, "lr": 0.1, "images_per_s": 1e3,
-                                       "elapsed_s": 1.0, "eta_s": 0.0})
-        store.apply_event(cfg.key, a, {"type": "eval", "iteration": i, "epoch": i / 4,
-                                       "test_error": 40.0 - i, "test_loss": 1.5})
-    store.finish(cfg.key, a, {"key": cfg.key, "status": status, "test_error": 20.5 + seed,
-                              "iterations": 20, "config": cfg.to_dict(),
-                              # as train() writes it: the recipe is one nested object
-                              "provenance": {"device": "cpu", "recipe": {"allow_tf32": False, "nesterov": False}}})
+        store.apply_event(
+            cfg.key,
+            a,
+            {
+                "type": "metrics",
+                "iteration": i,
+                "epoch": i / 4,
+                "train_loss": 2.0 / i,
+                "train_error": 50.0,
+                "lr": 0.1,
+                "images_per_s": 1e3,
+                "elapsed_s": 1.0,
+                "eta_s": 0.0,
+            },
+        )
+        store.apply_event(
+            cfg.key, a, {"type": "eval", "iteration": i, "epoch": i / 4, "test_error": 40.0 - i, "test_loss": 1.5}
+        )
+    store.finish(
+        cfg.key,
+        a,
+        {
+            "key": cfg.key,
+            "status": status,
+            "test_error": 20.5 + seed,
+            "iterations": 20,
+            "config": cfg.to_dict(),
+            # as train() writes it: the recipe is one nested object
+            "provenance": {"device": "cpu", "recipe": {"allow_tf32": False, "nesterov": False}},
+        },
+    )
     return cfg
 
 
@@ -106,8 +128,9 @@ def test_bad_files_get_a_clear_message_and_change_nothing(source, tmp_path):
 
 def test_cli_export_import(source, tmp_path):
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "trainers.runs", *args], cwd=ROOT,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "trainers.runs", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
 
     out = cli("export", str(tmp_path / "all.csv"), "--cache-dir", str(source.cache_dir))
     assert out.returncode == 0 and "exported 3" in out.stdout

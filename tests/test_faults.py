@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_jobs import FAST, ROOT, tiny, wait_for  # noqa: I001 - a sibling test module
 
 from trainers.core.atomic import StaleWriter, atomic_write, clean_orphan_temps, set_fence
 from trainers.core.config import RunConfig
@@ -26,11 +27,10 @@ from trainers.runs.backends.local import LocalBackend, kill_worker
 from trainers.runs.settings import load_settings
 from trainers.runs.store import StoreUnavailable, disk_state
 
-from test_jobs import FAST, ROOT, tiny, wait_for  # noqa: I001 - a sibling test module
-
 
 def strict_loads(text: str):
     """What JavaScript's JSON.parse accepts: no NaN, no Infinity."""
+
     def refuse(token):
         raise ValueError(f"non-standard JSON token {token}")
 
@@ -44,8 +44,9 @@ def claimed(store: Store, cfg: RunConfig, slot: str = "cpu0", lease_starts: bool
 
 def fake_worker(key: str, *, own_group: bool = True) -> subprocess.Popen:
     """A process whose command line reads like a worker of `key` (what the backend verifies)."""
-    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", "worker", key],
-                            start_new_session=own_group)
+    return subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(300)", "worker", key], start_new_session=own_group
+    )
 
 
 def set_fields(store: Store, key: str, **fields) -> None:
@@ -95,9 +96,25 @@ def test_the_first_heartbeat_comes_before_the_engine_import(cache_dir, tmp_path)
     attempt = claimed(store, cfg, lease_starts=False)
     assert store.get(cfg.key)["heartbeat_at"] is None
     env = dict(os.environ, PYTHONPATH=f"{fake.parent}{os.pathsep}{ROOT}")
-    proc = subprocess.Popen([sys.executable, "-m", "trainers.runs", "worker", cfg.key, "--cache-dir",
-                             str(cache_dir), "--attempt", str(attempt), "--device", "cpu"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "trainers.runs",
+            "worker",
+            cfg.key,
+            "--cache-dir",
+            str(cache_dir),
+            "--attempt",
+            str(attempt),
+            "--device",
+            "cpu",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         wait_for(lambda: store.get(cfg.key)["heartbeat_at"], 120, "the first heartbeat")
         assert proc.poll() is None  # still "importing torch"
@@ -134,16 +151,32 @@ def test_a_stale_attempt_cannot_overwrite_the_files_of_a_newer_one(cache_dir):
         set_fence(folder, None)
 
 
+@pytest.mark.slow
 def test_a_stopped_worker_resumed_after_a_newer_attempt_finished_writes_nothing(cache_dir, fast_env):
     """The issue's case end to end: a real worker, SIGSTOPped mid-run; attempt 2 finishes; the
     stale worker is continued and must leave checkpoint.pt and result.json as attempt 2 left them."""
     store = Store(cache_dir)
     cfg = tiny(iterations=200_000, log_every=2, eval_every=200_000)  # cannot end however slow we are
     first = claimed(store, cfg, lease_starts=False)
-    proc = subprocess.Popen([sys.executable, "-m", "trainers.runs", "worker", cfg.key, "--cache-dir",
-                             str(cache_dir), "--attempt", str(first), "--device", "cpu"],
-                            env=dict(os.environ, PYTHONPATH=str(ROOT), TRAINERS_CHECKPOINT_EVERY_S="0"),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "trainers.runs",
+            "worker",
+            cfg.key,
+            "--cache-dir",
+            str(cache_dir),
+            "--attempt",
+            str(first),
+            "--device",
+            "cpu",
+        ],
+        env=dict(os.environ, PYTHONPATH=str(ROOT), TRAINERS_CHECKPOINT_EVERY_S="0"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     folder = store.run_dir(cfg.key)
     try:
         wait_for(lambda: (folder / "checkpoint.pt").exists(), 180, "the first checkpoint")
@@ -211,7 +244,7 @@ def fill(disk: Path) -> Path:
 
 
 def test_a_full_disk_keeps_results_readable_says_so_and_resumes(small_disk, capsys, monkeypatch):
-    from trainers.runs import cli, supervisor
+    from trainers.runs import supervisor, verbs
 
     cache = small_disk / "cache"
     store = Store(cache)
@@ -228,8 +261,8 @@ def test_a_full_disk_keeps_results_readable_says_so_and_resumes(small_disk, caps
         assert s.get(done.key)["result"]["test_error"] == 7.5
         assert s.readonly is None or s.readonly.startswith("disk full")
     monkeypatch.setattr(supervisor, "ensure_supervisor", lambda *a, **k: False)
-    args = cli.argparse.Namespace(cache_dir=str(cache), sweep=None, json=False)
-    assert cli.cmd_status(args) == 0
+    args = verbs.argparse.Namespace(cache_dir=str(cache), sweep=None, json=False)
+    assert verbs.cmd_status(args) == 0
     out = capsys.readouterr().out
     assert "disk full" in out and done.key in out and "[disk full]" in out
     # a submit gets a clear error (or, where SQLite still has a free page, it simply works)
@@ -286,7 +319,7 @@ def test_a_worker_that_hits_a_full_disk_waits_instead_of_failing(cache_dir, monk
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("trainers.engine.train.train", full)
-    assert worker.run_worker(cfg.key, cache_dir, attempt, device="cpu") == worker.EXIT_RETRY
+    assert worker.run_worker([cfg.key], cache_dir, [attempt], device="cpu") == worker.EXIT_RETRY
     rec = store.get(cfg.key)
     assert rec["status"] == "queued" and rec["restarts"] == 0 and "disk full" in rec["last_failure"]
 
@@ -294,18 +327,36 @@ def test_a_worker_that_hits_a_full_disk_waits_instead_of_failing(cache_dir, monk
 # --- 4. NaN and Infinity never reach JSON ----------------------------------------------------------
 def test_non_finite_numbers_are_written_as_null_everywhere(cache_dir, tmp_path, capsys):
     from trainers.engine.train import _result_json
-    from trainers.runs import cli
+    from trainers.runs import verbs
     from trainers.runs.export import write_export
 
     store = Store(cache_dir)
     cfg = tiny()
     a = claimed(store, cfg)
     store.apply_event(cfg.key, a, {"type": "start", "iteration": 0, "total": 40})
-    store.apply_event(cfg.key, a, {"type": "metrics", "iteration": 5, "epoch": 1.0, "train_loss": math.nan,
-                                   "train_error": 90.0, "lr": 0.1, "images_per_s": math.inf,
-                                   "elapsed_s": 1.0, "eta_s": math.inf})
-    result = {"key": cfg.key, "status": "diverged", "test_error": None, "train_loss": math.nan,
-              "iterations": 5, "config": cfg.to_dict()}
+    store.apply_event(
+        cfg.key,
+        a,
+        {
+            "type": "metrics",
+            "iteration": 5,
+            "epoch": 1.0,
+            "train_loss": math.nan,
+            "train_error": 90.0,
+            "lr": 0.1,
+            "images_per_s": math.inf,
+            "elapsed_s": 1.0,
+            "eta_s": math.inf,
+        },
+    )
+    result = {
+        "key": cfg.key,
+        "status": "diverged",
+        "test_error": None,
+        "train_loss": math.nan,
+        "iterations": 5,
+        "config": cfg.to_dict(),
+    }
     store.finish(cfg.key, a, result)
     assert store.get(cfg.key)["train_loss"] is None
     assert strict_loads(_result_json(result, [{"train_loss": -math.inf}]).decode())["curve"][0]["train_loss"] is None
@@ -315,27 +366,33 @@ def test_non_finite_numbers_are_written_as_null_everywhere(cache_dir, tmp_path, 
     csv_text = (tmp_path / "e.csv").read_text()
     assert "nan" not in csv_text.lower() and "inf" not in csv_text.lower().replace("info", "")
     store.close()
-    ns = cli.argparse.Namespace
-    assert cli.cmd_status(ns(cache_dir=str(cache_dir), sweep=None, json=True)) == 0
+    ns = verbs.argparse.Namespace
+    assert verbs.cmd_status(ns(cache_dir=str(cache_dir), sweep=None, json=True)) == 0
     assert strict_loads(capsys.readouterr().out)[0]["status"] == "diverged"
     with Store(cache_dir) as s:
         s.save_sweep("mine", [cfg.key])
-    assert cli.cmd_results(ns(cache_dir=str(cache_dir), name="mine", json=True)) == 0
+    assert verbs.cmd_results(ns(cache_dir=str(cache_dir), name="mine", json=True)) == 0
     strict_loads(capsys.readouterr().out)
 
 
 # --- 5. inputs refused with a clear message, exit code 2, no record -------------------------------
-@pytest.mark.parametrize("argv, message", [
-    (["train", "--iterations", "1000000000000"], "iterations must be between"),
-    (["train", "--seed", str(2**64)], "seed must be between"),
-    (["train", "--config-json", "[1]"], "must be a JSON object"),
-    (["train", "--config-json", '{"nosuch": 1}'], "unknown config field"),
-    (["sweep", "mine", "--grid", "depth=20", "--set", "nosuch=1", "--no-wait"], "--set nosuch: no such config field"),
-    (["sweep", "mine", "--grid", "seed=3,4", "--no-wait"], "--seeds"),
-    (["sweep", "table2", "--seeds", "0", "--no-wait"], "--seeds must be between 1"),
-    (["sweep", "table2", "--seeds", "-3", "--no-wait"], "--seeds must be between 1"),
-    (["sweep", "table2", "--set", "batch_size=100000", "--no-wait"], "batch_size must be between"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--iterations", "1000000000000"], "iterations must be between"),
+        (["train", "--seed", str(2**64)], "seed must be between"),
+        (["train", "--config-json", "[1]"], "must be a JSON object"),
+        (["train", "--config-json", '{"nosuch": 1}'], "unknown config field"),
+        (
+            ["sweep", "mine", "--grid", "depth=20", "--set", "nosuch=1", "--no-wait"],
+            "--set nosuch: no such config field",
+        ),
+        (["sweep", "mine", "--grid", "seed=3,4", "--no-wait"], "--seeds"),
+        (["sweep", "table2", "--seeds", "0", "--no-wait"], "--seeds must be between 1"),
+        (["sweep", "table2", "--seeds", "-3", "--no-wait"], "--seeds must be between 1"),
+        (["sweep", "table2", "--set", "batch_size=100000", "--no-wait"], "batch_size must be between"),
+    ],
+)
 def test_bad_inputs_are_refused_and_store_nothing(argv, message, tmp_path, capsys):
     from trainers.cli import main
 
@@ -354,6 +411,7 @@ def test_a_schedule_can_be_customised_with_set():
 
 
 # --- 6. checkpoints that parse but do not fit ------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["shape", "missing"])
 def test_a_checkpoint_that_does_not_fit_is_set_aside_and_the_note_reaches_the_record(damage, cache_dir):
     from trainers.engine.train import train
@@ -390,8 +448,18 @@ def _export_doc(store: Store, cfg: RunConfig) -> dict:
 
     a = claimed(store, cfg)
     store.apply_event(cfg.key, a, {"type": "eval", "iteration": 4, "epoch": 1.0, "test_error": 50.0, "test_loss": 1.0})
-    store.finish(cfg.key, a, {"key": cfg.key, "status": "fail", "test_error": 50.0, "iterations": 40,
-                              "config": cfg.to_dict(), "provenance": {"device": "cpu"}})
+    store.finish(
+        cfg.key,
+        a,
+        {
+            "key": cfg.key,
+            "status": "fail",
+            "test_error": 50.0,
+            "iterations": 40,
+            "config": cfg.to_dict(),
+            "provenance": {"device": "cpu"},
+        },
+    )
     return json.loads(json.dumps(export_runs(store)))
 
 
@@ -415,28 +483,35 @@ def test_import_refuses_files_out_of_bounds_naming_the_field(cache_dir, tmp_path
 
     attempt("[" * 200_000 + "]" * 200_000, "nested too deeply")
     attempt(json.dumps(doc).replace('"test_error": 50.0', '"test_error": NaN', 1), "NaN is not a number")
-    attempt(changed(lambda d: d["runs"][0]["result"].update(test_error=1e308)), "result test_error must be a finite number in")
+    attempt(
+        changed(lambda d: d["runs"][0]["result"].update(test_error=1e308)),
+        "result test_error must be a finite number in",
+    )
     attempt(changed(lambda d: d["runs"][0]["result"].update(test_error=-1.0)), "result test_error")
     attempt(changed(lambda d: d["runs"][0]["curve"][0].update(iteration=10**40)), "curve point 0: iteration")
     attempt(changed(lambda d: d["runs"][0].update(error="x" * 20_000)), "error must be text of at most")
     attempt(changed(lambda d: d["runs"][0].update(evil=1)), "unknown field.*evil")
     attempt(changed(lambda d: d["runs"][0]["result"].update(payload={"a": 1})), "result: unknown field.*payload")
-    attempt(changed(lambda d: d["runs"][0].update(curve=[{"type": "eval", "iteration": 1}] * (export.MAX_POINTS + 1))),
-            "more than")
+    attempt(
+        changed(lambda d: d["runs"][0].update(curve=[{"type": "eval", "iteration": 1}] * (export.MAX_POINTS + 1))),
+        "more than",
+    )
     monkeypatch.setattr(export, "MAX_BYTES", 100)
     attempt(doc, "larger than")
     assert not (dest / "store").exists() or Store(dest).list_runs() == []
 
 
 # --- 8. two `train`s of one config train it once -------------------------------------------------
+@pytest.mark.slow
 def test_a_second_train_of_a_running_config_follows_the_first(cache_dir):
     from trainers.runs.jobs import train_here
 
     store = Store(cache_dir)
     cfg = tiny()
     attempt = claimed(store, cfg)  # the first `train` (or the supervisor) holds it
-    finisher = threading.Timer(1.0, lambda: store.finish(
-        cfg.key, attempt, {"key": cfg.key, "status": "done", "test_error": 9.0}))
+    finisher = threading.Timer(
+        1.0, lambda: store.finish(cfg.key, attempt, {"key": cfg.key, "status": "done", "test_error": 9.0})
+    )
     finisher.start()
     out = io.StringIO()
     rec = train_here(cfg, cache_dir, "cpu", poll_s=0.2, out=out)
@@ -445,11 +520,29 @@ def test_a_second_train_of_a_running_config_follows_the_first(cache_dir):
     assert "waiting for it" in out.getvalue()
 
 
+@pytest.mark.slow
 def test_the_train_verb_goes_through_the_store(cache_dir, fast_env):
     cfg = tiny(iterations=10, train_size=64, test_size=32, log_every=5, eval_every=10)
-    r = subprocess.run([sys.executable, "-m", "trainers", "train", "--config-json", json.dumps(cfg.to_dict()),
-                        "--device", "cpu", "--threads", "1", "--cache-dir", str(cache_dir)],
-                       capture_output=True, text=True, timeout=300, cwd=ROOT)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trainers",
+            "train",
+            "--config-json",
+            json.dumps(cfg.to_dict()),
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--cache-dir",
+            str(cache_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert strict_loads(r.stdout.strip().splitlines()[-1])["key"] == cfg.key
     with Store(cache_dir) as store:
@@ -457,15 +550,18 @@ def test_the_train_verb_goes_through_the_store(cache_dir, fast_env):
     assert rec["status"] in ("done", "fail") and rec["attempt"] == 1 and rec["result"]["iterations"] == 10
 
 
+@pytest.mark.slow
 def test_the_engine_still_imports_without_the_runs_layer():
-    code = ("import sys; sys.modules['diskcache'] = None; import trainers.engine.train, trainers.cli; "
-            "assert 'trainers.runs.store' not in sys.modules")
+    code = (
+        "import sys; sys.modules['diskcache'] = None; import trainers.engine.train, trainers.cli; "
+        "assert 'trainers.runs.store' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=300)
 
 
 # --- 9. the watchdog --------------------------------------------------------------------------------
 def test_status_restarts_a_dead_supervisor_when_runs_wait(cache_dir, fast_env, capsys):
-    from trainers.runs import cli
+    from trainers.runs import verbs
     from trainers.runs.supervisor import supervisor_alive, supervisor_pid
 
     cfg = tiny(dataset="folder:/nonexistent-dataset")  # its worker would fail at once: nothing trains
@@ -473,7 +569,7 @@ def test_status_restarts_a_dead_supervisor_when_runs_wait(cache_dir, fast_env, c
         store.create(cfg.to_dict(), cfg.label(), cfg.key)
     assert not supervisor_alive(cache_dir)
     try:
-        assert cli.cmd_status(cli.argparse.Namespace(cache_dir=str(cache_dir), sweep=None, json=False)) == 0
+        assert verbs.cmd_status(verbs.argparse.Namespace(cache_dir=str(cache_dir), sweep=None, json=False)) == 0
         assert "supervisor restarted" in capsys.readouterr().out
         wait_for(lambda: supervisor_pid(cache_dir), 120, "the restarted supervisor")
     finally:

@@ -11,20 +11,44 @@ from explorer import figures as fg
 def events(loss0=2.3, err0=90.0, n=5, every=10):
     out = []
     for i in range(1, n + 1):
-        out.append({"type": "metrics", "iteration": i * every, "epoch": 0.1 * i, "train_loss": loss0 / i,
-                    "train_error": 50.0, "lr": 0.1, "images_per_s": 100.0, "elapsed_s": i, "eta_s": 1})
+        out.append(
+            {
+                "type": "metrics",
+                "iteration": i * every,
+                "epoch": 0.1 * i,
+                "train_loss": loss0 / i,
+                "train_error": 50.0,
+                "lr": 0.1,
+                "images_per_s": 100.0,
+                "elapsed_s": i,
+                "eta_s": 1,
+            }
+        )
         if i % 2 == 0:
-            out.append({"type": "eval", "iteration": i * every, "epoch": 0.1 * i,
-                        "test_error": err0 / i, "test_loss": 1.0})
+            out.append(
+                {"type": "eval", "iteration": i * every, "epoch": 0.1 * i, "test_error": err0 / i, "test_loss": 1.0}
+            )
     out.append({"type": "checkpoint", "iteration": n * every, "path": "x"})
     return out
 
 
 def record(key, seed, err, status="done", **cfg):
-    config = {"ordering": "full_preact", "shortcut": "identity", "depth": 110, "dataset": "cifar10",
-              "iterations": 64000, "seed": seed, **cfg}
-    return {"key": key, "config": config, "label": "ResNet-110 full_preact / identity", "status": status,
-            "result": {"test_error": err} if err is not None else None}
+    config = {
+        "ordering": "full_preact",
+        "shortcut": "identity",
+        "depth": 110,
+        "dataset": "cifar10",
+        "iterations": 64000,
+        "seed": seed,
+        **cfg,
+    }
+    return {
+        "key": key,
+        "config": config,
+        "label": "ResNet-110 full_preact / identity",
+        "status": status,
+        "result": {"test_error": err} if err is not None else None,
+    }
 
 
 def test_curve_frame_merges_metrics_and_eval_rows():
@@ -43,7 +67,7 @@ def test_ema_debiased_and_nan_safe():
 
 
 def test_group_curves_median_and_band_over_seeds():
-    frames = [fg.curve_frame(events(loss0=l)) for l in (1.0, 2.0, 4.0)]
+    frames = [fg.curve_frame(events(loss0=loss)) for loss in (1.0, 2.0, 4.0)]
     df = fg.group_curves({"a": frames, "b": frames[:1]})
     a = df[(df.series == "a") & (df.iteration == 10)].iloc[0]
     assert (a.train_loss, a.train_loss_lo, a.train_loss_hi, a.n) == (2.0, 1.0, 4.0, 3)
@@ -52,9 +76,9 @@ def test_group_curves_median_and_band_over_seeds():
 
 
 def test_curve_figure_in_the_papers_style():
-    frames = [fg.curve_frame(events(loss0=l)) for l in (1.0, 2.0)]
+    frames = [fg.curve_frame(events(loss0=loss)) for loss in (1.0, 2.0)]
     curves = fg.group_curves({"pre-act": frames, "original": frames[:1]})
-    fig = fg.curve_figure(curves, lr_drops=[25, 40], references={"pre-act": 6.37}, log_loss=True)
+    fig = fg.curve_figure(curves, lr_drops=[25, 40], paper_errors={"pre-act": 6.37}, log_loss=True)
     names = [t.name for t in fig.data]
     loss = next(t for t in fig.data if t.name.endswith("train loss") and t.legendgroup == "pre-act")
     err = next(t for t in fig.data if t.name.endswith("test error") and t.legendgroup == "pre-act")
@@ -74,11 +98,16 @@ def test_curve_figure_empty_says_so():
 
 def test_results_table_median_paper_difference_and_fail():
     ref = SimpleNamespace(reported=6.37, fails=False, label="full pre-act")
-    recs = [record("k1", 0, 6.0), record("k2", 1, 7.0), record("k3", 2, 6.5),
-            record("k4", 0, None, status="running"),
-            record("k5", 0, 35.0, shortcut="constant"), record("k6", 1, 50.0, shortcut="constant")]
+    recs = [
+        record("k1", 0, 6.0),
+        record("k2", 1, 7.0),
+        record("k3", 2, 6.5),
+        record("k4", 0, None, status="running"),
+        record("k5", 0, 35.0, shortcut="constant"),
+        record("k6", 1, 50.0, shortcut="constant"),
+    ]
     failing = SimpleNamespace(reported=None, fails=True, label="λ=0.5")
-    table = fg.results_table(recs, reference=lambda c: ref if c["shortcut"] == "identity" else failing)
+    table = fg.results_table(recs, paper_row=lambda c: ref if c["shortcut"] == "identity" else failing)
     assert len(table) == 2
     row = table[table["n"] == 3].iloc[0]
     assert (row["median"], row["min"], row["max"]) == (6.5, 6.0, 7.0)
@@ -91,7 +120,7 @@ def test_results_table_median_paper_difference_and_fail():
 def test_results_table_notes_quick_runs_and_jpeg_copy():
     ref = SimpleNamespace(reported=6.61, fails=False, label="original")
     r = record("k", 0, 30.0, iterations=500, dataset="folder:../shared/data/cifar10-jpeg.tar.gz")
-    row = fg.results_table([r], reference=lambda c: ref).iloc[0]
+    row = fg.results_table([r], paper_row=lambda c: ref).iloc[0]
     assert "500 iterations" in row["note"] and "JPEG copy" in row["note"]
     assert row["dataset"] == "CIFAR-10 (JPEG copy)"
     assert fg.results_table([]).empty
@@ -101,17 +130,30 @@ def test_signal_and_product_figures():
     res = {"label": "a", "activation_rms": [1.0, 2.0, 3.0], "gradient_ratio": [4.0, 2.0, 1.0]}
     fig = fg.signal_figure([res, {**res, "label": "b"}])
     assert len(fig.data) == 4 and fig.layout.yaxis.type == "log"
-    prods = [{"label": "λ=0.5", "to_output": [0.125, 0.25, 0.5, 1.0], "product": 0.125},
-             {"label": "λ=0", "to_output": [0.0, 0.0, 1.0], "product": 0.0},
-             {"label": "1x1", "to_output": None, "product": None, "note": "not a scalar"}]
+    prods = [
+        {"label": "λ=0.5", "to_output": [0.125, 0.25, 0.5, 1.0], "product": 0.125},
+        {"label": "λ=0", "to_output": [0.0, 0.0, 1.0], "product": 0.0},
+        {"label": "1x1", "to_output": None, "product": None, "note": "not a scalar"},
+    ]
     fig = fg.product_figure(prods)
     assert fig.data[0].y[0] == 0.125 and fig.data[1].y[0] is None
     assert "Π λ = 0" in fig.data[1].name and "not a scalar" in fig.data[2].name
 
 
 def test_progress_text_and_durations():
-    assert fg.progress_text({"iteration": 1234, "total": 64000, "images_per_s": 812.4, "eta_s": 180,
-                             "status": "running", "device": "cpu"}) == "1,234 / 64,000 it · 812 img/s · ETA 3 min · cpu"
+    assert (
+        fg.progress_text(
+            {
+                "iteration": 1234,
+                "total": 64000,
+                "images_per_s": 812.4,
+                "eta_s": 180,
+                "status": "running",
+                "device": "cpu",
+            }
+        )
+        == "1,234 / 64,000 it · 812 img/s · ETA 3 min · cpu"
+    )
     assert fg.format_duration(30) == "30 s" and fg.format_duration(7200) == "2.0 h"
     assert fg.format_duration(None) == "—"
 

@@ -20,22 +20,39 @@ from trainers.core.config import RunConfig
 from trainers.runs import Store, cancel, ensure_supervisor, submit
 from trainers.runs.supervisor import supervisor_pid
 
+pytestmark = pytest.mark.slow  # trains, or starts workers and a supervisor
+
 ROOT = Path(__file__).resolve().parents[1]
 # Leases as measured (2026-11-29, 2 cores at load average ~20): a worker's first heartbeat comes
 # 0.5-0.8 s after its start (before it imports the engine), its start event 13-17 s after, and
 # heartbeats stay at most 1.5 s apart meanwhile. The lease (6 s) runs from the first heartbeat;
 # the start timeout (60 s) only covers a worker that never beats at all.
 FAST = {
-    "TRAINERS_POLL_S": "0.2", "TRAINERS_HEARTBEAT_S": "0.3", "TRAINERS_LEASE_S": "6",
+    "TRAINERS_POLL_S": "0.2",
+    "TRAINERS_HEARTBEAT_S": "0.3",
+    "TRAINERS_LEASE_S": "6",
     "TRAINERS_START_TIMEOUT_S": "60",
-    "TRAINERS_IDLE_EXIT_S": "3", "TRAINERS_CHECKPOINT_EVERY_S": "0.5", "TRAINERS_CANCEL_GRACE_S": "5",
-    "TRAINERS_GPUS": "", "TRAINERS_CPU_JOBS": "1", "TRAINERS_CPU_THREADS": "1",
+    "TRAINERS_IDLE_EXIT_S": "3",
+    "TRAINERS_CHECKPOINT_EVERY_S": "0.5",
+    "TRAINERS_CANCEL_GRACE_S": "5",
+    "TRAINERS_GPUS": "",
+    "TRAINERS_CPU_JOBS": "1",
+    "TRAINERS_CPU_THREADS": "1",
 }
 
 
 def tiny(**kw) -> RunConfig:
-    base = dict(depth=8, dataset="synthetic", iterations=40, batch_size=32, train_size=256, test_size=128,
-                log_every=5, eval_every=20, warmup_iterations=0)
+    base = dict(
+        depth=8,
+        dataset="synthetic",
+        iterations=40,
+        batch_size=32,
+        train_size=256,
+        test_size=128,
+        log_every=5,
+        eval_every=20,
+        warmup_iterations=0,
+    )
     return RunConfig(**{**base, **kw})
 
 
@@ -91,8 +108,12 @@ def test_simultaneous_submits_make_one_job(jobs, cache_dir):
         "print(json.dumps(submit(cfg, sys.argv[1])['created_at']))\n"
     )
     start = time.time() + 5.0
-    apps = [subprocess.Popen([sys.executable, "-c", script, str(cache_dir), str(start)], cwd=ROOT,
-                             stdout=subprocess.PIPE, text=True) for _ in range(4)]
+    apps = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(cache_dir), str(start)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
     created = {json.loads(p.communicate(timeout=120)[0]) for p in apps}
     assert len(created) == 1  # every app joined the same record
     store = Store(cache_dir)
@@ -108,10 +129,16 @@ def test_simultaneous_submits_make_one_job(jobs, cache_dir):
 def test_runs_survive_the_app_and_the_supervisor_going_away(jobs, cache_dir):
     cfg = tiny(iterations=100)
     app = subprocess.run(
-        [sys.executable, "-c",
-         "import os, sys\nfrom trainers.core.config import RunConfig\nfrom trainers.runs import submit\n"
-         f"submit(RunConfig.from_json({cfg.canonical_json()!r}), sys.argv[1])\nos._exit(0)\n",
-         str(cache_dir)], cwd=ROOT, timeout=120)
+        [
+            sys.executable,
+            "-c",
+            "import os, sys\nfrom trainers.core.config import RunConfig\nfrom trainers.runs import submit\n"
+            f"submit(RunConfig.from_json({cfg.canonical_json()!r}), sys.argv[1])\nos._exit(0)\n",
+            str(cache_dir),
+        ],
+        cwd=ROOT,
+        timeout=120,
+    )
     assert app.returncode == 0  # the "app" is gone; its run is not
     store = Store(cache_dir)
     rec = wait_for(lambda: (r := store.get(cfg.key))["iteration"] >= 20 and r, 120, "training to start")
@@ -135,13 +162,15 @@ def test_hung_and_killed_workers_resume_to_the_same_result(jobs, cache_dir, tmp_
     # attempt 1 hangs (SIGSTOP: the process lives, the heartbeats stop): the lease decides
     rec = wait_for(lambda: (r := store.get(cfg.key))["checkpoint_iteration"] and r, 120, "a checkpoint")
     os.killpg(rec["pid"], signal.SIGSTOP)
-    rec = wait_for(lambda: (r := store.get(cfg.key))["attempt"] == 2 and r.get("resumed_at") and r,
-                   120, "attempt 2 to resume")
+    rec = wait_for(
+        lambda: (r := store.get(cfg.key))["attempt"] == 2 and r.get("resumed_at") and r, 120, "attempt 2 to resume"
+    )
     assert "no heartbeat" in rec["last_failure"]
     # attempt 2 is killed outright after its own checkpoint
     resumed = rec["resumed_at"]
-    rec = wait_for(lambda: ((r := store.get(cfg.key))["checkpoint_iteration"] or 0) > resumed and r, 120,
-                   "attempt 2 to checkpoint")
+    rec = wait_for(
+        lambda: ((r := store.get(cfg.key))["checkpoint_iteration"] or 0) > resumed and r, 120, "attempt 2 to checkpoint"
+    )
     assert rec["iteration"] < cfg.iterations, "the run finished before it could be killed"
     os.killpg(rec["pid"], signal.SIGKILL)
 
@@ -156,7 +185,10 @@ def test_hung_and_killed_workers_resume_to_the_same_result(jobs, cache_dir, tmp_
     assert rec["result"]["train_loss"] == ref["result"]["train_loss"]
     assert rec["result"]["provenance"]["resumed"] is True
     curve, ref_curve = store.curve(cfg.key), ref_store.curve(cfg.key)
-    strip = lambda c: [{k: v for k, v in p.items() if k not in ("images_per_s", "elapsed_s", "eta_s")} for p in c]
+
+    def strip(c):
+        return [{k: v for k, v in p.items() if k not in ("images_per_s", "elapsed_s", "eta_s")} for p in c]
+
     assert strip(curve) == strip(ref_curve)  # no replayed or missing points
 
 
@@ -175,8 +207,9 @@ def test_cancel_queued_and_running(jobs, cache_dir):
 
     # submitted again, a cancelled run resumes from its checkpoint
     assert submit(long_run, cache_dir)["status"] == "queued"
-    rec = wait_for(lambda: (r := store.get(long_run.key))["attempt"] == 2 and r.get("resumed_at") and r,
-                   120, "the resumed run")
+    rec = wait_for(
+        lambda: (r := store.get(long_run.key))["attempt"] == 2 and r.get("resumed_at") and r, 120, "the resumed run"
+    )
     assert rec["resumed_at"] >= 10
     cancel(long_run.key, cache_dir)
     wait_for(lambda: finished(store, long_run.key), 30, "the second cancel")

@@ -1,6 +1,7 @@
-"""The layers import only downward, and the job layer never loads torch.
+"""The layers import only downward, with no import circles, and the job layer never loads torch.
 
-    explorer/          the UI: reaches `trainers` only through explorer/runs_api.py (its one door)
+    explorer/          the UI: the core directly; the job layer only through explorer/runs_api.py,
+                       the engine only through explorer/engine_api.py (lazily)
     trainers/runs/     the job layer: the core; the engine only inside a worker process
     trainers/engine/   torch: the core
     trainers/core/     torch-free: nothing above it, no torch
@@ -19,9 +20,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# The worker-side entry points of the job layer: they start the engine, lazily, in a worker process.
-WORKER_ENTRY = {"trainers/runs/worker.py", "trainers/runs/backends/ray_task.py"}
-UI_DOOR = "explorer/runs_api.py"
+# The job layer's one way into the engine, lazily, in a worker process or a Ray task (their shared wiring).
+WORKER_ENTRY = {"trainers/runs/attempt.py"}
+RUNS_DOOR = "explorer/runs_api.py"  # the UI's verbs on runs
+ENGINE_DOOR = "explorer/engine_api.py"  # the engine functions the UI shows, imported when called
 HEAVY = ("torch", "torchvision", "streamlit", "plotly", "pandas", "diskcache", "ray")
 
 
@@ -96,8 +98,14 @@ def violations(rel: str, source: str) -> list[str]:
             elif root in ("torch", "torchvision", "streamlit", "plotly") and not (rel in WORKER_ENTRY and not at_top):
                 why = "the job layer never loads torch or the UI"
         elif here == "ui":
-            if there in ("core", "engine", "runs", "top") and rel != UI_DOOR:
-                why = f"the UI reaches trainers only through {UI_DOOR}"
+            if there == "runs" and rel != RUNS_DOOR:
+                why = f"the UI reaches the job layer only through {RUNS_DOOR}"
+            elif there == "engine" and rel != ENGINE_DOOR:
+                why = f"the UI reaches the engine only through {ENGINE_DOOR}"
+            elif there == "engine" and at_top:
+                why = f"{ENGINE_DOOR} imports the engine when called: a page's import loads no torch"
+            elif there == "top":
+                why = "the UI imports the core and its two doors, not the trainers package's entry points"
         elif here == "app":
             if there not in (None, "ui"):
                 why = "app.py routes to explorer pages only"
@@ -123,17 +131,22 @@ def test_the_check_catches_upward_and_sideways_imports():
         ("trainers/core/results.py", "import torch"): "torch-free",
         ("trainers/engine/train.py", "from ..runs import store"): "core only",
         ("trainers/runs/sweeps.py", "def f():\n    from trainers.engine.train import train"): "worker entry",
-        ("trainers/runs/worker.py", "from trainers.engine.train import train"): "lazily",
-        ("explorer/figures.py", "from trainers.core.results import result_rows"): "runs_api",
-        ("explorer/pages/system.py", "def f():\n    from trainers.engine.data import dataset_info"): "runs_api",
+        ("trainers/runs/attempt.py", "from trainers.engine.train import train"): "lazily",
+        ("trainers/runs/worker.py", "def f():\n    from trainers.engine.train import train"): "worker entry",
+        ("explorer/figures.py", "from trainers.runs.store import Store"): "runs_api",
+        ("explorer/pages/system.py", "def f():\n    from trainers.engine.data import dataset_info"): "engine_api",
+        ("explorer/runs_api.py", "def f():\n    from trainers.engine.bench import step_speed"): "engine_api",
+        ("explorer/engine_api.py", "from trainers.engine.data import dataset_info"): "when called",
+        ("explorer/plan.py", "from trainers import RunConfig"): "entry points",
     }
     for (rel, source), why in cases.items():
         found = violations(rel, source)
         assert found and why in found[0], (rel, source, found)
     # and what is allowed passes
-    assert not violations("trainers/runs/worker.py", "def f():\n    from trainers.engine.train import train")
+    assert not violations("trainers/runs/attempt.py", "def f():\n    from trainers.engine.train import train")
     assert not violations("trainers/engine/train.py", "from ..core.results import final_status")
-    assert not violations("explorer/runs_api.py", "from trainers.core.config import RunConfig")
+    assert not violations("explorer/figures.py", "from trainers.core.results import result_rows")
+    assert not violations("explorer/engine_api.py", "def f():\n    from trainers.engine.data import dataset_info")
 
 
 def test_the_job_layer_and_its_cli_verbs_load_no_torch(tmp_path):
@@ -143,7 +156,7 @@ def test_the_job_layer_and_its_cli_verbs_load_no_torch(tmp_path):
         import json, sys
         import trainers.runs
         from trainers.runs import Store, submit
-        from trainers.runs import cli, export, jobs, settings, store, supervisor, sweeps
+        from trainers.runs import export, jobs, settings, store, supervisor, sweeps, verbs
         from trainers.runs.backends import local
         from trainers.core.config import RunConfig
         from trainers.cli import main
@@ -172,3 +185,68 @@ def test_the_job_layer_and_its_cli_verbs_load_no_torch(tmp_path):
     assert report["codes"] == [0, 0, 0]
     assert report["loaded"] == []
     assert report["group"] == 1  # one queued run: nothing to pack with, decided without the engine
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Project module -> the project modules it imports (lazy imports too; `from pkg import mod`
+    counts as importing `pkg.mod`)."""
+    mods = {module_name(rel): rel for rel in sources()}
+    graph: dict[str, set[str]] = {}
+    for mod, rel in mods.items():
+        targets: set[str] = set()
+        package = mod.split(".") if rel.endswith("__init__.py") else mod.split(".")[:-1]
+        for node in ast.walk(ast.parse((ROOT / rel).read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = ".".join(package[: len(package) - node.level + 1] if node.level else [])
+                base = ".".join(p for p in (base, node.module or "") if p)
+                names = [f"{base}.{a.name}" if f"{base}.{a.name}" in mods else base for a in node.names]
+            else:
+                continue
+            for name in names:
+                while name and name not in mods:  # `trainers.core.x.y` (an attribute) -> trainers.core.x
+                    name = name.rpartition(".")[0]
+                if name and name != mod:
+                    targets.add(name)
+        graph[mod] = targets
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import circles: strongly connected groups of more than one module."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_circles():
+    """Not even through a lazy import (explorer/runs_api.py <-> explorer/app_settings.py was one)."""
+    graph = import_graph()
+    assert not cycles(graph), cycles(graph)
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]  # the check sees one

@@ -8,20 +8,26 @@ import torch
 from torch import nn
 
 from trainers import RunConfig, build_model, count_parameters, describe, unit_specs
-from trainers.engine.layers import ZeroPadShortcut
 from trainers.core.registry import BLOCKS, ORDERINGS, SHORTCUTS
+from trainers.engine.layers import ZeroPadShortcut
 
 SMALLEST_DEPTH = {"basic": 8, "bottleneck": 11, "single": 5}
 
 
-@pytest.mark.parametrize(
-    "ordering, shortcut, block", list(itertools.product(ORDERINGS, SHORTCUTS, BLOCKS))
-)
+@pytest.mark.parametrize("ordering, shortcut, block", list(itertools.product(ORDERINGS, SHORTCUTS, BLOCKS)))
+@pytest.mark.slow
 def test_every_combination_trains_every_parameter(ordering, shortcut, block):
     # gate_bias 0: with the paper's -6 the gates start almost closed and gradients are tiny but
     # must still be nonzero; 0 makes "every parameter gets a gradient" a sharp check.
-    cfg = RunConfig(ordering=ordering, shortcut=shortcut, block=block, depth=SMALLEST_DEPTH[block],
-                    gate_bias=0.0, shortcut_scale=0.5, residual_scale=0.5)
+    cfg = RunConfig(
+        ordering=ordering,
+        shortcut=shortcut,
+        block=block,
+        depth=SMALLEST_DEPTH[block],
+        gate_bias=0.0,
+        shortcut_scale=0.5,
+        residual_scale=0.5,
+    )
     torch.manual_seed(0)
     model = build_model(cfg)
     x = torch.randn(4, 3, 32, 32)
@@ -90,8 +96,11 @@ def _mean_gate(model, x) -> float:
     from trainers.engine.shortcuts import Gate
 
     seen: list[float] = []
-    hooks = [m.register_forward_hook(lambda mod, i, out: seen.append(out.mean().item()))
-             for m in model.modules() if isinstance(m, Gate)]
+    hooks = [
+        m.register_forward_hook(lambda mod, i, out: seen.append(out.mean().item()))
+        for m in model.modules()
+        if isinstance(m, Gate)
+    ]
     with torch.no_grad():
         model(x)
     for h in hooks:
@@ -100,6 +109,7 @@ def _mean_gate(model, x) -> float:
     return sum(seen) / len(seen)  # the network's mean gate (one unit's 16 channels are noisy)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shortcut_bn", [False, True])
 @pytest.mark.parametrize("gate_bias", [0.0, -1.0, -6.0])
 def test_gate_bias_acts_the_same_in_training_and_evaluation(gate_bias, shortcut_bn):
@@ -108,8 +118,9 @@ def test_gate_bias_acts_the_same_in_training_and_evaluation(gate_bias, shortcut_
     Before the fix BN followed the biased conv: in training it subtracted b_g again (mean gate
     0.50 for every b_g) while evaluation kept it."""
     torch.manual_seed(0)
-    cfg = RunConfig(depth=8, dataset="synthetic", shortcut="exclusive_gate", gate_bias=gate_bias,
-                    shortcut_bn=shortcut_bn)
+    cfg = RunConfig(
+        depth=8, dataset="synthetic", shortcut="exclusive_gate", gate_bias=gate_bias, shortcut_bn=shortcut_bn
+    )
     model = build_model(cfg)
     x = torch.randn(64, 3, 32, 32)
     target = torch.sigmoid(torch.tensor(gate_bias)).item()
@@ -179,11 +190,14 @@ def test_describe_is_json_ready():
     assert d["structure"][1]["first_unit"].startswith("BN → ReLU → split")
 
 
-@pytest.mark.parametrize("kw, bn_count", [
-    ({"shortcut": "conv1x1"}, 3 * 1),  # a BN after each unit's 1x1 shortcut conv (depth 8: 3 units)
-    ({"shortcut": "conv1x1", "shortcut_bn": False}, 0),
-    ({"shortcut": "exclusive_gate"}, 3),  # after each gate conv
-])
+@pytest.mark.parametrize(
+    "kw, bn_count",
+    [
+        ({"shortcut": "conv1x1"}, 3 * 1),  # a BN after each unit's 1x1 shortcut conv (depth 8: 3 units)
+        ({"shortcut": "conv1x1", "shortcut_bn": False}, 0),
+        ({"shortcut": "exclusive_gate"}, 3),  # after each gate conv
+    ],
+)
 def test_shortcut_bn_builds_what_the_config_names(kw, bn_count):
     model = build_model(RunConfig(depth=8, **kw))
     merges = [u.merge for u in model.units]
@@ -196,6 +210,7 @@ def test_describe_shows_the_shortcut_bn():
 
 
 # --- ghost batches: BN statistics over part of the batch (issue #18, item 5) -------------------
+
 
 def test_ghost_batch_norm_normalises_each_group_and_keeps_the_first_groups_running_stats():
     """The paper's 2 GPUs: each BN saw its half of the batch. Each group of `images` is normalised
@@ -214,8 +229,7 @@ def test_ghost_batch_norm_normalises_each_group_and_keeps_the_first_groups_runni
     assert isinstance(ghost, GhostBatchNorm2d) and ghost.state_dict().keys() == plain.state_dict().keys()
     x = torch.randn(8, 4, 5, 5) * 3 + 1  # groups of 3, 3 and 2 images
     out = ghost(x)
-    want = torch.cat([F.batch_norm(g, None, None, plain.weight, plain.bias, True, 0.0, plain.eps)
-                      for g in x.split(3)])
+    want = torch.cat([F.batch_norm(g, None, None, plain.weight, plain.bias, True, 0.0, plain.eps) for g in x.split(3)])
     torch.testing.assert_close(out, want)
     first = copy.deepcopy(plain)
     first(x[:3])  # what the first group alone does to the running statistics
@@ -227,8 +241,9 @@ def test_ghost_batch_norm_normalises_each_group_and_keeps_the_first_groups_runni
     ghost.eval(), first.eval()
     torch.testing.assert_close(ghost(x), first(x))  # evaluation: plain BN, running statistics
     ghost.train()
-    torch.testing.assert_close(ghost(x[:3]), F.batch_norm(x[:3], None, None, plain.weight, plain.bias,
-                                                          True, 0.0, plain.eps))  # one group: plain BN
+    torch.testing.assert_close(
+        ghost(x[:3]), F.batch_norm(x[:3], None, None, plain.weight, plain.bias, True, 0.0, plain.eps)
+    )  # one group: plain BN
 
 
 def test_bn_batch_builds_the_same_weights_with_ghost_bn_everywhere():

@@ -1,5 +1,5 @@
 """Seed packing in the job system: queued runs that differ only in their seed, trained by one local
-worker as one packed network (trainers.engine.packing.train_packed).
+worker as one packed network (the engine's `train` given a list of configs).
 
 On this CPU packing is slower, so `pack_seeds="auto"` packs nothing here; the end-to-end tests force
 it with TRAINERS_PACK_SEEDS=always. Timings as in tests/test_jobs.py (short leases, tiny runs).
@@ -11,18 +11,26 @@ import os
 import signal
 
 import pytest
+from test_jobs import FAST, _stop_everything, finished, wait_for
 
 from trainers.core.config import RunConfig
 from trainers.runs import Store, cancel, ensure_supervisor, submit
 from trainers.runs.settings import load_settings
 from trainers.runs.supervisor import Supervisor
 
-from test_jobs import FAST, _stop_everything, finished, wait_for
-
 
 def tiny(**kw) -> RunConfig:
-    base = dict(depth=8, dataset="synthetic", iterations=20, batch_size=32, train_size=512, test_size=256,
-                log_every=5, eval_every=10, warmup_iterations=0)
+    base = dict(
+        depth=8,
+        dataset="synthetic",
+        iterations=20,
+        batch_size=32,
+        train_size=512,
+        test_size=256,
+        log_every=5,
+        eval_every=10,
+        warmup_iterations=0,
+    )
     return RunConfig(**{**base, **kw})
 
 
@@ -33,10 +41,7 @@ class Recorder:
     def __init__(self):
         self.calls = []
 
-    def start(self, rec, attempt, slot):
-        self.calls.append(([rec["key"]], [attempt]))
-
-    def start_pack(self, recs, attempts, slot):
+    def start(self, recs, attempts, slot):
         self.calls.append(([r["key"] for r in recs], list(attempts)))
 
 
@@ -45,7 +50,7 @@ def planned(cache_dir, configs, **settings) -> list:
         submit(c, cache_dir, start_supervisor=False)
     sup = Supervisor(cache_dir, load_settings(cache_dir, gpus="", cpu_jobs=1, **settings))
     rec = Recorder()
-    sup.local.start, sup.local.start_pack = rec.start, rec.start_pack
+    sup.local.start = rec.start
     sup.tick()
     return rec.calls
 
@@ -58,7 +63,7 @@ def test_auto_packs_nothing_on_the_cpu(cache_dir):
 
 def test_auto_asks_should_pack_for_a_gpu_slot(cache_dir, monkeypatch):
     """On a GPU slot "auto" packs where `packing.should_pack` says faster (faked: no GPU here)."""
-    import trainers.core.packing as packing
+    import trainers.core.pack_rules as packing
     from trainers.runs.backends.local import Slot
 
     asked = []
@@ -83,7 +88,11 @@ def test_always_packs_seeds_of_one_family_only(cache_dir):
     assert calls == [([a.key, b.key], [1, 1])]  # max_packs; another depth is another family
     store = Store(cache_dir)
     assert [store.get(k)["status"] for k in (a.key, b.key, c.key, other.key)] == [
-        "running", "running", "queued", "queued"]
+        "running",
+        "running",
+        "queued",
+        "queued",
+    ]
 
 
 def test_dropout_shortcut_is_not_packed(cache_dir):
@@ -114,6 +123,7 @@ def evals(store, key) -> list[int]:
     return [p["iteration"] for p in store.curve(key) if p["type"] == "eval"]
 
 
+@pytest.mark.slow
 def test_two_seeds_train_in_one_worker(packed_jobs, cache_dir):
     cfgs = [tiny(seed=1), tiny(seed=2)]
     keys = [c.key for c in cfgs]
@@ -129,9 +139,11 @@ def test_two_seeds_train_in_one_worker(packed_jobs, cache_dir):
     assert recs[0]["pid"] == recs[1]["pid"]
     assert recs[0]["result"]["test_error"] is not None and recs[1]["result"]["test_error"] is not None
     assert sorted(p.name for p in (cache_dir / "logs").glob("*.log")) == sorted(
-        ["supervisor.log"] + [f"{k}.1.log" for k in keys])
+        ["supervisor.log"] + [f"{k}.1.log" for k in keys]
+    )
 
 
+@pytest.mark.slow
 def test_killed_packed_worker_resumes_both(packed_jobs, cache_dir):
     cfgs = [tiny(seed=1, iterations=120, eval_every=40), tiny(seed=2, iterations=120, eval_every=40)]
     keys = [c.key for c in cfgs]
@@ -157,6 +169,7 @@ def test_killed_packed_worker_resumes_both(packed_jobs, cache_dir):
         assert its == sorted(set(its)) and its[-1] == 120
 
 
+@pytest.mark.slow
 def test_cancel_one_run_of_a_pack(packed_jobs, cache_dir):
     a, b = tiny(seed=1, iterations=100, eval_every=50), tiny(seed=2, iterations=100, eval_every=50)
     store = _submit_together(cache_dir, [a, b])
@@ -170,10 +183,11 @@ def test_cancel_one_run_of_a_pack(packed_jobs, cache_dir):
     assert rec["status"] in ("done", "fail") and rec["attempt"] == 1 and rec["result"]["iterations"] == 100
 
 
+@pytest.mark.slow
 def test_unpackable_checkpoints_train_one_after_the_other(cache_dir, monkeypatch):
     """Checkpoints at different iterations cannot be packed: the worker trains the runs in turn."""
-    from trainers.runs.worker import run_pack_worker
     from trainers.engine.train import train
+    from trainers.runs.worker import run_worker
 
     monkeypatch.setenv("TRAINERS_HEARTBEAT_S", "0.3")
     a, b = tiny(seed=1), tiny(seed=2)
@@ -186,7 +200,7 @@ def test_unpackable_checkpoints_train_one_after_the_other(cache_dir, monkeypatch
         attempts.append(store.claim(c.key, "local", "cpu0"))
     old = signal.getsignal(signal.SIGTERM)
     try:
-        assert run_pack_worker([a.key, b.key], cache_dir, attempts, device="cpu") == 0
+        assert run_worker([a.key, b.key], cache_dir, attempts, device="cpu") == 0
     finally:
         signal.signal(signal.SIGTERM, old)
     for c in (a, b):

@@ -7,11 +7,16 @@ import torch
 import torch.nn.functional as F
 
 from trainers import RunConfig
-from trainers.engine.model import build_model
-from trainers.core.packing import should_pack
-from trainers.engine.packing import (PackingError, pack_optimizer_states, pack_state_dicts, train_packed,
-                                     unpack_optimizer_state, unpack_state_dict, why_not_packable)
+from trainers.core.pack_rules import should_pack, why_not_packable
 from trainers.core.registry import ORDERINGS, SHORTCUTS
+from trainers.engine.model import build_model
+from trainers.engine.pack_state import (
+    PackingError,
+    pack_optimizer_states,
+    pack_state_dicts,
+    unpack_optimizer_state,
+    unpack_state_dict,
+)
 from trainers.engine.train import train
 
 TINY = dict(dataset="synthetic", depth=8, batch_size=32, train_size=512, test_size=256)
@@ -70,6 +75,7 @@ VARIANTS = [dict(ordering=o, shortcut=s) for o, s in itertools.product(ORDERINGS
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(f"{x}" for x in v.values()))
 def test_packed_forward_is_each_networks_forward(variant):
     cfg = RunConfig(**{**TINY, **variant})
@@ -118,13 +124,13 @@ def _checkpoint(cache_dir, cfg):
     return torch.load(cache_dir / "runs" / cfg.key / "checkpoint.pt", weights_only=True)
 
 
-def test_train_packed_matches_standalone_runs_in_fp32(tmp_path):
+@pytest.mark.slow
+def test_a_packed_train_matches_standalone_runs_in_fp32(tmp_path):
     """The real trainer, end to end: each seed's batches, crops, flips, init, schedule, events."""
     cfgs = [RunConfig(**TINY, seed=s, iterations=4, log_every=2, eval_every=4) for s in (0, 1, 2)]
     packed_dir, alone_dir = tmp_path / "packed", tmp_path / "alone"
     events = [[] for _ in cfgs]
-    packed = train_packed(cfgs, device="cpu", cache_dir=packed_dir, on_event_per_run=[e.append for e in events],
-                          channels_last=False)
+    packed = train(cfgs, device="cpu", cache_dir=packed_dir, on_event=[e.append for e in events], channels_last=False)
     for cfg, res, evs in zip(cfgs, packed, events):
         alone_events = []
         alone = train(cfg, device="cpu", cache_dir=alone_dir, on_event=alone_events.append, channels_last=False)
@@ -159,12 +165,22 @@ def test_train_packed_matches_standalone_runs_in_fp32(tmp_path):
             assert (got - want).norm() <= 3e-2 * want.norm(), i
 
 
-def test_train_packed_keeps_the_last_partial_batch_as_train_does(tmp_path):
+def test_a_pack_keeps_the_last_partial_batch_as_a_lone_run_does(tmp_path):
     """last_batch: keep (issue #18): every packed network gets its epoch's short last batch at the
     same iteration, and draws what its standalone run draws."""
-    cfgs = [RunConfig(**{**TINY, "train_size": 80}, last_batch="keep", bn_batch=16, seed=s, iterations=3,
-                      log_every=3, eval_every=3) for s in (0, 1)]
-    packed = train_packed(cfgs, device="cpu", cache_dir=tmp_path / "packed", channels_last=False)
+    cfgs = [
+        RunConfig(
+            **{**TINY, "train_size": 80},
+            last_batch="keep",
+            bn_batch=16,
+            seed=s,
+            iterations=3,
+            log_every=3,
+            eval_every=3,
+        )
+        for s in (0, 1)
+    ]
+    packed = train(cfgs, device="cpu", cache_dir=tmp_path / "packed", channels_last=False)
     alone = train(cfgs[1], device="cpu", cache_dir=tmp_path / "alone", channels_last=False)
     assert [r["epochs"] for r in packed] == [1.0, 1.0] == [alone["epochs"]] * 2  # 32 + 32 + 16 images
     assert packed[1]["train_loss"] == pytest.approx(alone["train_loss"], rel=1e-3)
@@ -173,10 +189,11 @@ def test_train_packed_keeps_the_last_partial_batch_as_train_does(tmp_path):
     assert packed[0]["provenance"]["recipe"]["last_batch"] == "keep"
 
 
+@pytest.mark.slow
 def test_a_cancelled_run_leaves_the_pack_and_resumes_alone(tmp_path):
     cfgs = [RunConfig(**TINY, seed=s, iterations=6, log_every=2, eval_every=6) for s in (3, 4)]
     stops = [lambda: True, None]  # the first run is cancelled at its first log interval
-    res = train_packed(cfgs, device="cpu", cache_dir=tmp_path, should_stop_per_run=stops)  # channels_last
+    res = train(cfgs, device="cpu", cache_dir=tmp_path, should_stop=stops)  # channels_last
     assert res[0]["status"] == "cancelled" and res[0]["iterations"] == 2
     assert res[1]["status"] in ("done", "fail") and res[1]["iterations"] == 6  # repacked, went on alone
     resumed = train(cfgs[0], device="cpu", cache_dir=tmp_path)  # train() reads its checkpoint
@@ -191,7 +208,66 @@ def test_what_packs():
     drop = RunConfig(**TINY, shortcut="dropout")
     assert "dropout" in why_not_packable([drop, drop.replace(seed=1)])
     with pytest.raises(PackingError):
-        train_packed([drop, drop.replace(seed=1)], device="cpu")
+        train([drop, drop.replace(seed=1)], device="cpu")
     # the CPU never packs (measured slower, docs/benchmarks.md); a GPU packs what is packable
     assert not should_pack("cpu", [a, a.replace(seed=1)])
     assert should_pack("cuda", [a, a.replace(seed=1)]) and not should_pack("cuda", [drop, drop.replace(seed=1)])
+
+
+@pytest.mark.slow
+def test_a_pack_grows_with_until_and_resumes_bit_exactly(tmp_path):
+    """`until` for a pack: both runs stop at 4, checkpointed and "cancelled"; trained again they
+    resume there and end exactly where an uninterrupted pack ends."""
+    cfgs = [RunConfig(**TINY, seed=s, iterations=8, log_every=2, eval_every=4) for s in (5, 6)]
+    straight = train(cfgs, device="cpu", cache_dir=tmp_path / "straight")
+    part = train(cfgs, device="cpu", cache_dir=tmp_path / "parts", until=4)
+    assert [r["status"] for r in part] == ["cancelled", "cancelled"] and [r["iterations"] for r in part] == [4, 4]
+    events = [[], []]
+    rest = train(cfgs, device="cpu", cache_dir=tmp_path / "parts", on_event=[e.append for e in events])
+    assert all(e[0]["resumed"] and e[0]["iteration"] == 4 for e in events)
+    for cfg, a, b in zip(cfgs, straight, rest):
+        assert a["test_error"] == b["test_error"] and a["train_loss"] == b["train_loss"]
+        x, y = _checkpoint(tmp_path / "straight", cfg), _checkpoint(tmp_path / "parts", cfg)
+        assert all(torch.equal(x["model"][k], y["model"][k]) for k in x["model"])
+
+
+@pytest.mark.slow
+def test_a_misfit_checkpoint_in_a_pack_is_set_aside_or_the_pack_refused(tmp_path):
+    cfgs = [RunConfig(**TINY, seed=s, iterations=4, log_every=2, eval_every=4) for s in (7, 8)]
+    bad = tmp_path / "runs" / cfgs[0].key / "checkpoint.pt"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"truncated")
+    events = [[], []]
+    res = train(cfgs, device="cpu", cache_dir=tmp_path, on_event=[e.append for e in events], until=2)
+    assert [r["iterations"] for r in res] == [2, 2]  # the other run was fresh too: the pack went on
+    assert "cannot be read" in events[0][0]["notes"][0] and events[1][0]["notes"] == []
+    assert len(list(bad.parent.glob("checkpoint.unreadable-*.pt"))) == 1
+    # now run 0 is at 2 and run 1's checkpoint is unreadable: starting over would split the pack,
+    # so nothing is moved and the caller trains them one by one
+    other = tmp_path / "runs" / cfgs[1].key / "checkpoint.pt"
+    other.write_bytes(b"truncated")
+    with pytest.raises(PackingError, match="different iterations"):
+        train(cfgs, device="cpu", cache_dir=tmp_path)
+    assert other.read_bytes() == b"truncated" and bad.exists()
+
+
+@pytest.mark.slow
+def test_a_stale_run_leaves_the_pack_and_the_others_finish(tmp_path):
+    """Run 0's folder is fenced off (another attempt owns it) from its first checkpoint: it writes
+    nothing more and gets no end event; run 1 trains to the end; then StaleWriter is raised."""
+    from trainers.core.atomic import StaleWriter, set_fence
+
+    cfgs = [RunConfig(**TINY, seed=s, iterations=6, log_every=2, eval_every=6) for s in (9, 10)]
+    folder = tmp_path / "runs" / cfgs[0].key
+    folder.mkdir(parents=True)
+    set_fence(folder, lambda: False)
+    events = [[], []]
+    try:
+        with pytest.raises(StaleWriter):
+            train(cfgs, device="cpu", cache_dir=tmp_path, on_event=[e.append for e in events], checkpoint_every_s=0)
+    finally:
+        set_fence(folder, None)
+    assert sorted(p.name for p in folder.iterdir()) == [".write.lock"]  # nothing written by the stale run
+    assert "end" not in [e["type"] for e in events[0]] and events[0][-1]["iteration"] == 2
+    assert events[1][-1]["type"] == "end" and events[1][-1]["result"]["iterations"] == 6
+    assert (tmp_path / "runs" / cfgs[1].key / "result.json").exists()

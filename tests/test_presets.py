@@ -5,17 +5,17 @@ from __future__ import annotations
 import pytest
 
 from trainers.core.config import RunConfig
-from trainers.core.presets import (PRESETS, SCHEDULES, paper_reference, preset_configs, schedule_name)
+from trainers.core.presets import PRESETS, SCHEDULES, paper_row, preset_configs, schedule_name
 
 
-def test_every_row_is_a_valid_config_found_by_paper_reference():
+def test_every_row_is_a_valid_config_found_by_paper_row():
     for preset in PRESETS.values():
         for row in preset.rows:
             cfg = row.config()
-            ref = paper_reference(cfg, preset.rows)
+            ref = paper_row(cfg, preset.rows)
             assert ref is row, (preset.name, row.label)
             expected = "fail" if row.fails else row.reported
-            assert paper_reference(cfg).paper_text() == (expected if row.fails else f"{expected:.2f}")
+            assert paper_row(cfg).paper_text() == (expected if row.fails else f"{expected:.2f}")
 
 
 @pytest.mark.parametrize("preset, rows", [("table1", 11), ("table2", 10), ("table3", 8), ("table3_all", 12)])
@@ -25,36 +25,36 @@ def test_preset_sizes(preset, rows):
 
 def test_paper_numbers_spot_check():
     r164 = dict(depth=164, block="bottleneck")
-    assert paper_reference(RunConfig(ordering="full_preact", **r164)).reported == 5.46
-    assert paper_reference(RunConfig(ordering="bn_after_add")).reported == 8.17
-    assert paper_reference(RunConfig(block="single", ordering="full_preact")).reported == 8.91
-    assert paper_reference(RunConfig(dataset="cifar100", ordering="full_preact", **r164)).reported == 24.33
-    assert paper_reference(RunConfig(shortcut="constant", shortcut_scale=0.5, residual_scale=0.5)).reported == 12.35
-    assert paper_reference(RunConfig(shortcut="exclusive_gate", gate_bias=-3)).fails  # covered: 0 ... -5
-    assert paper_reference(RunConfig(shortcut="shortcut_gate", gate_bias=0)).reported == 12.86
-    assert paper_reference(RunConfig(depth=1001, block="bottleneck", ordering="full_preact",
-                                     batch_size=64, nesterov=True, last_batch="keep", crop_padding="mean",
-                                     bn_batch=32)).reported == 4.62
+    assert paper_row(RunConfig(ordering="full_preact", **r164)).reported == 5.46
+    assert paper_row(RunConfig(ordering="bn_after_add")).reported == 8.17
+    assert paper_row(RunConfig(block="single", ordering="full_preact")).reported == 8.91
+    assert paper_row(RunConfig(dataset="cifar100", ordering="full_preact", **r164)).reported == 24.33
+    assert paper_row(RunConfig(shortcut="constant", shortcut_scale=0.5, residual_scale=0.5)).reported == 12.35
+    assert paper_row(RunConfig(shortcut="exclusive_gate", gate_bias=-3)).fails  # covered: 0 ... -5
+    assert paper_row(RunConfig(shortcut="shortcut_gate", gate_bias=0)).reported == 12.86
+    r1001 = dict(batch_size=64, nesterov=True, last_batch="keep", crop_padding="mean", bn_batch=32)
+    assert paper_row(RunConfig(depth=1001, block="bottleneck", ordering="full_preact", **r1001)).reported == 4.62
 
 
 def test_matching_ignores_seed_and_schedule_but_not_the_method():
     cfg = RunConfig(ordering="full_preact", seed=4, iterations=300, test_size=2000, precision="bf16")
-    assert paper_reference(cfg).reported == 6.37
-    assert paper_reference(RunConfig(gate_bias=-2.0)).reported == 6.61  # identity ignores b_g
+    assert paper_row(cfg).reported == 6.37
+    assert paper_row(RunConfig(gate_bias=-2.0)).reported == 6.61  # identity ignores b_g
     # shortcut BN: the paper's default per ordering; overriding it leaves the paper's network
-    assert paper_reference(RunConfig(shortcut="conv1x1")).reported == 12.22  # with BN: Fig. 2 caption
-    assert paper_reference(RunConfig(shortcut="conv1x1", shortcut_bn=False)) is None
-    assert paper_reference(RunConfig(depth=164, block="bottleneck", ordering="full_preact",
-                                     shortcut_bn=True)) is None  # authors' pre-act projection: no BN
-    assert paper_reference(RunConfig(shortcut_bn=True)).reported == 6.61  # no shortcut conv: no BN
-    assert paper_reference(RunConfig(depth=56)) is None
-    assert paper_reference(RunConfig(dataset="synthetic")) is None
+    assert paper_row(RunConfig(shortcut="conv1x1")).reported == 12.22  # with BN: Fig. 2 caption
+    assert paper_row(RunConfig(shortcut="conv1x1", shortcut_bn=False)) is None
+    assert (
+        paper_row(RunConfig(depth=164, block="bottleneck", ordering="full_preact", shortcut_bn=True)) is None
+    )  # authors' pre-act projection: no BN
+    assert paper_row(RunConfig(shortcut_bn=True)).reported == 6.61  # no shortcut conv: no BN
+    assert paper_row(RunConfig(depth=56)) is None
+    assert paper_row(RunConfig(dataset="synthetic")) is None
 
 
 def test_folder_copies_match_but_are_flagged():
-    ref = paper_reference(RunConfig(dataset="folder:/data/cifar10-jpeg.tar.gz", ordering="full_preact"))
+    ref = paper_row(RunConfig(dataset="folder:/data/cifar10-jpeg.tar.gz", ordering="full_preact"))
     assert ref.reported == 6.37 and not ref.comparable
-    assert paper_reference(RunConfig(dataset="folder:/data/my-flowers")) is None
+    assert paper_row(RunConfig(dataset="folder:/data/my-flowers")) is None
 
 
 def test_preset_configs_seed_major_with_schedule():
@@ -91,20 +91,32 @@ def test_table4_batch64_row_is_the_authors_recipe():
             assert lr_at(cfg, (epoch - 1) * per_epoch + batch) == pytest.approx(torch_lr(epoch)), epoch
     assert "Nesterov" in PRESETS["table4"].rows[0].remark
     # the same net with the paper's 64k-iteration plain-momentum recipe is not this row
-    assert paper_reference(cfg.replace(nesterov=False)) is None
+    assert paper_row(cfg.replace(nesterov=False)) is None
 
 
 def test_table5_rows_are_reference_only():
-    from trainers.core.presets import NOT_TRAINED_HERE, PRESETS, TABLE5_NOTE, reference_rows
+    from trainers.core.presets import NOT_TRAINED_HERE, PRESETS, TABLE5_NOTE, table5_rows
 
-    rows = reference_rows()
+    rows = table5_rows()
     assert [(r["top-1 error %"], r["top-5 error %"]) for r in rows] == [
-        (23.0, 6.7), (21.3, 5.5), (21.1, 5.5), (21.8, 6.0), (20.7, 5.3), (20.1, 4.8), (21.2, 5.6)]
+        (23.0, 6.7),
+        (21.3, 5.5),
+        (21.1, 5.5),
+        (21.8, 6.0),
+        (20.7, 5.3),
+        (20.1, 4.8),
+        (21.2, 5.6),
+    ]
     # issue #18, item 3: the whole table, each row's crop sizes and the paper's caption
     assert [(r["network"], r["test crop"]) for r in rows][:2] == [
-        ("ResNet-152, original", "224×224"), ("ResNet-152, original", "320×320")]
+        ("ResNet-152, original", "224×224"),
+        ("ResNet-152, original", "320×320"),
+    ]
     assert (rows[-1]["network"], rows[-1]["train crop"], rows[-1]["test crop"]) == (
-        "Inception v3", "299×299", "299×299")
+        "Inception v3",
+        "299×299",
+        "299×299",
+    )
     assert "single-crop" in TABLE5_NOTE and "ILSVRC 2012 validation" in TABLE5_NOTE
     assert all(r["status"] == NOT_TRAINED_HERE for r in rows)
     assert "ImageNet folder" in TABLE5_NOTE and "multi-GPU" in TABLE5_NOTE

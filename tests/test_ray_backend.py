@@ -12,12 +12,12 @@ import pytest
 
 pytest.importorskip("ray")
 
+from test_jobs import FAST, finished, tiny, wait_for  # noqa: E402
+
 from trainers.runs import Store, cancel, submit  # noqa: E402
 from trainers.runs.supervisor import supervisor_pid  # noqa: E402
 
-from test_jobs import FAST, finished, tiny, wait_for  # noqa: E402
-
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 HEAD = """
 import sys, ray
@@ -30,8 +30,9 @@ ray.shutdown()
 
 @pytest.fixture(scope="module")
 def ray_head():
-    head = subprocess.Popen([sys.executable, "-c", HEAD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    head = subprocess.Popen(
+        [sys.executable, "-c", HEAD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         address = head.stdout.readline().strip()
         if not address:
@@ -80,8 +81,9 @@ def test_ray_cancel(ray_env):
     cfg = tiny(iterations=20_000, seed=3)
     submit(cfg, cache_dir, backend="ray")
     store = Store(cache_dir)
-    rec = wait_for(lambda: (r := store.get(cfg.key))["iteration"] >= 10 or finished(store, cfg.key) or None,
-                   240, "the Ray run to train")
+    rec = wait_for(
+        lambda: store.get(cfg.key)["iteration"] >= 10 or finished(store, cfg.key) or None, 240, "the Ray run to train"
+    )
     assert store.get(cfg.key)["status"] == "running", store.get(cfg.key)["error"]
     t0 = time.time()
     cancel(cfg.key, cache_dir)

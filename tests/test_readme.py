@@ -7,9 +7,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # trains, or starts workers and a supervisor
+
 README = Path(__file__).resolve().parents[1] / "README.md"
-TINY = ('depth=8, dataset="synthetic", iterations=2, train_size=64, test_size=32, batch_size=32, '
-        'warmup_iterations=0, seed=0')
+TINY = (
+    'depth=8, dataset="synthetic", iterations=2, train_size=64, test_size=32, batch_size=32, '
+    'warmup_iterations=0, seed=0'
+)
 
 
 def python_block() -> str:

@@ -1,4 +1,4 @@
-"""Reference packs (trainers/core/reference.py): the generator's pack round-trips, merges without
+"""Reference packs (trainers/core/reference_packs.py): the generator's pack round-trips, merges without
 duplicates, and a hostile pack is refused whole with a message naming the field."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from trainers.core import reference as ref
+from trainers.core import reference_packs as ref
 from trainers.core.config import RunConfig
 
 
@@ -34,7 +34,7 @@ def test_generated_pack_round_trips(pack, reference_pack_file):
 
 
 def test_generator_repacks_without_retraining(reference_pack_file, tmp_path):
-    from trainers.engine.reference import generate
+    from trainers.engine.reference_generator import generate
 
     cache = reference_pack_file.parent.parent / "cache"
     cfgs = ref.plan_configs(2, "smoke", depth=8, dataset="synthetic", iterations=4, log_every=1, eval_every=2)
@@ -73,23 +73,26 @@ def _hostile(pack: dict, change) -> str:
     return json.dumps(doc)
 
 
-@pytest.mark.parametrize("change, field", [
-    (lambda d: d["runs"][0]["result"].update(test_error="7.1"), "test_error"),
-    (lambda d: d["runs"][0]["provenance"].update(wall_time_s="12"), "provenance.wall_time_s"),
-    (lambda d: d["runs"][0]["provenance"].update(tf32="yes"), "provenance.tf32"),
-    (lambda d: d["runs"][0]["provenance"].pop("device_name"), "provenance.device_name"),
-    (lambda d: d["runs"][0]["provenance"].update(secret="x"), "unknown field(s) secret"),
-    (lambda d: d["runs"][0].update(pickle="gASV"), "unknown field(s) pickle"),
-    (lambda d: d.update(extra=1), "unknown field(s) extra"),
-    (lambda d: d["runs"][0]["config"].update(depth=21), "depth"),
-    (lambda d: d["runs"][0].update(key="0" * 16), "does not match its config"),
-    (lambda d: d["runs"][0]["curve"][0].update(train_loss=[1, 2]), "train_loss"),
-    (lambda d: d["runs"][0].update(curve=[d["runs"][0]["curve"][0]] * (ref.MAX_CURVE_POINTS + 1)), "curve"),
-    (lambda d: d["runs"].append(d["runs"][0]), "appears twice"),
-    (lambda d: d.update(runs={}), "runs must be a list"),
-    (lambda d: d.update(version=2), "version"),
-    (lambda d: d["runs"][0]["provenance"].update(device_name="x" * 1000), "longer than"),
-])
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        (lambda d: d["runs"][0]["result"].update(test_error="7.1"), "test_error"),
+        (lambda d: d["runs"][0]["provenance"].update(wall_time_s="12"), "provenance.wall_time_s"),
+        (lambda d: d["runs"][0]["provenance"].update(tf32="yes"), "provenance.tf32"),
+        (lambda d: d["runs"][0]["provenance"].pop("device_name"), "provenance.device_name"),
+        (lambda d: d["runs"][0]["provenance"].update(secret="x"), "unknown field(s) secret"),
+        (lambda d: d["runs"][0].update(pickle="gASV"), "unknown field(s) pickle"),
+        (lambda d: d.update(extra=1), "unknown field(s) extra"),
+        (lambda d: d["runs"][0]["config"].update(depth=21), "depth"),
+        (lambda d: d["runs"][0].update(key="0" * 16), "does not match its config"),
+        (lambda d: d["runs"][0]["curve"][0].update(train_loss=[1, 2]), "train_loss"),
+        (lambda d: d["runs"][0].update(curve=[d["runs"][0]["curve"][0]] * (ref.MAX_CURVE_POINTS + 1)), "curve"),
+        (lambda d: d["runs"].append(d["runs"][0]), "appears twice"),
+        (lambda d: d.update(runs={}), "runs must be a list"),
+        (lambda d: d.update(version=2), "version"),
+        (lambda d: d["runs"][0]["provenance"].update(device_name="x" * 1000), "longer than"),
+    ],
+)
 def test_hostile_pack_is_refused_naming_the_field(pack, change, field):
     with pytest.raises(ref.PackError, match=field.replace("(", r"\(").replace(")", r"\)")):
         ref.parse_pack(_hostile(pack, change))
@@ -140,18 +143,40 @@ def test_shipped_packs_are_valid_and_honest():
 def test_plan_starts_with_the_headline_pair():
     cfgs = ref.plan_configs(schedule="short")
     assert [(c.ordering, c.shortcut) for c in cfgs[:3]] == [
-        ("original", "identity"), ("full_preact", "identity"), ("original", "conv1x1")]
+        ("original", "identity"),
+        ("full_preact", "identity"),
+        ("original", "conv1x1"),
+    ]
     assert all(c.depth == 110 and c.iterations == 8000 for c in cfgs)
     assert len({c.key for c in cfgs}) == len(cfgs)
 
 
+@pytest.mark.slow
 def test_generator_runs_on_a_bare_gpu_machine(tmp_path):
     """torch only (no diskcache, streamlit, pandas): the generator trains, validates and writes."""
     from test_engine_alone import _run
 
-    out = _run(tmp_path, "-m", "trainers", "reference", str(tmp_path / "p.json"), "--schedule", "smoke",
-               "--runs", "1", "--set", "depth=8", "--set", "dataset=synthetic", "--set", "iterations=2",
-               "--device", "cpu", "--cache-dir", str(tmp_path / "c"))
+    out = _run(
+        tmp_path,
+        "-m",
+        "trainers",
+        "reference",
+        str(tmp_path / "p.json"),
+        "--schedule",
+        "smoke",
+        "--runs",
+        "1",
+        "--set",
+        "depth=8",
+        "--set",
+        "dataset=synthetic",
+        "--set",
+        "iterations=2",
+        "--device",
+        "cpu",
+        "--cache-dir",
+        str(tmp_path / "c"),
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1])["runs"] == 1
     assert len(ref.read_pack(tmp_path / "p.json")["runs"]) == 1

@@ -26,8 +26,17 @@ ROW = next(r for r in PRESETS["table2"].rows if r.label == "original, ResNet-110
 def _finished(store: Store, cfg: RunConfig, status: str, test_error: float | None) -> None:
     store.create(cfg.to_dict(), cfg.label(), cfg.key)
     a = store.claim(cfg.key, "local", "cpu0")
-    store.finish(cfg.key, a, {"key": cfg.key, "status": status, "test_error": test_error,
-                              "iterations": cfg.iterations, "config": cfg.to_dict()})
+    store.finish(
+        cfg.key,
+        a,
+        {
+            "key": cfg.key,
+            "status": status,
+            "test_error": test_error,
+            "iterations": cfg.iterations,
+            "config": cfg.to_dict(),
+        },
+    )
 
 
 def test_fail_is_the_papers_word_for_its_full_schedule():
@@ -65,8 +74,12 @@ def test_one_status_rule_where_runs_are_shown_for_new_and_old_records():
 
 
 def test_seed_stats_count_a_diverged_run_as_inf():
-    recs = [{"status": "done", "result": {"test_error": 7.6}}, {"status": "diverged", "result": None},
-            {"status": "running"}, {"status": "cancelled", "result": {"test_error": 50.0}}]
+    recs = [
+        {"status": "done", "result": {"test_error": 7.6}},
+        {"status": "diverged", "result": None},
+        {"status": "running"},
+        {"status": "cancelled", "result": {"test_error": 50.0}},
+    ]
     errors = [run_error(r) for r in recs]
     assert errors == [7.6, math.inf, None, None]
     s = seed_stats(errors)
@@ -77,7 +90,8 @@ def test_seed_stats_count_a_diverged_run_as_inf():
 def test_cli_ui_and_csv_show_the_same_numbers_for_two_seeds_one_diverged(cache_dir, tmp_path):
     """The issue's case: the CLI said "fail", the UI "7.60 (+1.23 vs paper)". Now both say the
     median of 7.60 and a diverged run is "diverged" (min 7.60, max diverged, no difference)."""
-    from explorer import figures, runs_api
+    from explorer import figures
+    from explorer.pages_common import paper_row_for
 
     quick = dict(SCHEDULES["quick"])
     cfgs = [ROW.config(**quick, seed=s) for s in (0, 1)]
@@ -89,14 +103,30 @@ def test_cli_ui_and_csv_show_the_same_numbers_for_two_seeds_one_diverged(cache_d
     store.close()
 
     env = {**os.environ, "TRAINERS_GPUS": ""}
-    cli = subprocess.run([sys.executable, "-m", "trainers", "results", "pair", "--json", "--csv",
-                          str(tmp_path / "t.csv"), "--cache-dir", str(cache_dir)],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trainers",
+            "results",
+            "pair",
+            "--json",
+            "--csv",
+            str(tmp_path / "t.csv"),
+            "--cache-dir",
+            str(cache_dir),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert cli.returncode == 0, cli.stderr
     (c,) = json.loads(cli.stdout)
-    (u,) = figures.results_table(records, reference=runs_api.reference).to_dict("records")
+    (u,) = figures.results_table(records, paper_row=paper_row_for).to_dict("records")
     (f,) = list(csv.DictReader(io.StringIO((tmp_path / "t.csv").read_text())))
-    shown = figures.display_table(figures.results_table(records, reference=runs_api.reference)).iloc[0]
+    shown = figures.display_table(figures.results_table(records, paper_row=paper_row_for)).iloc[0]
 
     assert c["n"] == u["n"] == int(f["n"]) == 2
     # strict JSON and CSV (docs/limits.md): a non-finite number is null / an empty cell; "ours" says why
@@ -115,7 +145,8 @@ def test_cli_ui_and_csv_show_the_same_numbers_for_two_seeds_one_diverged(cache_d
 def test_a_short_run_is_a_number_everywhere(cache_dir, status):
     """Issue #9 item 7: a 300-iteration run at 54 % shows 54.00 beside its schedule (also when an
     older engine stored it as "fail"), in the CLI and the UI table alike."""
-    from explorer import figures, runs_api
+    from explorer import figures
+    from explorer.pages_common import paper_row_for
     from trainers.runs.sweeps import format_table
 
     cfg = ROW.config(**SCHEDULES["quick"])
@@ -125,5 +156,5 @@ def test_a_short_run_is_a_number_everywhere(cache_dir, status):
     (row,) = result_rows(records)
     assert row["ours"] == "54.00" and row["schedule"] == "quick" and row["statuses"] == {"done": 1}
     assert "fail" not in format_table([row])
-    ui = figures.results_table(records, reference=runs_api.reference).iloc[0]
+    ui = figures.results_table(records, paper_row=paper_row_for).iloc[0]
     assert ui["ours"] == "54.00" and "300 iterations; paper: 64k" in ui["note"]

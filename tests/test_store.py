@@ -25,8 +25,14 @@ def _create(store: Store, cfg: RunConfig = CFG):
 
 
 def _result(cfg: RunConfig, status: str = "done", test_error: float = 12.5) -> dict:
-    return {"key": cfg.key, "status": status, "test_error": test_error, "iterations": cfg.iterations,
-            "config": cfg.to_dict(), "provenance": {"device": "cpu"}}
+    return {
+        "key": cfg.key,
+        "status": status,
+        "test_error": test_error,
+        "iterations": cfg.iterations,
+        "config": cfg.to_dict(),
+        "provenance": {"device": "cpu"},
+    }
 
 
 def test_create_dedupes_and_requeues_only_errors_and_cancels(cache_dir):
@@ -49,6 +55,7 @@ def test_create_dedupes_and_requeues_only_errors_and_cancels(cache_dir):
     assert created and requeued["status"] == "queued"
 
 
+@pytest.mark.slow
 def test_simultaneous_creates_from_many_processes_make_one_record(cache_dir):
     script = (
         "import sys, time, json\n"
@@ -62,8 +69,12 @@ def test_simultaneous_creates_from_many_processes_make_one_record(cache_dir):
         "print(json.dumps({'created': created, 'created_at': rec['created_at']}))\n"
     )
     start = time.time() + 4.0  # every process imported and waiting when the moment comes
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(cache_dir), str(start)], cwd=ROOT,
-                              stdout=subprocess.PIPE, text=True) for _ in range(5)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(cache_dir), str(start)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(5)
+    ]
     outs = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
     assert sum(o["created"] for o in outs) == 1
     assert len({o["created_at"] for o in outs}) == 1
@@ -120,6 +131,7 @@ def test_resumed_start_drops_replayed_points(cache_dir):
     assert rec["progress"] == pytest.approx(101 / 400)
 
 
+@pytest.mark.slow
 def test_nothing_is_evicted_past_the_size_limit(cache_dir):
     store = Store(cache_dir, size_limit=4096)  # diskcache would evict past this with its default policy
     keys = []
@@ -128,8 +140,11 @@ def test_nothing_is_evicted_past_the_size_limit(cache_dir):
         _create(store, cfg)
         a = store.claim(cfg.key, "local", "cpu0")
         for i in range(80):
-            store.apply_event(cfg.key, a, {"type": "metrics", "iteration": i, "train_loss": 1.0 / (i + 1),
-                                           "note": os.urandom(48).hex()})
+            store.apply_event(
+                cfg.key,
+                a,
+                {"type": "metrics", "iteration": i, "train_loss": 1.0 / (i + 1), "note": os.urandom(48).hex()},
+            )
         store.finish(cfg.key, a, _result(cfg, test_error=float(seed)))
         keys.append(cfg.key)
     assert store._cache.volume() > 10 * 4096

@@ -13,8 +13,14 @@ import pytest
 from trainers.core.config import ConfigError, RunConfig
 from trainers.core.presets import PRESETS, preset_configs
 from trainers.runs import Store
-from trainers.runs.sweeps import (format_table, parse_assignments, progress_counts, results_table, sweep_configs,
-                                  sweep_runs)
+from trainers.runs.sweeps import (
+    format_table,
+    parse_assignments,
+    progress_counts,
+    results_table,
+    sweep_configs,
+    sweep_runs,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,8 +28,17 @@ ROOT = Path(__file__).resolve().parents[1]
 def _finished(store: Store, cfg: RunConfig, status: str, test_error: float | None) -> None:
     store.create(cfg.to_dict(), cfg.label(), cfg.key)
     a = store.claim(cfg.key, "local", "cpu0")
-    store.finish(cfg.key, a, {"key": cfg.key, "status": status, "test_error": test_error,
-                              "iterations": cfg.iterations, "config": cfg.to_dict()})
+    store.finish(
+        cfg.key,
+        a,
+        {
+            "key": cfg.key,
+            "status": status,
+            "test_error": test_error,
+            "iterations": cfg.iterations,
+            "config": cfg.to_dict(),
+        },
+    )
 
 
 def test_results_table_median_range_paper_and_fail(cache_dir):
@@ -70,8 +85,9 @@ def test_sweep_progress_counts_statuses_as_shown(cache_dir):
     _finished(store, row.config(seed=0), "done", 35.0)
     _finished(store, row.config(seed=1), "done", 25.0)
     _finished(store, row.config(iterations=100, seed=2), "fail", 80.0)
-    counts = progress_counts([store.get(c.key) for c in (row.config(seed=0), row.config(seed=1),
-                                                          row.config(iterations=100, seed=2))])
+    counts = progress_counts(
+        [store.get(c.key) for c in (row.config(seed=0), row.config(seed=1), row.config(iterations=100, seed=2))]
+    )
     assert counts == {"fail": 2, "done": 1}  # as stored: 2 done, 1 fail
 
 
@@ -89,9 +105,18 @@ def test_preset_results_without_a_sweep_record_match_stored_runs(cache_dir):
 
 def test_grids_and_assignments():
     assert parse_assignments(["depth=20", "lr=0.05", "dataset=synthetic", "augment=false"]) == {
-        "depth": 20, "lr": 0.05, "dataset": "synthetic", "augment": False}
-    cfgs = sweep_configs("mine", seeds=2, schedule="smoke", overrides={"dataset": "synthetic"},
-                         grid=parse_assignments(["depth=8,14", "ordering=original,full_preact"], many=True))
+        "depth": 20,
+        "lr": 0.05,
+        "dataset": "synthetic",
+        "augment": False,
+    }
+    cfgs = sweep_configs(
+        "mine",
+        seeds=2,
+        schedule="smoke",
+        overrides={"dataset": "synthetic"},
+        grid=parse_assignments(["depth=8,14", "ordering=original,full_preact"], many=True),
+    )
     assert len(cfgs) == 8 and {c.depth for c in cfgs} == {8, 14} and {c.seed for c in cfgs} == {0, 1}
     with pytest.raises(ConfigError, match="--grid"):
         sweep_configs("mine", 1)
@@ -105,28 +130,62 @@ def test_an_explicit_shortcut_bn_survives_a_grid_over_shortcuts():
     grid = parse_assignments(["shortcut=conv1x1,exclusive_gate"], many=True)
     off = sweep_configs("mine", seeds=1, schedule="smoke", overrides={"shortcut_bn": False}, grid=grid)
     assert [(c.shortcut, c.shortcut_bn) for c in off] == [("conv1x1", False), ("exclusive_gate", False)]
-    on = sweep_configs("mine", seeds=1, schedule="smoke", overrides={"shortcut_bn": True},
-                       grid=parse_assignments(["ordering=full_preact", "shortcut=conv1x1"], many=True))
+    on = sweep_configs(
+        "mine",
+        seeds=1,
+        schedule="smoke",
+        overrides={"shortcut_bn": True},
+        grid=parse_assignments(["ordering=full_preact", "shortcut=conv1x1"], many=True),
+    )
     assert [c.shortcut_bn for c in on] == [True]  # auto would say False for a pre-activation net
     auto = sweep_configs("mine", seeds=1, schedule="smoke", grid=grid)  # not asked: the paper's choice
     assert [c.shortcut_bn for c in auto] == [True, True]
     # a grid over the field itself, and a --set of an automatic schedule field, are kept too
-    both = sweep_configs("mine", seeds=1, schedule="smoke", overrides={"log_every": 5, "shortcut": "conv1x1"},
-                         grid=parse_assignments(["shortcut_bn=true,false", "iterations=40,80"], many=True))
+    both = sweep_configs(
+        "mine",
+        seeds=1,
+        schedule="smoke",
+        overrides={"log_every": 5, "shortcut": "conv1x1"},
+        grid=parse_assignments(["shortcut_bn=true,false", "iterations=40,80"], many=True),
+    )
     assert {(c.shortcut_bn, c.iterations, c.log_every) for c in both} == {
-        (b, i, 5) for b in (True, False) for i in (40, 80)}
+        (b, i, 5) for b in (True, False) for i in (40, 80)
+    }
 
 
 def _cli(*args: str, cache_dir: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TRAINERS_POLL_S": "0.3", "TRAINERS_IDLE_EXIT_S": "2", "TRAINERS_GPUS": "",
-           "TRAINERS_CPU_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "trainers", *args, "--cache-dir", str(cache_dir)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    env = {
+        **os.environ,
+        "TRAINERS_POLL_S": "0.3",
+        "TRAINERS_IDLE_EXIT_S": "2",
+        "TRAINERS_GPUS": "",
+        "TRAINERS_CPU_THREADS": "1",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "trainers", *args, "--cache-dir", str(cache_dir)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
+@pytest.mark.slow
 def test_cli_sweep_status_results_rerun(cache_dir):
-    grid = ["mygrid", "--grid", "ordering=original,full_preact", "--seeds", "1", "--schedule", "smoke",
-            "--set", "depth=8", "--set", "dataset=synthetic"]
+    grid = [
+        "mygrid",
+        "--grid",
+        "ordering=original,full_preact",
+        "--seeds",
+        "1",
+        "--schedule",
+        "smoke",
+        "--set",
+        "depth=8",
+        "--set",
+        "dataset=synthetic",
+    ]
     first = _cli("sweep", *grid, cache_dir=cache_dir)
     assert first.returncode == 0, first.stderr
     assert "2 queued, 0 already known" in first.stdout and "2/2 finished" in first.stdout

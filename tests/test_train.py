@@ -54,19 +54,21 @@ def test_the_authors_data_recipe_ghost_bn_and_the_kept_last_batch(cache_dir):
     and the last 16, as fb.resnet.torch's loader), `bn_batch` splits the BN statistics, and both
     are recorded in the result's provenance; the default drops the 16 (two updates per epoch)."""
     kw = dict(TINY, train_size=80, iterations=6, log_every=3, eval_every=6)
-    events = []
-    keep = train(RunConfig(**kw, last_batch="keep", bn_batch=16), device="cpu", cache_dir=cache_dir,
-                 on_event=events.append)
+    events: list = []
+    keep = train(
+        RunConfig(**kw, last_batch="keep", bn_batch=16), device="cpu", cache_dir=cache_dir, on_event=events.append
+    )
     assert keep["status"] == "done" and keep["epochs"] == 2.0
     assert [e["epoch"] for e in events if e["type"] == "metrics"] == [1.0, 2.0]
     assert all(math.isfinite(e["train_loss"]) for e in events if e["type"] == "metrics")
     recipe = keep["provenance"]["recipe"]
     assert (recipe["last_batch"], recipe["bn_batch"]) == ("keep", 16)
     drop = train(RunConfig(**kw), device="cpu", cache_dir=cache_dir)
-    assert drop["epochs"] == 3.0 and (drop["provenance"]["recipe"]["last_batch"],
-                                      drop["provenance"]["recipe"]["bn_batch"]) == ("drop", 32)
+    drop_recipe = drop["provenance"]["recipe"]
+    assert drop["epochs"] == 3.0 and (drop_recipe["last_batch"], drop_recipe["bn_batch"]) == ("drop", 32)
 
 
+@pytest.mark.slow
 def test_events_and_result(cache_dir):
     cfg = RunConfig(**TINY, iterations=12, log_every=4, eval_every=6)
     events = []
@@ -92,6 +94,7 @@ def test_events_and_result(cache_dir):
     assert saved["curve"] == [e for e in events if e["type"] in ("metrics", "eval")]
 
 
+@pytest.mark.slow
 def test_a_diverging_run_stops_cleanly_and_keeps_its_curve(cache_dir):
     cfg = RunConfig(**TINY, iterations=200, log_every=2, eval_every=100, lr=1e8, warmup_lr=1e8)
     events = []
@@ -116,6 +119,7 @@ def _final_params(cache_dir, cfg):
     return state["model"], state["optimizer"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shortcut", ["identity", "dropout"])  # dropout: the global RNG resumes too
 def test_interrupted_and_resumed_run_is_bit_identical(tmp_path, shortcut):
     cfg = RunConfig(**TINY, shortcut=shortcut, iterations=24, log_every=4, eval_every=12)
@@ -147,6 +151,7 @@ def test_interrupted_and_resumed_run_is_bit_identical(tmp_path, shortcut):
     assert [e["iteration"] for e in curve if e["type"] == "metrics"] == [4, 8, 12, 16, 20, 24]
 
 
+@pytest.mark.slow
 def test_should_stop_cancels_with_a_checkpoint_then_resumes(cache_dir):
     cfg = RunConfig(**TINY, iterations=16, log_every=4, eval_every=8)
     result = train(cfg, device="cpu", cache_dir=cache_dir, should_stop=lambda: True)
@@ -155,12 +160,37 @@ def test_should_stop_cancels_with_a_checkpoint_then_resumes(cache_dir):
     assert result["iterations"] == 16 and result["status"] in ("done", "fail")
 
 
+@pytest.mark.slow
 def test_cli_train_ends_with_one_json_line(cache_dir):
     out = subprocess.run(
-        [sys.executable, "-m", "trainers", "train", "--dataset", "synthetic", "--depth", "8", "--iterations", "6",
-         "--batch-size", "16", "--train-size", "128", "--test-size", "64", "--device", "cpu",
-         "--cache-dir", str(cache_dir), "--threads", "1"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "trainers",
+            "train",
+            "--dataset",
+            "synthetic",
+            "--depth",
+            "8",
+            "--iterations",
+            "6",
+            "--batch-size",
+            "16",
+            "--train-size",
+            "128",
+            "--test-size",
+            "64",
+            "--device",
+            "cpu",
+            "--cache-dir",
+            str(cache_dir),
+            "--threads",
+            "1",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr
     line = json.loads(out.stdout.strip().splitlines()[-1])
@@ -169,27 +199,58 @@ def test_cli_train_ends_with_one_json_line(cache_dir):
 
 
 def test_cli_bad_value_is_a_message_not_a_traceback():
-    out = subprocess.run([sys.executable, "-m", "trainers", "describe", "--depth", "21"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "trainers", "describe", "--depth", "21"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 2 and "6n+2" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_cli_describe(cache_dir):
-    out = subprocess.run([sys.executable, "-m", "trainers", "describe", "--block", "bottleneck", "--depth", "164",
-                          "--ordering", "full_preact"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trainers",
+            "describe",
+            "--block",
+            "bottleneck",
+            "--depth",
+            "164",
+            "--ordering",
+            "full_preact",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     d = json.loads(out.stdout)
     assert d["units"] == 54 and d["block"] == "bottleneck" and 1.6e6 < d["parameters"] < 1.8e6
 
 
+@pytest.mark.slow
 def test_short_run_on_the_shared_jpeg_copy_learns(shared_cifar_tarball, shared_cifar_cache):
     """ResNet-8 for 300 iterations on CIFAR-10 (JPEG copy): well below chance (90% error)."""
-    cfg = RunConfig(dataset=f"folder:{shared_cifar_tarball}", depth=8, iterations=300, batch_size=64,
-                    test_size=2000, eval_every=300, log_every=50, ordering="full_preact")
+    cfg = RunConfig(
+        dataset=f"folder:{shared_cifar_tarball}",
+        depth=8,
+        iterations=300,
+        batch_size=64,
+        test_size=2000,
+        eval_every=300,
+        log_every=50,
+        ordering="full_preact",
+    )
     result = train(cfg, device="cpu", cache_dir=shared_cifar_cache)
     assert result["provenance"]["dataset"] == "CIFAR-10 (JPEG copy)"
     assert result["test_error"] < 65.0, result["test_error"]
 
 
+@pytest.mark.slow
 def test_an_unreadable_checkpoint_is_kept_aside_and_the_run_starts_over(cache_dir):
     cfg = RunConfig(**TINY, iterations=4, log_every=2, eval_every=4)
     run_dir = cache_dir / "runs" / cfg.key
@@ -205,13 +266,28 @@ def test_an_unreadable_checkpoint_is_kept_aside_and_the_run_starts_over(cache_di
 
 # --- recipe options (issue #9, item 4) ---------------------------------------------------------
 
+
+@pytest.mark.slow
 def test_every_result_records_its_recipe(cache_dir):
-    cfg = RunConfig(**TINY, iterations=2, shortcut="exclusive_gate", nesterov=True, gate_bias_decay=False,
-                    normalization="pixel_mean", crop_padding="mean", allow_tf32=False, deterministic=True)
+    cfg = RunConfig(
+        **TINY,
+        iterations=2,
+        shortcut="exclusive_gate",
+        nesterov=True,
+        gate_bias_decay=False,
+        normalization="pixel_mean",
+        crop_padding="mean",
+        allow_tf32=False,
+        deterministic=True,
+    )
     result = train(cfg, device="cpu", cache_dir=cache_dir)
     rec = result["provenance"]["recipe"]
     assert (rec["nesterov"], rec["gate_bias_decay"], rec["normalization"], rec["crop_padding"]) == (
-        True, False, "pixel_mean", "mean")
+        True,
+        False,
+        "pixel_mean",
+        "mean",
+    )
     assert rec["tf32_convolutions"] is False and rec["cudnn_benchmark"] is False  # CPU: neither applies
     assert result["status"] in ("done", "fail") and result["test_error"] is not None
     default = train(RunConfig(**TINY, iterations=2), device="cpu", cache_dir=cache_dir)["provenance"]["recipe"]
@@ -231,7 +307,9 @@ def test_gate_biases_can_be_spared_from_weight_decay():
     assert len(spared) == 1 and {id(p) for p in spared[0]["params"]} == gate_biases
     assert all(g["nesterov"] for g in opt.param_groups)
     assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))
-    default = make_optimizer(build_model(RunConfig(depth=8, shortcut="shortcut_gate")), RunConfig(), torch.device("cpu"))
+    default = make_optimizer(
+        build_model(RunConfig(depth=8, shortcut="shortcut_gate")), RunConfig(), torch.device("cpu")
+    )
     assert len(default.param_groups) == 1 and default.param_groups[0]["weight_decay"] == 1e-4
 
 
@@ -256,6 +334,7 @@ def test_pixel_mean_normalisation_and_mean_colour_padding():
     assert torch.allclose(black[:, :, :4], torch.tensor(-2.0))
 
 
+@pytest.mark.slow
 def test_checkpoint_error_in_eval_mode_on_training_images(cache_dir):
     from trainers.engine.train import checkpoint_error
 

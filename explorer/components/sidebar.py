@@ -7,7 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from explorer import polling
-from explorer.settings import REFRESH_S
+from explorer.app_settings import REFRESH_S
 
 BADGE_EVERY_S = 2 * REFRESH_S  # a counter, not a chart: every few seconds is plenty
 

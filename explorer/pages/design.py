@@ -4,17 +4,21 @@ already cached or running; an honest time estimate; one button to launch the new
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import streamlit as st
 
 from explorer import estimate, polling, runs_api
-from explorer.components.pickers import (backend_picker, dataset_picker, network_picker,
-                                         schedule_picker, seeds_picker)
+from explorer.app_settings import jpeg_copy_spec
+from explorer.components.pickers import backend_picker, dataset_picker, network_picker, schedule_picker, seeds_picker
+from explorer.engine_api import check_folder, dataset_info
 from explorer.figures import format_duration
 from explorer.guard import md_escape, page_guard, show_error
 from explorer.plan import grid_templates, make_configs, plan_frame
-from explorer.runs_api import ConfigError, DataError, RunConfig, check_folder, dataset_info
-from explorer.settings import cache_dir, jpeg_copy_spec, local_spec
+from trainers.core import presets
+from trainers.core.config import RunConfig
+from trainers.core.errors import ConfigError, DataError
 
 CUSTOM = "custom"
 
@@ -29,16 +33,16 @@ def preset_labels(presets: dict) -> dict[str, str]:
     """'Table 2'; where two presets share a table, 'Table 3 · CIFAR-10 and CIFAR-100'."""
     short = {n: p.title.split(":")[0] for n, p in presets.items()}
     twice = {t for t in short.values() if list(short.values()).count(t) > 1}
-    return {n: f"{t} · {presets[n].title.rsplit(',', 1)[-1].strip()}" if t in twice else t
-            for n, t in short.items()}
+    return {n: f"{t} · {presets[n].title.rsplit(',', 1)[-1].strip()}" if t in twice else t for n, t in short.items()}
 
 
 def choose_templates(presets) -> tuple[list[dict], str]:
     """Preset rows or a custom grid -> (RunConfig templates, source name)."""
     names = [CUSTOM, *presets.PRESETS]
     titles = {CUSTOM: "Custom grid", **preset_labels(presets.PRESETS)}
-    source = st.segmented_control("Start from", names, default=CUSTOM, format_func=titles.get,
-                                  key="design_source", required=True)
+    source = st.segmented_control(
+        "Start from", names, default=CUSTOM, format_func=lambda n: titles[n], key="design_source", required=True
+    )
     if source == CUSTOM:
         net = network_picker()
         if not net["ok"]:
@@ -46,19 +50,19 @@ def choose_templates(presets) -> tuple[list[dict], str]:
         if not net["orderings"] or not net["shortcuts"]:
             st.info("Pick at least one ordering and one shortcut type.")
             return [], source
-        return grid_templates(net["orderings"], net["shortcuts"], net["params"], net["block"],
-                              net["depth"]), source
+        return grid_templates(net["orderings"], net["shortcuts"], net["params"], net["block"], net["depth"]), source
     preset = presets.PRESETS[source]
     st.markdown(f"**{preset.title}** — the paper reports the median of 5 runs.")
     labels = [r.label for r in preset.rows]
     chosen = st.multiselect("Rows", labels, default=labels, key=f"design_rows_{source}")
     rows = [r for r in preset.rows if r.label in chosen]
-    st.dataframe([{"row": r.label, "paper": r.paper_text(), "remark": r.remark} for r in rows],
-                 hide_index=True, width="stretch")
+    st.dataframe(
+        [{"row": r.label, "paper": r.paper_text(), "remark": r.remark} for r in rows], hide_index=True, width="stretch"
+    )
     return [dict(r.template) for r in rows], source
 
 
-def speed_for(cfg: RunConfig, records: list[dict], progress) -> dict:
+def speed_for(cfg: RunConfig, records: Sequence[Mapping[str, Any]], progress) -> dict:
     hist = estimate.speed_from_history(records, cfg, runs_api.curve)
     if hist:
         return hist
@@ -69,7 +73,7 @@ def speed_for(cfg: RunConfig, records: list[dict], progress) -> dict:
 
 
 @st.fragment(parallel=True)
-def estimate_panel(todo_json: list[str], records: list[dict]) -> None:
+def estimate_panel(todo_json: list[str], records: Sequence[Mapping[str, Any]]) -> None:
     """Time estimate of the new runs. A parallel fragment: the plan and the launch button do not
     wait for the benchmark."""
     with page_guard("estimate"):
@@ -79,23 +83,34 @@ def estimate_panel(todo_json: list[str], records: list[dict]) -> None:
         for i, cfg in enumerate(todo):
             shape = estimate.shape_key(cfg.to_dict())
             if shape not in speeds:
-                speeds[shape] = speed_for(cfg, records, lambda t: bar.progress(i / len(todo), text=t))
+                speeds[shape] = speed_for(cfg, records, lambda t, i=i: bar.progress(i / len(todo), text=t))
                 sp = speeds[shape]
-                bases.append(f"ResNet-{cfg.depth} ({cfg.block}, batch {cfg.batch_size}): "
-                             f"{sp['images_per_s']:,.0f} images/s — {sp['basis']}")
+                bases.append(
+                    f"ResNet-{cfg.depth} ({cfg.block}, batch {cfg.batch_size}): "
+                    f"{sp['images_per_s']:,.0f} images/s — {sp['basis']}"
+                )
             sp = speeds[shape]
-            seconds[cfg.key] = estimate.run_seconds(cfg, sp["images_per_s"], startup_s=sp.get("startup_s", 0.0),
-                                                    includes_eval=sp.get("includes_eval", False))
+            seconds[cfg.key] = estimate.run_seconds(
+                cfg,
+                sp["images_per_s"],
+                startup_s=sp.get("startup_s", 0.0),
+                includes_eval=sp.get("includes_eval", False),
+            )
         bar.empty()
         total = sum(seconds.values())
         c1, c2 = st.columns([1, 3])
-        c1.metric("estimated time, one after another", format_duration(total),
-                  help="Sum of the new runs' estimates; with several GPUs (or workers) they run side by side.")
+        c1.metric(
+            "estimated time, one after another",
+            format_duration(total),
+            help="Sum of the new runs' estimates; with several GPUs (or workers) they run side by side.",
+        )
         per_run = sorted({format_duration(s) for s in seconds.values()})
         c2.markdown(f"Per run: {', '.join(per_run)}.  \n" + "  \n".join(f"Basis: {b}." for b in bases))
-        c2.caption("Start-up (loading the data) + training images ÷ measured speed, plus the test "
-                   "evaluations (forward only, about a third of the cost) where the speed does not "
-                   "already include them. Other jobs on the same machine slow every run down.")
+        c2.caption(
+            "Start-up (loading the data) + training images ÷ measured speed, plus the test "
+            "evaluations (forward only, about a third of the cost) where the speed does not "
+            "already include them. Other jobs on the same machine slow every run down."
+        )
 
 
 @st.cache_data(show_spinner="checking the dataset's layout…", max_entries=32)
@@ -117,17 +132,16 @@ def check_datasets(configs: list[RunConfig]) -> bool:
     ok = True
     for spec in sorted({c.dataset for c in configs}):
         try:
-            info = dataset_info(local_spec(spec), cache_dir())
+            info = dataset_info(spec)
         except DataError as e:
             show_error(e, "dataset")
             ok = False
             continue
         # the shared JPEG copy's layout is known; a path the user typed is checked before Launch
-        if (info.get("present") and spec.startswith("folder:") and not info.get("decoded")
-                and spec != jpeg_copy_spec()):
+        if info.get("present") and spec.startswith("folder:") and not info.get("decoded") and spec != jpeg_copy_spec():
             path = Path(info["path"])
             st_ = path.stat()
-            problem = _folder_layout(local_spec(spec), st_.st_size if path.is_file() else None, st_.st_mtime_ns)
+            problem = _folder_layout(spec, st_.st_size if path.is_file() else None, st_.st_mtime_ns)
             if problem:
                 st.error(f"This dataset cannot be used: {md_escape(problem)}")
                 ok = False
@@ -135,12 +149,16 @@ def check_datasets(configs: list[RunConfig]) -> bool:
         if info.get("present"):
             continue
         if info.get("downloadable"):
-            st.warning(f"{info.get('label', spec)} is not in the cache yet: the first run downloads it "
-                       "(needs internet). Offline? Choose **CIFAR-10 (JPEG copy, offline)** or a local folder.")
+            st.warning(
+                f"{info.get('label', spec)} is not in the cache yet: the first run downloads it "
+                "(needs internet). Offline? Choose **CIFAR-10 (JPEG copy, offline)** or a local folder."
+            )
         else:
-            st.error(f"{md_escape(spec[7:] if spec.startswith('folder:') else spec)} was not found. Give the "
-                     "path of a folder (or .tar.gz) with `train/<class>/*.jpg` and `test/<class>/*.jpg`; "
-                     "relative paths start at the repository root.")
+            st.error(
+                f"{md_escape(spec[7:] if spec.startswith('folder:') else spec)} was not found. Give the "
+                "path of a folder (or .tar.gz) with `train/<class>/*.jpg` and `test/<class>/*.jpg`; "
+                "relative paths start at the repository root."
+            )
             ok = False
     return ok
 
@@ -149,18 +167,20 @@ def sweep_name_input(source: str) -> str:
     """The name the launched runs are remembered under, so `python -m trainers results NAME`
     tabulates a grid made here as it does a sweep started from the command line."""
     default = source if source != CUSTOM else f"ui-{time.strftime('%Y-%m-%d')}"
-    name = st.text_input("Remember as (for `python -m trainers results NAME`)", default,
-                         key=f"design_sweep_{source}",
-                         help="Launching again under the same name adds to that table.")
+    name = st.text_input(
+        "Remember as (for `python -m trainers results NAME`)",
+        default,
+        key=f"design_sweep_{source}",
+        help="Launching again under the same name adds to that table.",
+    )
     return name.strip() or default
 
 
-def launch(configs: list[RunConfig], backend: str, sweep: str = "", planned: list[RunConfig] = ()) -> None:
+def launch(configs: list[RunConfig], backend: str, sweep: str = "", planned: Sequence[RunConfig] = ()) -> None:
     with st.status(f"Submitting {len(configs)} run(s)…", expanded=False) as status:
         recs = runs_api.submit_all(configs, backend=backend)
         if sweep:  # the whole plan, cached runs included: the table shows the grid as designed
-            runs_api.store().save_sweep(sweep, [c.key for c in (planned or configs)],
-                                        {"source": "explorer"})
+            runs_api.save_sweep(sweep, [c.key for c in (planned or configs)])
         polling.changed()
         status.update(label=f"Submitted {len(recs)} run(s)", state="complete")
     st.session_state["live_focus"] = configs[0].key
@@ -168,7 +188,6 @@ def launch(configs: list[RunConfig], backend: str, sweep: str = "", planned: lis
 
 
 def body() -> None:
-    presets = runs_api.presets()
     templates, source = choose_templates(presets)
     st.divider()
     c1, c2 = st.columns([3, 2])
@@ -184,8 +203,14 @@ def body() -> None:
     if not templates:
         return
     if not dataset_ok:
-        st.button("Launch", type="primary", disabled=True, key="design_launch", icon=":material/rocket_launch:",
-                  help="Choose a dataset first.")
+        st.button(
+            "Launch",
+            type="primary",
+            disabled=True,
+            key="design_launch",
+            icon=":material/rocket_launch:",
+            help="Choose a dataset first.",
+        )
         return
     overrides = {"dataset": dataset} if dataset else {}
     try:
@@ -210,16 +235,22 @@ def body() -> None:
     data_ok = check_datasets(todo or configs)
     sweep = sweep_name_input(source) if todo else ""
     label = f"Launch {len(todo)} new run(s)" if todo else "Nothing new to launch"
-    if st.button(label, type="primary", disabled=not todo or not data_ok, key="design_launch",
-                 icon=":material/rocket_launch:"):
+    if st.button(
+        label, type="primary", disabled=not todo or not data_ok, key="design_launch", icon=":material/rocket_launch:"
+    ):
         launch(todo, backend, sweep, configs)
     if not todo:
-        st.page_link("explorer/pages/compare.py", label="Everything is cached or running: compare them",
-                     icon=":material/compare_arrows:")
+        st.page_link(
+            "explorer/pages/compare.py",
+            label="Everything is cached or running: compare them",
+            icon=":material/compare_arrows:",
+        )
 
 
 st.title("Design & launch")
-st.caption("Choose variants from the paper's figures, or load a row set of its tables; then launch. "
-           "Runs already in the cache are never trained twice.")
+st.caption(
+    "Choose variants from the paper's figures, or load a row set of its tables; then launch. "
+    "Runs already in the cache are never trained twice."
+)
 with page_guard("design"):
     body()

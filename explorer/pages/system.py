@@ -8,10 +8,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from explorer import runs_api
+from explorer import engine_api, runs_api
+from explorer.app_settings import CACHE_ENV, cache_dir, jpeg_copy_spec
 from explorer.figures import format_bytes
 from explorer.guard import page_guard, show_error
-from explorer.settings import CACHE_ENV, cache_dir, jpeg_copy_spec, local_spec
 
 
 @st.cache_data(ttl=30, show_spinner=False)
@@ -34,8 +34,8 @@ def _count(n) -> str:
 
 def dataset_specs() -> list[str]:
     specs = ["cifar10", "cifar100"]
-    if jpeg_copy_spec():
-        specs.append(jpeg_copy_spec())
+    if jpeg := jpeg_copy_spec():
+        specs.append(jpeg)
     return specs + ["synthetic"]
 
 
@@ -46,7 +46,7 @@ def prepare(spec: str) -> None:
         bar.progress(min(1.0, max(0.0, float(fraction or 0.0))), text=message)
 
     try:
-        data = runs_api.load_dataset(local_spec(spec), progress=report)
+        data = engine_api.load_dataset(spec, progress=report)
     except Exception as e:  # noqa: BLE001 - DataError says what to do; others get advice
         bar.empty()
         show_error(e, f"prepare {spec}")
@@ -59,30 +59,52 @@ def datasets_section() -> None:
     rows = []
     for spec in dataset_specs():
         try:
-            info = runs_api.dataset_info(local_spec(spec))
+            info = engine_api.dataset_info(spec)
         except Exception as e:  # noqa: BLE001
             rows.append({"dataset": spec, "state": f"unavailable: {e}"})
             continue
-        state = ("decoded, ready" if info.get("decoded") else "present" if info.get("present")
-                 else "downloadable (needs internet)" if info.get("downloadable") else "not found")
-        rows.append({"dataset": info.get("label", spec), "spec": spec, "state": state,
-                     "train images": _count(info.get("num_train")), "test images": _count(info.get("num_test")),
-                     "size": format_bytes(info.get("size_bytes")), "path": info.get("path") or ""})
+        state = (
+            "decoded, ready"
+            if info.get("decoded")
+            else "present"
+            if info.get("present")
+            else "downloadable (needs internet)"
+            if info.get("downloadable")
+            else "not found"
+        )
+        rows.append(
+            {
+                "dataset": info.get("label", spec),
+                "spec": spec,
+                "state": state,
+                "train images": _count(info.get("num_train")),
+                "test images": _count(info.get("num_test")),
+                "size": format_bytes(info.get("size_bytes")),
+                "path": info.get("path") or "",
+            }
+        )
     st.dataframe(rows, hide_index=True, width="stretch")
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     specs = dataset_specs()
     names = {r["spec"]: r["dataset"] for r in rows if "spec" in r}
-    spec = c1.selectbox("Prepare a dataset now (download / extract / decode into the cache)", specs,
-                        key="system_prepare_spec", format_func=lambda s: names.get(s, s))
+    spec = c1.selectbox(
+        "Prepare a dataset now (download / extract / decode into the cache)",
+        specs,
+        key="system_prepare_spec",
+        format_func=lambda s: names.get(s, s),
+    )
     if c2.button("Prepare", key="system_prepare", icon=":material/download:"):
         prepare(spec)
     with st.expander("Check a local folder or tarball"):
-        path = st.text_input("Path (train/<class>/*.jpg and test/<class>/*.jpg, or a .tar.gz of them)",
-                             key="system_folder")
+        path = st.text_input(
+            "Path (train/<class>/*.jpg and test/<class>/*.jpg, or a .tar.gz of them)", key="system_folder"
+        )
         if path and st.button("Check and decode", key="system_folder_go"):
             prepare("folder:" + path.strip())
-    st.caption("No internet? CIFAR-10/100 downloads fail with a message; point runs at a local copy "
-               "instead (Design → Dataset → Local folder / tarball).")
+    st.caption(
+        "No internet? CIFAR-10/100 downloads fail with a message; point runs at a local copy "
+        "instead (Design → Dataset → Local folder / tarball)."
+    )
 
 
 def cache_section() -> None:
@@ -91,8 +113,9 @@ def cache_section() -> None:
     exists = Path(path).is_dir()
     size, files = folder_size(path) if exists else (0, 0)
     c1, c2 = st.columns([3, 1])
-    c1.markdown(f"`{path}`  \nSet `{CACHE_ENV}` to move it (e.g. `{CACHE_ENV}=/data/resnet-cache "
-                f"streamlit run app.py`).")
+    c1.markdown(
+        f"`{path}`  \nSet `{CACHE_ENV}` to move it (e.g. `{CACHE_ENV}=/data/resnet-cache streamlit run app.py`)."
+    )
     c2.metric("size", format_bytes(size), help=f"{files:,} files")
     if not exists:
         st.caption("It does not exist yet: the first run creates it.")
@@ -103,9 +126,11 @@ def backends_section() -> None:
     try:
         alive = runs_api.supervisor_alive()
         s = runs_api.runs_settings()
-        st.markdown(f"**local** · supervisor {'running' if alive else 'idle (starts with the next launch)'} · "
-                    f"GPUs `{s.gpus or 'none'}` · {s.jobs_per_gpu} job(s) per GPU · {s.cpu_jobs} CPU job(s) "
-                    f"at a time · log `{Path(cache_dir()) / 'logs' / 'supervisor.log'}`")
+        st.markdown(
+            f"**local** · supervisor {'running' if alive else 'idle (starts with the next launch)'} · "
+            f"GPUs `{s.gpus or 'none'}` · {s.jobs_per_gpu} job(s) per GPU · {s.cpu_jobs} CPU job(s) "
+            f"at a time · log `{Path(cache_dir()) / 'logs' / 'supervisor.log'}`"
+        )
     except Exception as e:  # noqa: BLE001
         show_error(e, "backends")
     try:
@@ -120,7 +145,7 @@ def backends_section() -> None:
 
 def gpus_section() -> None:
     st.subheader("Devices")
-    here = runs_api.devices()
+    here = engine_api.devices()
     if not here["gpus"]:
         st.markdown(f"No CUDA GPU visible: runs use the CPU ({here['cpu_cores']} cores, torch {here['torch']}).")
         return

@@ -15,9 +15,10 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 _FENCES: dict[Path, Callable[[], bool]] = {}
 _FENCE_GUARD = threading.Lock()
@@ -98,7 +99,7 @@ def atomic_write(path: str | Path, write: Callable[[Any], None], mode: int = 0o6
 def clean_orphan_temps(folder: str | Path, older_than_s: float = 60.0) -> list[Path]:
     """Delete temp files of `atomic_write`s that a kill interrupted (not ones being written now:
     only those older than `older_than_s`). Returns what was removed."""
-    removed = []
+    removed: list[Path] = []
     cutoff = time.time() - older_than_s
     try:
         entries = list(Path(folder).iterdir())

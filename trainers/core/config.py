@@ -51,7 +51,6 @@ PARAM_BOUNDS: dict[str, tuple[float, float]] = {
 }
 
 
-
 @dataclass(frozen=True)
 class RunConfig:
     # --- the network -------------------------------------------------------------------------
@@ -174,7 +173,7 @@ class RunConfig:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
         if not isinstance(d, dict):
             raise ConfigError(f"a config must be a JSON object of fields, got {type(d).__name__}")
         d = dict(d)
@@ -187,7 +186,7 @@ class RunConfig:
         return cls(**d)
 
     @classmethod
-    def from_json(cls, text: str) -> "RunConfig":
+    def from_json(cls, text: str) -> RunConfig:
         try:
             d = json.loads(text)
         except json.JSONDecodeError as e:
@@ -196,14 +195,14 @@ class RunConfig:
             raise ConfigError("config JSON must be an object")
         return cls.from_dict(d)
 
-    def replace(self, **changes: Any) -> "RunConfig":
+    def replace(self, **changes: Any) -> RunConfig:
         """This config with `changes`. Automatic fields start from what was asked for them: "auto"
         (or 0) is resolved again for the new config (a changed block, ordering or iterations
         re-resolves it), an explicit value is kept (`--set shortcut_bn=false` stays false across a
         grid over shortcuts, even from a base whose net had no shortcut conv to use it on). A config
         read from a dict asked for the values the dict holds."""
         d = self.to_dict()
-        d.update(self._asked)
+        d.update(getattr(self, "_asked", {}))  # set in __post_init__ (not a field: not in the key)
         d.update(changes)
         return RunConfig(**d)
 
@@ -247,7 +246,7 @@ def _resolve_shortcut_bn(c: RunConfig) -> bool:
         return False
     if c.shortcut_bn == "auto":
         return not ORDERINGS[c.ordering].preact_net  # see the field's comment
-    return c.shortcut_bn
+    return bool(c.shortcut_bn)
 
 
 def _coerce_types(c: RunConfig) -> None:
@@ -307,17 +306,12 @@ def _validate(c: RunConfig) -> None:
     _one_of("crop_padding", c.crop_padding, CROP_PADDINGS)
     _one_of("last_batch", c.last_batch, LAST_BATCHES)
     if not (c.dataset in DATASET_KINDS or (c.dataset.startswith("folder:") and len(c.dataset) > 7)):
-        raise ConfigError(
-            f"unknown dataset {c.dataset!r}; choose cifar10, cifar100, synthetic or folder:PATH"
-        )
+        raise ConfigError(f"unknown dataset {c.dataset!r}; choose cifar10, cifar100, synthetic or folder:PATH")
     b = BLOCKS[c.block]
     L = b.layers_per_unit
     if c.depth < L * 3 + 2 or (c.depth - 2) % (3 * L) != 0:
         ok = ", ".join(str(3 * L * n + 2) for n in (1, 2, 3, 18))
-        raise ConfigError(
-            f"depth {c.depth} does not fit {c.block} units: depth must be {3 * L}n+2 "
-            f"(e.g. {ok}, ...)"
-        )
+        raise ConfigError(f"depth {c.depth} does not fit {c.block} units: depth must be {3 * L}n+2 (e.g. {ok}, ...)")
     _in_range("iterations", c.iterations, 1, MAX_ITERATIONS)
     _in_range("batch_size", c.batch_size, 1, MAX_BATCH_SIZE)
     if c.depth > MAX_DEPTH:
@@ -329,8 +323,10 @@ def _validate(c: RunConfig) -> None:
     _in_range("seed", c.seed, 0, MAX_SEED)
     _in_range("bn_batch", c.bn_batch, 0, MAX_BATCH_SIZE)
     if c.bn_batch and (c.bn_batch >= c.batch_size or c.batch_size % c.bn_batch):
-        raise ConfigError(f"bn_batch must split batch_size {c.batch_size} into equal groups of 2 or more, "
-                          f"got {c.bn_batch}; 0 = BN statistics over the whole batch")
+        raise ConfigError(
+            f"bn_batch must split batch_size {c.batch_size} into equal groups of 2 or more, "
+            f"got {c.bn_batch}; 0 = BN statistics over the whole batch"
+        )
     if c.lr <= 0:
         raise ConfigError(f"lr must be > 0, got {c.lr}")
     if c.warmup_lr <= 0:
@@ -342,9 +338,7 @@ def _validate(c: RunConfig) -> None:
     if c.warmup_iterations < 0:
         raise ConfigError(f"warmup_iterations must be >= 0, got {c.warmup_iterations}")
     if any(not 0 < m < 1 for m in c.milestones) or list(c.milestones) != sorted(c.milestones):
-        raise ConfigError(
-            f"milestones are increasing fractions of the run in (0, 1), got {list(c.milestones)}"
-        )
+        raise ConfigError(f"milestones are increasing fractions of the run in (0, 1), got {list(c.milestones)}")
     for name, (lo, hi) in PARAM_BOUNDS.items():
         if not lo <= getattr(c, name) <= hi:
             raise ConfigError(f"{name} must be between {lo:g} and {hi:g}, got {getattr(c, name):g}")
@@ -355,5 +349,15 @@ def _validate(c: RunConfig) -> None:
 CONFIG_FIELDS: tuple[dataclasses.Field, ...] = fields(RunConfig)
 _DEFAULTS = {f.name: f.default for f in CONFIG_FIELDS}
 # Added with issue #9 (recipe options) and issue #18 (bn_batch, last_batch); see canonical_json.
-_OMITTED_AT_DEFAULT = frozenset({"nesterov", "gate_bias_decay", "normalization", "crop_padding",
-                                 "allow_tf32", "deterministic", "bn_batch", "last_batch"})
+_OMITTED_AT_DEFAULT = frozenset(
+    {
+        "nesterov",
+        "gate_bias_decay",
+        "normalization",
+        "crop_padding",
+        "allow_tf32",
+        "deterministic",
+        "bn_batch",
+        "last_batch",
+    }
+)

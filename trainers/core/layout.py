@@ -90,7 +90,20 @@ def unit_specs(cfg: RunConfig) -> list[UnitSpec]:
                 down = "identity"
             else:
                 down = cfg.downsample
-            specs.append(UnitSpec(stage, i, cin, cout, stride, tuple(preact), tuple(residual), down,
-                                  cfg.shortcut, tuple(_ops(ordering.after_add, cout)), cfg.shortcut_bn))
+            specs.append(
+                UnitSpec(
+                    stage,
+                    i,
+                    cin,
+                    cout,
+                    stride,
+                    tuple(preact),
+                    tuple(residual),
+                    down,
+                    cfg.shortcut,
+                    tuple(_ops(ordering.after_add, cout)),
+                    bool(cfg.shortcut_bn),
+                )
+            )
             cin = cout
     return specs

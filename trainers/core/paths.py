@@ -15,7 +15,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the repository: trainers/c
 
 def folder_path(spec: str) -> Path:
     """The absolute path of a `folder:PATH` dataset spec (PATH relative to the project root)."""
-    raw = spec[len("folder:"):]
+    raw = spec[len("folder:") :]
     if not raw:
         raise DataError("folder: needs a path, e.g. folder:/data/my-images or folder:images.tar.gz")
     path = Path(raw).expanduser()

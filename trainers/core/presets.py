@@ -3,7 +3,7 @@
 This is the only place a paper number lives (source: He et al. 2016, "Identity Mappings in Deep
 Residual Networks", Tables 1-4, as transcribed in shared/paper.md). Every CIFAR number in the paper
 is the median of 5 runs. Sweeps launch these rows; the UI and `results` find "the paper's number
-for this run" with `paper_reference(cfg)`, which compares the config without its seed and without
+for this run" with `paper_row(cfg)`, which compares the config without its seed and without
 the schedule and measurement fields (a 300-iteration run of Table 2's row is still that row, run
 short; the results table shows the schedule next to it).
 
@@ -15,11 +15,13 @@ re-encoding changes the pixels, so the difference to the paper is indicative, no
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable
+from typing import Any
 
 from .config import RunConfig
 from .registry import SHORTCUTS
+
 
 @dataclass(frozen=True)
 class PaperRow:
@@ -63,24 +65,49 @@ def _r1001(**kw: Any) -> dict[str, Any]:
 T1 = "Table 1"
 _TABLE1 = (
     PaperRow(T1, "original", _r110(), 6.61, remark="Fig. 2(a)"),
-    PaperRow(T1, "constant scaling 0 / 1", _r110(shortcut="constant", shortcut_scale=0.0), None, True,
-             "Fig. 2(b); a plain net: no shortcut at all"),
-    PaperRow(T1, "constant scaling 0.5 / 1", _r110(shortcut="constant", shortcut_scale=0.5), None, True,
-             "Fig. 2(b)"),
-    PaperRow(T1, "constant scaling 0.5 / 0.5", _r110(shortcut="constant", shortcut_scale=0.5,
-                                                     residual_scale=0.5), 12.35, False,
-             "Fig. 2(b); 'frozen gating'"),
-    PaperRow(T1, "exclusive gating, b_g = 0", _r110(shortcut="exclusive_gate", gate_bias=0.0), None, True,
-             "Fig. 2(c); the paper: fails for every initial b_g in 0 ... -5",
-             covers=tuple(_r110(shortcut="exclusive_gate", gate_bias=float(b)) for b in (-1, -2, -3, -4, -5))),
-    PaperRow(T1, "exclusive gating, b_g = -6", _r110(shortcut="exclusive_gate", gate_bias=-6.0), 8.70, False,
-             "Fig. 2(c); best of a 0 ... -10 sweep"),
-    PaperRow(T1, "exclusive gating, b_g = -7", _r110(shortcut="exclusive_gate", gate_bias=-7.0), 9.81, False,
-             "Fig. 2(c)"),
-    PaperRow(T1, "shortcut-only gating, b_g = 0", _r110(shortcut="shortcut_gate", gate_bias=0.0), 12.86, False,
-             "Fig. 2(d)"),
-    PaperRow(T1, "shortcut-only gating, b_g = -6", _r110(shortcut="shortcut_gate", gate_bias=-6.0), 6.91, False,
-             "Fig. 2(d)"),
+    PaperRow(
+        T1,
+        "constant scaling 0 / 1",
+        _r110(shortcut="constant", shortcut_scale=0.0),
+        None,
+        True,
+        "Fig. 2(b); a plain net: no shortcut at all",
+    ),
+    PaperRow(T1, "constant scaling 0.5 / 1", _r110(shortcut="constant", shortcut_scale=0.5), None, True, "Fig. 2(b)"),
+    PaperRow(
+        T1,
+        "constant scaling 0.5 / 0.5",
+        _r110(shortcut="constant", shortcut_scale=0.5, residual_scale=0.5),
+        12.35,
+        False,
+        "Fig. 2(b); 'frozen gating'",
+    ),
+    PaperRow(
+        T1,
+        "exclusive gating, b_g = 0",
+        _r110(shortcut="exclusive_gate", gate_bias=0.0),
+        None,
+        True,
+        "Fig. 2(c); the paper: fails for every initial b_g in 0 ... -5",
+        covers=tuple(_r110(shortcut="exclusive_gate", gate_bias=float(b)) for b in (-1, -2, -3, -4, -5)),
+    ),
+    PaperRow(
+        T1,
+        "exclusive gating, b_g = -6",
+        _r110(shortcut="exclusive_gate", gate_bias=-6.0),
+        8.70,
+        False,
+        "Fig. 2(c); best of a 0 ... -10 sweep",
+    ),
+    PaperRow(
+        T1, "exclusive gating, b_g = -7", _r110(shortcut="exclusive_gate", gate_bias=-7.0), 9.81, False, "Fig. 2(c)"
+    ),
+    PaperRow(
+        T1, "shortcut-only gating, b_g = 0", _r110(shortcut="shortcut_gate", gate_bias=0.0), 12.86, False, "Fig. 2(d)"
+    ),
+    PaperRow(
+        T1, "shortcut-only gating, b_g = -6", _r110(shortcut="shortcut_gate", gate_bias=-6.0), 6.91, False, "Fig. 2(d)"
+    ),
     PaperRow(T1, "1x1 conv shortcut", _r110(shortcut="conv1x1"), 12.22, False, "Fig. 2(e)"),
     PaperRow(T1, "dropout shortcut 0.5", _r110(shortcut="dropout", dropout_p=0.5), None, True, "Fig. 2(f)"),
 )
@@ -99,8 +126,11 @@ def _table2() -> tuple[PaperRow, ...]:
     rows = []
     for depth, make, col in ((110, _r110, 0), (164, _r164, 1)):
         for ordering, name, e110, e164, fig in _ORDERINGS_T2:
-            rows.append(PaperRow(T2, f"{name}, ResNet-{depth}", make(ordering=ordering),
-                                 (e110, e164)[col], remark=f"Fig. {fig}"))
+            rows.append(
+                PaperRow(
+                    T2, f"{name}, ResNet-{depth}", make(ordering=ordering), (e110, e164)[col], remark=f"Fig. {fig}"
+                )
+            )
     return tuple(rows)
 
 
@@ -108,38 +138,59 @@ _TABLE2 = _table2()
 
 T3 = "Table 3"
 _TABLE3_C10 = (
-    PaperRow(T3, "ResNet-110 (1-layer skip), original", _r110(block="single"), 9.90, False,
-             "each shortcut skips one conv"),
-    PaperRow(T3, "ResNet-110 (1-layer skip), pre-activation", _r110(block="single", ordering="full_preact"),
-             8.91, False, "each shortcut skips one conv"),
+    PaperRow(
+        T3, "ResNet-110 (1-layer skip), original", _r110(block="single"), 9.90, False, "each shortcut skips one conv"
+    ),
+    PaperRow(
+        T3,
+        "ResNet-110 (1-layer skip), pre-activation",
+        _r110(block="single", ordering="full_preact"),
+        8.91,
+        False,
+        "each shortcut skips one conv",
+    ),
     PaperRow(T3, "ResNet-110, original", _r110(), 6.61),
     PaperRow(T3, "ResNet-110, pre-activation", _r110(ordering="full_preact"), 6.37),
     PaperRow(T3, "ResNet-164, original", _r164(), 5.93),
     PaperRow(T3, "ResNet-164, pre-activation", _r164(ordering="full_preact"), 5.46),
     PaperRow(T3, "ResNet-1001, original", _r1001(), 7.61),
-    PaperRow(T3, "ResNet-1001, pre-activation", _r1001(ordering="full_preact"), 4.92,
-             remark="mean 4.89 ± 0.14 (Table 4)"),
+    PaperRow(
+        T3, "ResNet-1001, pre-activation", _r1001(ordering="full_preact"), 4.92, remark="mean 4.89 ± 0.14 (Table 4)"
+    ),
 )
 _TABLE3_C100 = (
     PaperRow(T3, "CIFAR-100 ResNet-164, original", _r164(dataset="cifar100"), 25.16),
     PaperRow(T3, "CIFAR-100 ResNet-164, pre-activation", _r164(dataset="cifar100", ordering="full_preact"), 24.33),
     PaperRow(T3, "CIFAR-100 ResNet-1001, original", _r1001(dataset="cifar100"), 27.82),
-    PaperRow(T3, "CIFAR-100 ResNet-1001, pre-activation", _r1001(dataset="cifar100", ordering="full_preact"),
-             22.71, remark="mean 22.68 ± 0.22 (Table 4)"),
+    PaperRow(
+        T3,
+        "CIFAR-100 ResNet-1001, pre-activation",
+        _r1001(dataset="cifar100", ordering="full_preact"),
+        22.71,
+        remark="mean 22.68 ± 0.22 (Table 4)",
+    ),
 )
 CIFAR_TRAIN_IMAGES = 50_000
 
 
-def epoch_schedule(epochs: int, milestone_epochs: Iterable[int], batch_size: int,
-                   train_images: int = CIFAR_TRAIN_IMAGES, last_batch: str = "drop") -> dict[str, Any]:
+def epoch_schedule(
+    epochs: int,
+    milestone_epochs: Iterable[int],
+    batch_size: int,
+    train_images: int = CIFAR_TRAIN_IMAGES,
+    last_batch: str = "drop",
+) -> dict[str, Any]:
     """A schedule given in epochs, as RunConfig fields: `iterations` = epochs × batches per epoch
     (full batches only, or with the last partial one for `last_batch="keep"`), `milestones` as
     fractions of the run. `milestone_epochs` count the epochs completed when the lr drops. The
     fractions land exactly on the epoch boundaries (round(m·iterations) = epoch·batches), and they
     keep scaling with the run like every other preset's, so "short"/"quick" still apply."""
     per_epoch = train_images // batch_size if last_batch == "drop" else -(-train_images // batch_size)
-    out = {"iterations": epochs * per_epoch, "batch_size": batch_size,
-           "milestones": tuple(e / epochs for e in milestone_epochs)}
+    out = {
+        "iterations": epochs * per_epoch,
+        "batch_size": batch_size,
+        "milestones": tuple(e / epochs for e in milestone_epochs),
+    }
     return out if last_batch == "drop" else {**out, "last_batch": last_batch}
 
 
@@ -151,19 +202,28 @@ def epoch_schedule(epochs: int, milestone_epochs: Iterable[int], batch_size: int
 # momentum 0.9 (train.lua), no warm-up; 2 GPUs of 32 images each, each with its own BN
 # (DataParallelTable). 200 × 782 = 156,400 iterations, lr /10 at 62,560 and 94,622. Not the
 # paper's 64k-iteration Caffe recipe.
-_TABLE4_RECIPE = {**epoch_schedule(200, (80, 121), batch_size=64, last_batch="keep"), "nesterov": True,
-                  "warmup_iterations": 0, "crop_padding": "mean", "bn_batch": 32}
+_TABLE4_RECIPE = {
+    **epoch_schedule(200, (80, 121), batch_size=64, last_batch="keep"),
+    "nesterov": True,
+    "warmup_iterations": 0,
+    "crop_padding": "mean",
+    "bn_batch": 32,
+}
 _TABLE4 = (
-    PaperRow("Table 4", "ResNet-1001 pre-activation, mini-batch 64",
-             _r1001(ordering="full_preact", **_TABLE4_RECIPE), 4.62,
-             remark="mean 4.69 ± 0.20; the authors' Torch recipe (fb.resnet.torch): 200 epochs at batch "
-                    "64 on 2 GPUs (BN over 32 images), lr /10 after epochs 80 and 121, the last partial "
-                    "batch kept, crops padded with the mean colour, Nesterov, no warm-up"),
+    PaperRow(
+        "Table 4",
+        "ResNet-1001 pre-activation, mini-batch 64",
+        _r1001(ordering="full_preact", **_TABLE4_RECIPE),
+        4.62,
+        remark="mean 4.69 ± 0.20; the authors' Torch recipe (fb.resnet.torch): 200 epochs at batch "
+        "64 on 2 GPUs (BN over 32 images), lr /10 after epochs 80 and 121, the last partial "
+        "batch kept, crops padded with the mean colour, Nesterov, no warm-up",
+    ),
 )
 
 
 @dataclass(frozen=True)
-class ReferenceRow:
+class Table5Row:
     """A row of the paper that this project cannot train (yet): shown for reference only."""
 
     table: str
@@ -189,15 +249,33 @@ TABLE5_CAPTION = (
     "scale + aspect ratio: fb.resnet.torch's augmentation (its released model)."
 )
 TABLE5 = (
-    ReferenceRow("Table 5", "ResNet-152, original", "original", "scale", 224, 224, 23.0, 6.7),
-    ReferenceRow("Table 5", "ResNet-152, original", "original", "scale", 224, 320, 21.3, 5.5),
-    ReferenceRow("Table 5", "ResNet-152, pre-activation", "full_preact", "scale", 224, 320, 21.1, 5.5),
-    ReferenceRow("Table 5", "ResNet-200, original", "original", "scale", 224, 320, 21.8, 6.0),
-    ReferenceRow("Table 5", "ResNet-200, pre-activation", "full_preact", "scale", 224, 320, 20.7, 5.3),
-    ReferenceRow("Table 5", "ResNet-200, pre-activation", "full_preact", "scale + aspect ratio", 224, 320,
-                 20.1, 4.8, remark="fb.resnet.torch's released model"),
-    ReferenceRow("Table 5", "Inception v3", None, "scale + aspect ratio", 299, 299, 21.2, 5.6,
-                 remark="not a residual network: the paper's comparison"),
+    Table5Row("Table 5", "ResNet-152, original", "original", "scale", 224, 224, 23.0, 6.7),
+    Table5Row("Table 5", "ResNet-152, original", "original", "scale", 224, 320, 21.3, 5.5),
+    Table5Row("Table 5", "ResNet-152, pre-activation", "full_preact", "scale", 224, 320, 21.1, 5.5),
+    Table5Row("Table 5", "ResNet-200, original", "original", "scale", 224, 320, 21.8, 6.0),
+    Table5Row("Table 5", "ResNet-200, pre-activation", "full_preact", "scale", 224, 320, 20.7, 5.3),
+    Table5Row(
+        "Table 5",
+        "ResNet-200, pre-activation",
+        "full_preact",
+        "scale + aspect ratio",
+        224,
+        320,
+        20.1,
+        4.8,
+        remark="fb.resnet.torch's released model",
+    ),
+    Table5Row(
+        "Table 5",
+        "Inception v3",
+        None,
+        "scale + aspect ratio",
+        299,
+        299,
+        21.2,
+        5.6,
+        remark="not a residual network: the paper's comparison",
+    ),
 )
 TABLE5_NOTE = (
     TABLE5_CAPTION + " Shown as the paper's reference, not trained here: training it would need an "
@@ -206,13 +284,23 @@ TABLE5_NOTE = (
 )
 
 
-def reference_rows() -> list[dict[str, Any]]:
+def table5_rows() -> list[dict[str, Any]]:
     """Table 5's rows for display (Compare, Learn): the paper's numbers with each row's crop sizes,
     marked not trained here."""
-    return [{"table": r.table, "network": r.label, "augmentation": r.augmentation,
-             "train crop": f"{r.train_crop}×{r.train_crop}", "test crop": f"{r.test_crop}×{r.test_crop}",
-             "top-1 error %": r.top1, "top-5 error %": r.top5, "status": NOT_TRAINED_HERE}
-            for r in TABLE5]
+    return [
+        {
+            "table": r.table,
+            "network": r.label,
+            "augmentation": r.augmentation,
+            "train crop": f"{r.train_crop}×{r.train_crop}",
+            "test crop": f"{r.test_crop}×{r.test_crop}",
+            "top-1 error %": r.top1,
+            "top-5 error %": r.top5,
+            "status": NOT_TRAINED_HERE,
+        }
+        for r in TABLE5
+    ]
+
 
 PRESETS: dict[str, Preset] = {
     p.name: p
@@ -220,8 +308,11 @@ PRESETS: dict[str, Preset] = {
         Preset("table1", "Table 1: shortcut types, ResNet-110 on CIFAR-10", _TABLE1),
         Preset("table2", "Table 2: BN/ReLU orderings, ResNet-110 and ResNet-164 on CIFAR-10", _TABLE2),
         Preset("table3", "Table 3: original vs pre-activation units, CIFAR-10", _TABLE3_C10),
-        Preset("table3_all", "Table 3: original vs pre-activation units, CIFAR-10 and CIFAR-100",
-               _TABLE3_C10 + _TABLE3_C100),
+        Preset(
+            "table3_all",
+            "Table 3: original vs pre-activation units, CIFAR-10 and CIFAR-100",
+            _TABLE3_C10 + _TABLE3_C100,
+        ),
         Preset("table4", "Table 4 (selected): ResNet-1001 with mini-batch 64 (the authors' recipe)", _TABLE4),
     )
 }
@@ -241,29 +332,47 @@ SCHEDULES: dict[str, dict[str, Any]] = {
     # paper: no warm-up (ResNet-20 converges at lr 0.1 from the start in the first ResNet paper,
     # which warmed up ResNet-110 only). The CPU reference runs now train on `paper` (issue #17).
     "glance": {"iterations": 120, "warmup_iterations": 0, "eval_every": 20, "test_size": 2_000},
-    "smoke": {"iterations": 20, "warmup_iterations": 2, "train_size": 512, "test_size": 256,
-              "log_every": 2, "eval_every": 10},
+    "smoke": {
+        "iterations": 20,
+        "warmup_iterations": 2,
+        "train_size": 512,
+        "test_size": 256,
+        "log_every": 2,
+        "eval_every": 10,
+    },
 }
 SCHEDULE_NOTES: dict[str, str] = {
     "paper": "the paper's protocol: 64k iterations (~164 epochs), lr /10 at 32k and 48k",
     "short": "8k iterations (~20 epochs), lr /10 at 4k and 6k: minutes on a GPU; errors far above the paper's "
-             "(ResNet-20 ends near 16 % where the paper's 64k-iteration ResNet-110 reaches 6.6 %)",
+    "(ResNet-20 ends near 16 % where the paper's 64k-iteration ResNet-110 reaches 6.6 %)",
     "quick": "300 iterations (the first 25 at the paper's warm-up lr 0.01), test on a fixed random sample of 2,000 images: a first look at the descent, not the paper's numbers",
     "glance": "120 iterations, no warm-up, test on a fixed random sample of 2,000 images: the first descent only",
     "smoke": "20 iterations on 512 images: checks that everything runs, numbers meaningless",
 }
 
 # Fields that say how long / how densely a run is trained and measured, not what is trained.
-SCHEDULE_FIELDS = frozenset({
-    "seed", "iterations", "log_every", "eval_every", "warmup_iterations", "warmup_lr", "milestones",
-    "train_size", "test_size", "precision",
-    # numerics of the device, not the method: TF32 convolutions, cuDNN algorithm choice
-    "allow_tf32", "deterministic",
-})
+SCHEDULE_FIELDS = frozenset(
+    {
+        "seed",
+        "iterations",
+        "log_every",
+        "eval_every",
+        "warmup_iterations",
+        "warmup_lr",
+        "milestones",
+        "train_size",
+        "test_size",
+        "precision",
+        # numerics of the device, not the method: TF32 convolutions, cuDNN algorithm choice
+        "allow_tf32",
+        "deterministic",
+    }
+)
 
 
-def preset_configs(name: str, seeds: int | Iterable[int] = 5, schedule: str = "paper",
-                   **overrides: Any) -> list[RunConfig]:
+def preset_configs(
+    name: str, seeds: int | Iterable[int] = 5, schedule: str = "paper", **overrides: Any
+) -> list[RunConfig]:
     """The configs of a preset × seeds, seed-major (every row's seed 0 first, so a complete table
     with n=1 appears early). `seeds` is a count (0..N-1) or an explicit list of seeds."""
     if name not in PRESETS:
@@ -301,7 +410,7 @@ def _signatures(rows: Iterable[PaperRow]) -> Iterable[tuple[dict[str, Any], Pape
             yield _signature(RunConfig.from_dict(template)), row
 
 
-def paper_reference(cfg: RunConfig, rows: Iterable[PaperRow] | None = None) -> PaperRow | None:
+def paper_row(cfg: RunConfig, rows: Iterable[PaperRow] | None = None) -> PaperRow | None:
     """The paper's row for this config (ignoring seed and schedule), or None if the paper has none.
     `rows` limits the search (e.g. to one preset); default: every table, in order."""
     if rows is None:
@@ -318,12 +427,15 @@ def schedule_name(cfg: RunConfig) -> str:
     """Which SCHEDULES entry `cfg` was trained with, or a short description of its own schedule."""
     # The paper's schedule of the run's own row (Table 4's batch-64 row has the authors' recipe),
     # else the default one.
-    row = paper_reference(cfg)
+    row = paper_row(cfg)
     defaults = (RunConfig.from_dict(row.template) if row else RunConfig()).to_dict()
     d = cfg.to_dict()
-    base = {k: (defaults[k] if k in SCHEDULE_FIELDS and k not in ("seed", "precision", "allow_tf32",
-                                                                  "deterministic") else v)
-            for k, v in d.items()}
+    base = {
+        k: (
+            defaults[k] if k in SCHEDULE_FIELDS and k not in ("seed", "precision", "allow_tf32", "deterministic") else v
+        )
+        for k, v in d.items()
+    }
     # How densely a run is logged and evaluated is not its schedule: a paper run logged every 20
     # iterations (the CPU campaign's curves) is still on the paper's schedule.
     density = ("log_every", "eval_every")
@@ -332,5 +444,7 @@ def schedule_name(cfg: RunConfig) -> str:
         theirs = RunConfig.from_dict({**base, **changes}).to_dict()
         if {k: v for k, v in theirs.items() if k not in density} == mine:
             return name
-    sizes = "" if not (cfg.train_size or cfg.test_size) else f", {cfg.train_size or 'all'}/{cfg.test_size or 'all'} images"
+    sizes = (
+        "" if not (cfg.train_size or cfg.test_size) else f", {cfg.train_size or 'all'}/{cfg.test_size or 'all'} images"
+    )
     return f"{cfg.iterations:,} its{sizes}"

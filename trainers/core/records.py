@@ -1,6 +1,8 @@
 """The shapes of what travels between the layers, as TypedDicts: the engine's events and result, and
 the job layer's run record. They stay plain JSON dicts (the store keeps JSON, events cross process
-and Ray boundaries); the types say which keys exist and what they hold.
+and Ray boundaries); the types say which keys exist and what they hold. The engine builds its events
+and results as these types (trainers/engine/train.py), and tests/test_records.py checks every event,
+curve point, result and record of a real run against them, key by key.
 
 Errors are percentages (0-100) everywhere; times are Unix seconds unless named `_at` in ISO text
 (inside `Provenance`).
@@ -8,12 +10,12 @@ Errors are percentages (0-100) everywhere; times are Unix seconds unless named `
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypedDict, Union
+from typing import Any, Literal, NotRequired, TypedDict
 
 # --- the engine's events (train(..., on_event=...)) ----------------------------------------------
 
 
-class StartEvent(TypedDict, total=False):
+class StartEvent(TypedDict):
     type: Literal["start"]
     iteration: int  # where this attempt starts (> 0: resumed from a checkpoint)
     total: int
@@ -26,10 +28,10 @@ class StartEvent(TypedDict, total=False):
     channels_last: bool
     step_mode: str
     notes: list[str]
-    packed: int  # networks trained together in this worker (seed packing)
+    packed: NotRequired[int]  # packed runs only: networks trained together (seed packing)
 
 
-class MetricsEvent(TypedDict, total=False):
+class MetricsEvent(TypedDict):
     type: Literal["metrics"]
     iteration: int
     epoch: float
@@ -37,9 +39,9 @@ class MetricsEvent(TypedDict, total=False):
     train_error: float
     lr: float
     images_per_s: float
-    aggregate_images_per_s: float  # packed: all networks together
     elapsed_s: float
     eta_s: float
+    aggregate_images_per_s: NotRequired[float]  # packed runs only: all networks together
 
 
 class EvalEvent(TypedDict):
@@ -56,7 +58,7 @@ class CheckpointEvent(TypedDict):
     path: str
 
 
-class Provenance(TypedDict, total=False):
+class Provenance(TypedDict):
     code_version: str
     torch: str
     python: str
@@ -71,11 +73,12 @@ class Provenance(TypedDict, total=False):
     finished_at: str
     resumed: bool
     pid: int
-    packed: int
-    packed_with: list[str]
+    packed: NotRequired[int]  # packed runs only: networks trained together
+    packed_with: NotRequired[list[str]]  # packed runs only: their keys, in order
+    recipe: dict[str, Any]  # the choices the paper is silent on, and the numerics in force (engine/recipe.py)
 
 
-class Result(TypedDict, total=False):
+class Result(TypedDict):
     """What train() returns and writes to result.json (and the store keeps as `record.result`)."""
 
     key: str
@@ -97,8 +100,15 @@ class EndEvent(TypedDict):
     result: Result
 
 
-Event = Union[StartEvent, MetricsEvent, EvalEvent, CheckpointEvent, EndEvent]
-CurvePoint = Union[MetricsEvent, EvalEvent]  # what the store keeps as a run's curve
+class HeartbeatEvent(TypedDict):
+    """Not the engine's: a Ray task relays its lease this way (trainers/runs/backends/ray_task.py)."""
+
+    type: Literal["heartbeat"]
+    time: float  # Unix seconds
+
+
+Event = StartEvent | MetricsEvent | EvalEvent | CheckpointEvent | EndEvent
+CurvePoint = MetricsEvent | EvalEvent  # what the store keeps as a run's curve
 
 
 # --- the job layer's run record (trainers/runs/store.py) ------------------------------------------
@@ -144,18 +154,45 @@ class RunRecord(TypedDict, total=False):
     packed_with: list[str] | None
     resumed_at: int | None
     imported_at: float
+    notes: list[str]  # the engine's notes (e.g. a checkpoint set aside), kept across attempts
+    tags: list[str]  # the user's, sorted
 
 
 def new_record(key: str, config: dict[str, Any], label: str, backend: str, t: float) -> RunRecord:
     """A queued run's first record (what `Store.create` claims)."""
     return RunRecord(
-        key=key, config=config, label=label, status="queued",
-        progress=0.0, iteration=0, total=config.get("iterations"),
-        eta_s=None, images_per_s=None, device=None, device_name=None,
-        attempt=0, restarts=0, created_at=t, updated_at=t,
-        queued_at=t, started_at=None, finished_at=None, heartbeat_at=None,
-        error=None, last_failure=None, worker_error=None, result=None, backend=backend,
-        slot=None, pid=None, host=None, log=None, cancel_requested=False,
-        cancel_requested_at=None, test_error=None, train_loss=None,
-        checkpoint_iteration=None, curve_len=0,
+        key=key,
+        config=config,
+        label=label,
+        status="queued",
+        progress=0.0,
+        iteration=0,
+        total=config.get("iterations", 0),
+        eta_s=None,
+        images_per_s=None,
+        device=None,
+        device_name=None,
+        attempt=0,
+        restarts=0,
+        created_at=t,
+        updated_at=t,
+        queued_at=t,
+        started_at=None,
+        finished_at=None,
+        heartbeat_at=None,
+        error=None,
+        last_failure=None,
+        worker_error=None,
+        result=None,
+        backend=backend,
+        slot=None,
+        pid=None,
+        host=None,
+        log=None,
+        cancel_requested=False,
+        cancel_requested_at=None,
+        test_error=None,
+        train_loss=None,
+        checkpoint_iteration=None,
+        curve_len=0,
     )

@@ -9,9 +9,9 @@ enumerate these dicts; adding a variant is one entry here (plus its merge module
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -46,16 +46,61 @@ class Ordering:
 ORDERINGS: dict[str, Ordering] = {
     o.name: o
     for o in [
-        Ordering("original", "original", "4(a)", (), ("bn", "relu"), ("bn",), ("relu",), False,
-                 "conv→BN→ReLU→conv→BN→(+)→ReLU"),
-        Ordering("bn_after_add", "BN after addition", "4(b)", (), ("bn", "relu"), (), ("bn", "relu"), False,
-                 "conv→BN→ReLU→conv→(+)→BN→ReLU"),
-        Ordering("relu_before_add", "ReLU before addition", "4(c)", (), ("bn", "relu"), ("bn", "relu"), (), False,
-                 "conv→BN→ReLU→conv→BN→ReLU→(+)"),
-        Ordering("relu_only_preact", "ReLU-only pre-activation", "4(d)", ("relu",), ("bn",), ("bn",), (), True,
-                 "ReLU→conv→BN→ReLU→conv→BN→(+)"),
-        Ordering("full_preact", "full pre-activation", "4(e)", ("bn", "relu"), (), (), (), True,
-                 "BN→ReLU→conv→BN→ReLU→conv→(+)"),
+        Ordering(
+            "original",
+            "original",
+            "4(a)",
+            (),
+            ("bn", "relu"),
+            ("bn",),
+            ("relu",),
+            False,
+            "conv→BN→ReLU→conv→BN→(+)→ReLU",
+        ),
+        Ordering(
+            "bn_after_add",
+            "BN after addition",
+            "4(b)",
+            (),
+            ("bn", "relu"),
+            (),
+            ("bn", "relu"),
+            False,
+            "conv→BN→ReLU→conv→(+)→BN→ReLU",
+        ),
+        Ordering(
+            "relu_before_add",
+            "ReLU before addition",
+            "4(c)",
+            (),
+            ("bn", "relu"),
+            ("bn", "relu"),
+            (),
+            False,
+            "conv→BN→ReLU→conv→BN→ReLU→(+)",
+        ),
+        Ordering(
+            "relu_only_preact",
+            "ReLU-only pre-activation",
+            "4(d)",
+            ("relu",),
+            ("bn",),
+            ("bn",),
+            (),
+            True,
+            "ReLU→conv→BN→ReLU→conv→BN→(+)",
+        ),
+        Ordering(
+            "full_preact",
+            "full pre-activation",
+            "4(e)",
+            ("bn", "relu"),
+            (),
+            (),
+            (),
+            True,
+            "BN→ReLU→conv→BN→ReLU→conv→(+)",
+        ),
     ]
 }
 
@@ -77,12 +122,30 @@ class Block:
 BLOCKS: dict[str, Block] = {
     b.name: b
     for b in [
-        Block("basic", "basic (3x3, 3x3)", (3, 3), 1, "zeropad",
-              "depth 6n+2; first ResNet paper's CIFAR nets use zero-padded identity ('option A')"),
-        Block("bottleneck", "bottleneck (1x1, 3x3, 1x1)", (1, 3, 1), 4, "conv",
-              "depth 9n+2; 1x1 projection where dimensions grow (authors' resnet-pre-act.lua)"),
-        Block("single", "1-layer skip (3x3)", (3,), 1, "zeropad",
-              "depth 3n+2; each shortcut skips one conv (paper Table 3, first row)"),
+        Block(
+            "basic",
+            "basic (3x3, 3x3)",
+            (3, 3),
+            1,
+            "zeropad",
+            "depth 6n+2; first ResNet paper's CIFAR nets use zero-padded identity ('option A')",
+        ),
+        Block(
+            "bottleneck",
+            "bottleneck (1x1, 3x3, 1x1)",
+            (1, 3, 1),
+            4,
+            "conv",
+            "depth 9n+2; 1x1 projection where dimensions grow (authors' resnet-pre-act.lua)",
+        ),
+        Block(
+            "single",
+            "1-layer skip (3x3)",
+            (3,),
+            1,
+            "zeropad",
+            "depth 3n+2; each shortcut skips one conv (paper Table 3, first row)",
+        ),
     ]
 }
 
@@ -108,7 +171,7 @@ class Shortcut:
     symbols: tuple[tuple[str, str], ...] = ()
     has_gate: bool = False  # a learned gate g(x) = sigmoid(W_g x + b_g) (Fig. 2(c), (d))
     # Draws from the global RNG while training: a packed network would draw in another order, so
-    # a packed seed would not repeat its standalone run (trainers/core/packing.py).
+    # a packed seed would not repeat its standalone run (trainers/core/pack_rules.py).
     stochastic: bool = False
 
 
@@ -148,30 +211,75 @@ def _dropout_text(c) -> str:
 SHORTCUTS: dict[str, Shortcut] = {
     s.name: s
     for s in [
-        Shortcut("identity", "identity", "2(a)", "1", "1", (), False,
-                 describe=lambda c: "identity"),
-        Shortcut("constant", "constant scaling", "2(b)", "λ", "μ", ("shortcut_scale", "residual_scale"), False,
-                 describe=lambda c: f"constant λ={c.shortcut_scale:g}, F×{c.residual_scale:g}",
-                 factor=lambda c: c.shortcut_scale,
-                 symbols=(("λ", "shortcut_scale"), ("μ", "residual_scale"))),
+        Shortcut("identity", "identity", "2(a)", "1", "1", (), False, describe=lambda c: "identity"),
+        Shortcut(
+            "constant",
+            "constant scaling",
+            "2(b)",
+            "λ",
+            "μ",
+            ("shortcut_scale", "residual_scale"),
+            False,
+            describe=lambda c: f"constant λ={c.shortcut_scale:g}, F×{c.residual_scale:g}",
+            factor=lambda c: c.shortcut_scale,
+            symbols=(("λ", "shortcut_scale"), ("μ", "residual_scale")),
+        ),
         # gates: h is scaled by 1 - g, g starting at mean_gate (BN in training mode: E[σ(z + b_g)]).
         # shortcut_bn: Fig. 2's caption puts BN after the gate conv as after every weight layer.
-        Shortcut("exclusive_gate", "exclusive gating", "2(c)", "1−g(x)", "g(x)",
-                 ("gate_bias", "gate_width", "shortcut_bn"), False,
-                 describe=lambda c: f"exclusive gate b_g={c.gate_bias:g}",
-                 factor=lambda c: 1.0 - mean_gate(c.gate_bias, c.shortcut_bn is True), has_gate=True),
-        Shortcut("shortcut_gate", "shortcut-only gating", "2(d)", "1−g(x)", "1",
-                 ("gate_bias", "gate_width", "shortcut_bn"), False,
-                 describe=lambda c: f"shortcut-only gate b_g={c.gate_bias:g}",
-                 factor=lambda c: 1.0 - mean_gate(c.gate_bias, c.shortcut_bn is True), has_gate=True),
-        Shortcut("conv1x1", "1x1 conv shortcut", "2(e)", "1x1 conv", "1", ("shortcut_bn",), True,
-                 describe=lambda c: "1x1 conv shortcut", factor=lambda c: None,
-                 layer=lambda c, cout, stride: f"1x1 conv, {cout}" + (f", /{stride}" if stride > 1 else "")
-                 + (" → BN" if c.shortcut_bn is True else "")),
+        Shortcut(
+            "exclusive_gate",
+            "exclusive gating",
+            "2(c)",
+            "1−g(x)",
+            "g(x)",
+            ("gate_bias", "gate_width", "shortcut_bn"),
+            False,
+            describe=lambda c: f"exclusive gate b_g={c.gate_bias:g}",
+            factor=lambda c: 1.0 - mean_gate(c.gate_bias, c.shortcut_bn is True),
+            has_gate=True,
+        ),
+        Shortcut(
+            "shortcut_gate",
+            "shortcut-only gating",
+            "2(d)",
+            "1−g(x)",
+            "1",
+            ("gate_bias", "gate_width", "shortcut_bn"),
+            False,
+            describe=lambda c: f"shortcut-only gate b_g={c.gate_bias:g}",
+            factor=lambda c: 1.0 - mean_gate(c.gate_bias, c.shortcut_bn is True),
+            has_gate=True,
+        ),
+        Shortcut(
+            "conv1x1",
+            "1x1 conv shortcut",
+            "2(e)",
+            "1x1 conv",
+            "1",
+            ("shortcut_bn",),
+            True,
+            describe=lambda c: "1x1 conv shortcut",
+            factor=lambda c: None,
+            layer=lambda c, cout, stride: (
+                f"1x1 conv, {cout}"
+                + (f", /{stride}" if stride > 1 else "")
+                + (" → BN" if c.shortcut_bn is True else "")
+            ),
+        ),
         # the paper reasons about it as a scale with expectation 1-p (1 when rescaled)
-        Shortcut("dropout", "dropout shortcut", "2(f)", "dropout p", "1", ("dropout_p", "dropout_rescale"), False,
-                 describe=_dropout_text, factor=lambda c: 1.0 if c.dropout_rescale else 1.0 - c.dropout_p,
-                 layer=lambda c, cout, stride: _dropout_text(c), stochastic=True),
+        Shortcut(
+            "dropout",
+            "dropout shortcut",
+            "2(f)",
+            "dropout p",
+            "1",
+            ("dropout_p", "dropout_rescale"),
+            False,
+            describe=_dropout_text,
+            factor=lambda c: 1.0 if c.dropout_rescale else 1.0 - c.dropout_p,
+            layer=lambda c, cout, stride: _dropout_text(c),
+            stochastic=True,
+        ),
     ]
 }
 
@@ -192,13 +300,21 @@ PARAMS: dict[str, Param] = {
     "shortcut_scale": Param("λ on the shortcut", default="0.5"),
     "residual_scale": Param("factor on F", default="1"),
     "gate_bias": Param("initial gate bias b_g", default="-6"),
-    "gate_width": Param("gate width", "choice", choices=("channel", "single"),
-                        help="OPEN in the paper: one gate per channel and pixel, or one gate map per pixel"),
+    "gate_width": Param(
+        "gate width",
+        "choice",
+        choices=("channel", "single"),
+        help="OPEN in the paper: one gate per channel and pixel, or one gate map per pixel",
+    ),
     "dropout_p": Param("dropout ratio p", default="0.5"),
     "dropout_rescale": Param("dropout rescale", "flag"),
     # "auto" = the paper's choice for the ordering (trainers/core/config.py, _resolve_shortcut_bn)
-    "shortcut_bn": Param("BN after the shortcut path's 1x1 convs", "choice", choices=("auto", True, False),
-                         help="Fig. 2's caption: BN after the gate conv and the 1x1 shortcut conv (auto in "
-                              "the original orderings); auto leaves it out in pre-activation units",
-                         choice_labels={"auto": "as in the paper (auto)", True: "yes", False: "no"}),
+    "shortcut_bn": Param(
+        "BN after the shortcut path's 1x1 convs",
+        "choice",
+        choices=("auto", True, False),
+        help="Fig. 2's caption: BN after the gate conv and the 1x1 shortcut conv (auto in "
+        "the original orderings); auto leaves it out in pre-activation units",
+        choice_labels={"auto": "as in the paper (auto)", True: "yes", False: "no"},
+    ),
 }

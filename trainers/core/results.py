@@ -22,11 +22,12 @@ import io
 import json
 import math
 import statistics
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from .config import RunConfig
-from .presets import PRESETS, paper_reference, schedule_name
+from .presets import PRESETS, paper_row, schedule_name
 
 STATUSES = ("queued", "running", "done", "fail", "diverged", "error", "cancelled")
 ACTIVE = ("queued", "running")
@@ -40,6 +41,7 @@ PAPER_SCHEDULE = "paper"
 
 
 # --- one run -------------------------------------------------------------------------------------
+
 
 def is_paper_schedule(cfg: RunConfig) -> bool:
     """Trained for as long and measured as densely as the paper (where its "fail" applies)."""
@@ -62,7 +64,8 @@ def _config(rec: Mapping) -> RunConfig | None:
 
 
 def _final_error(rec: Mapping) -> float | None:
-    result = rec.get("result") if isinstance(rec.get("result"), Mapping) else rec
+    inner = rec.get("result")
+    result: Mapping = inner if isinstance(inner, Mapping) else rec
     te = result.get("test_error")
     return float(te) if isinstance(te, (int, float)) and not isinstance(te, bool) else None
 
@@ -95,6 +98,7 @@ def run_error(rec: Mapping) -> float | None:
 
 # --- a group of seeds ----------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class SeedStats:
     """Median, min and max over a group's finished runs (None where no run has finished)."""
@@ -110,8 +114,9 @@ def seed_stats(errors: Iterable[float | None]) -> SeedStats:
     values = sorted(e for e in errors if e is not None)
     if not values:
         return SeedStats(0, None, None, None, 0)
-    return SeedStats(len(values), statistics.median(values), values[0], values[-1],
-                     sum(1 for v in values if v == math.inf))
+    return SeedStats(
+        len(values), statistics.median(values), values[0], values[-1], sum(1 for v in values if v == math.inf)
+    )
 
 
 def group_key(config: Mapping) -> str:
@@ -121,6 +126,7 @@ def group_key(config: Mapping) -> str:
 
 
 # --- words and numbers ---------------------------------------------------------------------------
+
 
 def number_text(x: float | None) -> str:
     """A test error as the paper prints it: 6.37; "diverged" for +inf; "–" for none."""
@@ -177,27 +183,47 @@ def compare(median: float | None, ref: Any, paper_schedule: bool) -> tuple[float
 
 # --- the table -----------------------------------------------------------------------------------
 
-Reference = Callable[[Mapping], Any]  # config dict -> the paper's row (.label, .reported, .fails) or None
+PaperLookup = Callable[[Mapping], Any]  # config dict -> the paper's row (.label, .reported, .fails) or None
 
-COLUMNS = ["group", "label", "table", "run", "schedule", "dataset", "iterations", "n", "runs", "median",
-           "min", "max", "ours", "paper", "paper_error", "difference", "versus", "comparable", "note"]
+COLUMNS = [
+    "group",
+    "label",
+    "table",
+    "run",
+    "schedule",
+    "dataset",
+    "iterations",
+    "n",
+    "runs",
+    "median",
+    "min",
+    "max",
+    "ours",
+    "paper",
+    "paper_error",
+    "difference",
+    "versus",
+    "comparable",
+    "note",
+]
 
 
-def _default_reference(preset: str | None) -> Reference:
+def _paper_lookup(preset: str | None) -> PaperLookup:
     rows_first = PRESETS[preset].rows if preset in PRESETS else None
 
-    def reference(config: Mapping):
+    def lookup(config: Mapping):
         try:
-            cfg = RunConfig.from_dict(config)
+            cfg = RunConfig.from_dict(dict(config))
         except Exception:  # noqa: BLE001 - an old record whose config no longer validates
             return None
-        return (rows_first and paper_reference(cfg, rows_first)) or paper_reference(cfg)
+        return (rows_first and paper_row(cfg, rows_first)) or paper_row(cfg)
 
-    return reference
+    return lookup
 
 
-def result_rows(records: Iterable[Mapping], reference: Reference | None = None,
-                preset: str | None = None) -> list[dict[str, Any]]:
+def result_rows(
+    records: Iterable[Mapping], paper_row: PaperLookup | None = None, preset: str | None = None
+) -> list[dict[str, Any]]:
     """One row per config without its seed, in first-seen order:
 
     group (key), label (the paper's row or the config), table, run (the runs' label with their
@@ -206,9 +232,9 @@ def result_rows(records: Iterable[Mapping], reference: Reference | None = None,
     (% test error; inf = diverged; None = nothing finished), ours (the median in words), paper
     (its number, "fail" or None), paper_error (number or None), difference (ours − paper, or
     None), versus (that in words), comparable (False: a proxy dataset), note, plus statuses,
-    keys and seeds. `reference(config)` finds the paper's row (default: every table, `preset`'s
+    keys and seeds. `paper_row(config)` finds the paper's row (default: every table, `preset`'s
     rows first, so Table 2's "original" rather than Table 1's, same number)."""
-    reference = reference or _default_reference(preset)
+    lookup = paper_row or _paper_lookup(preset)
     groups: dict[str, list[Mapping]] = {}
     for rec in records:
         if rec.get("config"):
@@ -219,7 +245,7 @@ def result_rows(records: Iterable[Mapping], reference: Reference | None = None,
         cfg = _config(recs[0])
         paper_schedule = cfg is not None and is_paper_schedule(cfg)
         stats = seed_stats(run_error(r) for r in recs)
-        ref = reference(config)
+        ref = lookup(config)
         paper_fails = bool(getattr(ref, "fails", False))
         reported = getattr(ref, "reported", None)
         difference, versus = compare(stats.median, ref, paper_schedule)
@@ -242,30 +268,32 @@ def result_rows(records: Iterable[Mapping], reference: Reference | None = None,
             s = shown_status(r)
             statuses[s] = statuses.get(s, 0) + 1
         label = cfg.label() if cfg is not None else str(recs[0].get("label") or gk)
-        rows.append({
-            "group": gk,
-            "label": getattr(ref, "label", None) or label,
-            "table": getattr(ref, "table", "") or "",
-            "run": group_label(recs[0]),
-            "schedule": schedule_name(cfg) if cfg is not None else f"{iterations:,} its",
-            "dataset": dataset_short(ds),
-            "iterations": iterations,
-            "n": stats.n,
-            "runs": len(recs),
-            "median": stats.median,
-            "min": stats.min,
-            "max": stats.max,
-            "ours": error_text(stats.median, paper_schedule),
-            "paper": "fail" if paper_fails else reported,
-            "paper_error": reported,
-            "difference": difference,
-            "versus": versus,
-            "comparable": bool(getattr(ref, "comparable", True)),
-            "note": "; ".join(notes),
-            "statuses": statuses,
-            "keys": [r["key"] for r in recs],
-            "seeds": sorted(r["config"].get("seed", 0) for r in recs),
-        })
+        rows.append(
+            {
+                "group": gk,
+                "label": getattr(ref, "label", None) or label,
+                "table": getattr(ref, "table", "") or "",
+                "run": group_label(recs[0]),
+                "schedule": schedule_name(cfg) if cfg is not None else f"{iterations:,} its",
+                "dataset": dataset_short(ds),
+                "iterations": iterations,
+                "n": stats.n,
+                "runs": len(recs),
+                "median": stats.median,
+                "min": stats.min,
+                "max": stats.max,
+                "ours": error_text(stats.median, paper_schedule),
+                "paper": "fail" if paper_fails else reported,
+                "paper_error": reported,
+                "difference": difference,
+                "versus": versus,
+                "comparable": bool(getattr(ref, "comparable", True)),
+                "note": "; ".join(notes),
+                "statuses": statuses,
+                "keys": [r["key"] for r in recs],
+                "seeds": sorted(r["config"].get("seed", 0) for r in recs),
+            }
+        )
     return rows
 
 

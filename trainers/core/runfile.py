@@ -19,21 +19,33 @@ MAX_POINTS = 100_000  # per curve: 64k iterations logged at every one of them
 MAX_TEXT = 10_000  # characters of any string (an error message, a label, a device name)
 RUN_FIELDS = ("key", "label", "status", "config", "result", "error", "meta", "curve")
 RESULT_NUMBERS = {  # field -> (low, high)
-    "test_error": (0.0, 100.0), "test_loss": (0.0, 1e6), "train_loss": (0.0, 1e6),
-    "iterations": (0, MAX_ITERATIONS), "epochs": (0.0, 1e9), "wall_time_s": (0.0, 1e9),
+    "test_error": (0.0, 100.0),
+    "test_loss": (0.0, 1e6),
+    "train_loss": (0.0, 1e6),
+    "iterations": (0, MAX_ITERATIONS),
+    "epochs": (0.0, 1e9),
+    "wall_time_s": (0.0, 1e9),
     "parameters": (0, 1e12),
 }
 RESULT_FIELDS = ("key", "status", "config", "provenance", *RESULT_NUMBERS)
 POINT_RANGES = {
-    "iteration": (0, MAX_ITERATIONS), "epoch": (0.0, 1e9), "train_loss": (0.0, 1e6),
-    "train_error": (0.0, 100.0), "lr": (0.0, 1e6), "images_per_s": (0.0, 1e12), "elapsed_s": (0.0, 1e9),
-    "eta_s": (0.0, 1e12), "test_error": (0.0, 100.0), "test_loss": (0.0, 1e6),
+    "iteration": (0, MAX_ITERATIONS),
+    "epoch": (0.0, 1e9),
+    "train_loss": (0.0, 1e6),
+    "train_error": (0.0, 100.0),
+    "lr": (0.0, 1e6),
+    "images_per_s": (0.0, 1e12),
+    "elapsed_s": (0.0, 1e9),
+    "eta_s": (0.0, 1e12),
+    "test_error": (0.0, 100.0),
+    "test_loss": (0.0, 1e6),
 }
 META_FIELDS = ("created_at", "finished_at", "attempt", "device", "device_name", "backend", "parameters")
 POINT_FIELDS = {
     "metrics": ("iteration", "epoch", "train_loss", "train_error", "lr", "images_per_s", "elapsed_s", "eta_s"),
     "eval": ("iteration", "epoch", "test_error", "test_loss"),
 }
+
 
 class ImportFileError(ValueError):
     """A file that cannot be imported; the message says where and why. Nothing was changed."""
@@ -157,19 +169,38 @@ def validate_run(run: Any, where: str) -> tuple[dict, list[dict]]:
     created = meta.get("created_at")
     finished = meta.get("finished_at")
     rec = {
-        "key": cfg.key, "config": cfg.to_dict(), "label": cfg.label(), "status": status,
+        "key": cfg.key,
+        "config": cfg.to_dict(),
+        "label": cfg.label(),
+        "status": status,
         "progress": 1.0 if status in ("done", "fail") else 0.0,
         "iteration": (result or {}).get("iterations", 0) if isinstance(result, dict) else 0,
-        "total": cfg.iterations, "eta_s": None, "images_per_s": None,
+        "total": cfg.iterations,
+        "eta_s": None,
+        "images_per_s": None,
         "device": meta.get("device") if isinstance(meta.get("device"), str) else None,
         "device_name": meta.get("device_name") if isinstance(meta.get("device_name"), str) else None,
-        "attempt": 0, "restarts": 0, "created_at": created if _is_num(created) and created else t,
-        "updated_at": t, "queued_at": None, "started_at": None,
+        "attempt": 0,
+        "restarts": 0,
+        "created_at": created if _is_num(created) and created else t,
+        "updated_at": t,
+        "queued_at": None,
+        "started_at": None,
         "finished_at": finished if _is_num(finished) else None,
-        "heartbeat_at": None, "error": error, "last_failure": None, "result": result,
-        "backend": "import", "slot": None, "pid": None, "host": None, "log": None,
-        "cancel_requested": False, "cancel_requested_at": None,
-        "test_error": test_error if _is_num(test_error) else None, "train_loss": None,
-        "checkpoint_iteration": None, "imported_at": t,
+        "heartbeat_at": None,
+        "error": error,
+        "last_failure": None,
+        "result": result,
+        "backend": "import",
+        "slot": None,
+        "pid": None,
+        "host": None,
+        "log": None,
+        "cancel_requested": False,
+        "cancel_requested_at": None,
+        "test_error": test_error if _is_num(test_error) else None,
+        "train_loss": None,
+        "checkpoint_iteration": None,
+        "imported_at": t,
     }
     return rec, curve

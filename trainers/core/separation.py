@@ -25,8 +25,11 @@ Curve = Sequence[Mapping[str, Any]]  # a run's metrics and eval events
 
 
 def _points(curve: Curve, kind: str, column: str) -> list[tuple[int, float]]:
-    return [(int(p["iteration"]), float(p[column])) for p in curve
-            if p.get("type") == kind and isinstance(p.get(column), (int, float)) and p.get("iteration") is not None]
+    return [
+        (int(p["iteration"]), float(p[column]))
+        for p in curve
+        if p.get("type") == kind and isinstance(p.get(column), (int, float)) and p.get("iteration") is not None
+    ]
 
 
 def train_loss_at(curve: Curve, at: int, window: int = 100) -> float | None:
@@ -55,8 +58,7 @@ def common_eval(curves: Sequence[Curve]) -> int | None:
     return max(shared) if shared else None
 
 
-def compare(baseline: Sequence[Curve], variants: Mapping[str, Sequence[Curve]], *,
-            window: int = 100) -> dict[str, Any]:
+def compare(baseline: Sequence[Curve], variants: Mapping[str, Sequence[Curve]], *, window: int = 100) -> dict[str, Any]:
     """Each variant against the baseline's seeds, at the last point all runs share.
 
     Returns {"at", "eval_at", "window", "baseline": {n, train_loss (median, lo, hi), test_error
@@ -71,8 +73,9 @@ def compare(baseline: Sequence[Curve], variants: Mapping[str, Sequence[Curve]], 
         errors = [v for v in (test_error_at(c, eval_at) for c in curves) if v is not None] if eval_at else []
         out: dict[str, Any] = {"n": len(curves)}
         for name, vals in (("train_loss", losses), ("test_error", errors)):
-            out[name] = ({"median": statistics.median(vals), "lo": min(vals), "hi": max(vals), "values": vals}
-                         if vals else None)
+            out[name] = (
+                {"median": statistics.median(vals), "lo": min(vals), "hi": max(vals), "values": vals} if vals else None
+            )
         return out
 
     base = summary(baseline)
@@ -96,9 +99,15 @@ def verdict_text(result: Mapping[str, Any], baseline_name: str) -> str:
     base = result["baseline"]
     n = base["n"]
     parts = []
-    for col, short, unit, what in (("train_loss", "loss", "", f"training loss (mean over iterations "
-                                    f"{max(0, result['at'] - result['window']):,}-{result['at']:,})"),
-                                   ("test_error", "error", " %", f"test error at iteration {result['eval_at'] or 0:,}")):
+    for col, short, unit, what in (
+        (
+            "train_loss",
+            "loss",
+            "",
+            f"training loss (mean over iterations {max(0, result['at'] - result['window']):,}-{result['at']:,})",
+        ),
+        ("test_error", "error", " %", f"test error at iteration {result['eval_at'] or 0:,}"),
+    ):
         b = base[col]
         if not b:
             continue
@@ -106,9 +115,16 @@ def verdict_text(result: Mapping[str, Any], baseline_name: str) -> str:
         over = [r["name"] for r in result["rows"] if r[f"{short}_exceeds"]]
         within = [r["name"] for r in result["rows"] if r[f"{short}_exceeds"] is False]
         fmt = "{:.3f}" if col == "train_loss" else "{:.2f}"
-        text = (f"In {what}, the {n} {baseline_name} seeds span " + fmt.format(b["lo"]) + "-" + fmt.format(b["hi"])
-                + f"{unit} (spread " + fmt.format(spread) + f"{unit}); ")
-        text += ("beyond that spread: " + ", ".join(over) if over else "no variant differs by more than that")
+        text = (
+            f"In {what}, the {n} {baseline_name} seeds span "
+            + fmt.format(b["lo"])
+            + "-"
+            + fmt.format(b["hi"])
+            + f"{unit} (spread "
+            + fmt.format(spread)
+            + f"{unit}); "
+        )
+        text += "beyond that spread: " + ", ".join(over) if over else "no variant differs by more than that"
         if within:
             text += "; within it: " + ", ".join(within)
         parts.append(text + ".")

@@ -12,7 +12,8 @@ host-to-device copy), but its stream differs from the CPU one.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -20,8 +21,9 @@ import torch.nn.functional as F
 PADDING = 4  # pixels of zeros on each side before the random crop (paper)
 
 
-def crop_flip_params(batch: int, generator: torch.Generator, padding: int = PADDING
-                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def crop_flip_params(
+    batch: int, generator: torch.Generator, padding: int = PADDING
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(dy, dx, flip) per image: the crop's top-left corner in the padded image, 0..2*padding,
     and whether to mirror it. Drawn on `generator.device`."""
     offsets = torch.randint(0, 2 * padding + 1, (2, batch), generator=generator, device=generator.device)
@@ -29,8 +31,9 @@ def crop_flip_params(batch: int, generator: torch.Generator, padding: int = PADD
     return offsets[0], offsets[1], flip
 
 
-def crop_flip(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor,
-              padding: int = PADDING) -> torch.Tensor:
+def crop_flip(
+    x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor, padding: int = PADDING
+) -> torch.Tensor:
     """Crop each image of x (B, C, H, W) at (dy, dx) of its zero-padded copy, mirror where `flip`.
 
     One pad and one gather for the whole batch: index grids (B, H) of rows and (B, W) of columns,
@@ -52,8 +55,12 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator, padding: int = PA
     return crop_flip(x, dy, dx, flip, padding)
 
 
-def normalize(x: torch.Tensor, mean: Sequence[float] | torch.Tensor, std: Sequence[float] | torch.Tensor,
-              dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def normalize(
+    x: torch.Tensor,
+    mean: Sequence[float] | torch.Tensor,
+    std: Sequence[float] | torch.Tensor,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
     """(x/255 - mean) / std for uint8 (B, 3, H, W) or (3, H, W) images; mean and std hold one
     value per channel, or a value per channel and pixel (the per-pixel mean image).
 
@@ -85,8 +92,10 @@ class BatchSampler:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if n < batch_size:
-            raise ValueError(f"{n} training images cannot fill one batch of {batch_size}; "
-                             f"use more images (train_size) or a smaller batch_size")
+            raise ValueError(
+                f"{n} training images cannot fill one batch of {batch_size}; "
+                f"use more images (train_size) or a smaller batch_size"
+            )
         self.n, self.batch_size, self.generator = n, batch_size, generator
         self.drop_last = drop_last
         self.iteration = 0  # batches handed out so far
@@ -111,19 +120,26 @@ class BatchSampler:
 
     __next__ = next
 
-    def __iter__(self) -> "BatchSampler":
+    def __iter__(self) -> BatchSampler:
         return self
 
     def state_dict(self) -> dict[str, Any]:
         """Tensors and ints only: saves and loads with torch.load(weights_only=True)."""
         perm = self._perm.cpu().clone() if self._perm is not None else torch.empty(0, dtype=torch.int64)
-        return {"n": self.n, "batch_size": self.batch_size, "iteration": self.iteration,
-                "perm": perm, "generator": self.generator.get_state()}
+        return {
+            "n": self.n,
+            "batch_size": self.batch_size,
+            "iteration": self.iteration,
+            "perm": perm,
+            "generator": self.generator.get_state(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state["n"] != self.n or state["batch_size"] != self.batch_size:
-            raise ValueError(f"sampler state is for n={state['n']}, batch_size={state['batch_size']}; "
-                             f"this sampler has n={self.n}, batch_size={self.batch_size}")
+            raise ValueError(
+                f"sampler state is for n={state['n']}, batch_size={state['batch_size']}; "
+                f"this sampler has n={self.n}, batch_size={self.batch_size}"
+            )
         self.iteration = int(state["iteration"])
         perm = state["perm"]
         self._perm = perm.to(self.generator.device) if perm.numel() else None

@@ -24,19 +24,18 @@ Warm-up (compilation, CUDA-graph capture) is timed and reported separately from 
 from __future__ import annotations
 
 import os
-import platform
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from ..core.config import RunConfig
 from . import fast
 from .augment import BatchSampler
-from ..core.config import RunConfig
 from .cpu import cpu_model, keep_freed_memory
 from .model import build_model, count_parameters
 from .train import lr_at, resolve_device
@@ -97,12 +96,19 @@ class Conventional:
         self.cfg, self.dev = cfg, dev
         self.model = build_model(cfg, num_classes=cfg.num_classes).to(dev)  # fp32, NCHW
         self.model.train()
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                         weight_decay=cfg.weight_decay)
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
         dataset = TorchvisionStyleCIFAR(x, y, conventional_transform())
         self.loader = torch.utils.data.DataLoader(
-            dataset, batch_size=cfg.batch_size, shuffle=True, num_workers=workers, drop_last=True,
-            pin_memory=dev.type == "cuda", persistent_workers=workers > 0)
+            dataset,
+            batch_size=cfg.batch_size,
+            shuffle=True,
+            num_workers=workers,
+            drop_last=True,
+            pin_memory=dev.type == "cuda",
+            persistent_workers=workers > 0,
+        )
         self.workers = workers
         self._it = iter(self.loader)
         self.iteration = 0
@@ -139,20 +145,40 @@ class Conventional:
 class Ours:
     """This trainer's step (trainers.engine.fast.TrainStep), fed as train() feeds it."""
 
-    def __init__(self, cfg: RunConfig, dev: torch.device, x: torch.Tensor, y: torch.Tensor, *, mode: str,
-                 channels_last: bool, packs: int = 1):
+    def __init__(
+        self,
+        cfg: RunConfig,
+        dev: torch.device,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        mode: str,
+        channels_last: bool,
+        packs: int = 1,
+    ):
         self.cfg, self.dev, self.packs = cfg, dev, packs
         torch.manual_seed(cfg.seed)
         model = build_model(cfg, num_classes=cfg.num_classes, packs=packs)
-        model = model.to(dev, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+        model = model.to(dev, memory_format=torch.channels_last if channels_last else torch.preserve_format)  # type: ignore[call-overload]  # not in torch's stubs
         optimizer = fast.make_optimizer(model, cfg, dev)
         train_x, train_y = x.to(dev), y.to(dev)
         mean = torch.tensor(CIFAR_MEAN, device=dev)
         std = torch.tensor(CIFAR_STD, device=dev)
-        self.step = fast.TrainStep(model, optimizer, train_x, train_y, mean, std, augment=cfg.augment,
-                                   precision=cfg.precision, channels_last=channels_last, packs=packs, mode=mode)
+        self.step = fast.TrainStep(
+            model,
+            optimizer,
+            train_x,
+            train_y,
+            mean,
+            std,
+            augment=cfg.augment,
+            precision=cfg.precision,
+            channels_last=channels_last,
+            packs=packs,
+            mode=mode,
+        )
         self.samplers = []
-        for k in range(packs):  # one sampler and generator per seed, as train()/train_packed() do
+        for k in range(packs):  # one sampler and generator per seed, as train() does for a pack
             g = torch.Generator().manual_seed(cfg.seed + k)
             self.samplers.append((BatchSampler(len(y), cfg.batch_size, g), g))
         self.iteration = 0
@@ -188,17 +214,25 @@ def _serve(conn, spec: dict[str, Any]) -> None:
         cfg, dev = RunConfig.from_json(spec["config"]), torch.device(spec["device"])
         x, y = synthetic_cifar(spec["train_images"], cfg.num_classes)  # the same images in both
         allocator = "default"
+        pipe: Conventional | Ours
         if spec["kind"] == "conventional":
             pipe = Conventional(cfg, dev, x, y, spec["workers"])
         else:
             if dev.type == "cpu":
                 allocator = keep_freed_memory()  # as train() does
-            pipe = Ours(cfg, dev, x, y, mode=spec["mode"], channels_last=spec["channels_last"],
-                        packs=spec["packs"])
+            pipe = Ours(cfg, dev, x, y, mode=spec["mode"], channels_last=spec["channels_last"], packs=spec["packs"])
         del x, y
-        model = pipe.model if spec["kind"] == "conventional" else pipe.step.model
-        conn.send(("ok", {"parameters": count_parameters(model), "allocator": allocator,
-                          "first_steps": getattr(getattr(pipe, "step", None), "warmup", 0) + 1}))
+        model = pipe.model if isinstance(pipe, Conventional) else pipe.step.model
+        conn.send(
+            (
+                "ok",
+                {
+                    "parameters": count_parameters(model),
+                    "allocator": allocator,
+                    "first_steps": getattr(getattr(pipe, "step", None), "warmup", 0) + 1,
+                },
+            )
+        )
         while True:
             command, steps = conn.recv()
             if command == "close":
@@ -264,11 +298,22 @@ def _rate(images: int, seconds: float) -> float:
     return images / max(seconds, 1e-9)
 
 
-def bench(cfg: RunConfig, *, device: str | torch.device = "auto", steps: int | None = None,
-          warmup_steps: int | None = None, rounds: int = 2, workers: int | None = None,
-          mode: str = "auto", channels_last: bool | None = None, packs: int = 1,
-          conventional: bool = True, train_images: int = SYNTHETIC_TRAIN_IMAGES,
-          threads: int | None = None, log=None) -> dict[str, Any]:
+def bench(
+    cfg: RunConfig,
+    *,
+    device: str | torch.device = "auto",
+    steps: int | None = None,
+    warmup_steps: int | None = None,
+    rounds: int = 2,
+    workers: int | None = None,
+    mode: str = "auto",
+    channels_last: bool | None = None,
+    packs: int = 1,
+    conventional: bool = True,
+    train_images: int = SYNTHETIC_TRAIN_IMAGES,
+    threads: int | None = None,
+    log=None,
+) -> dict[str, Any]:
     """Measure and return the figures that `python -m trainers bench` prints (its JSON line).
 
     Each pipeline runs in its own process (see `_serve`); only one computes at a time."""
@@ -282,32 +327,29 @@ def bench(cfg: RunConfig, *, device: str | torch.device = "auto", steps: int | N
     channels_last = fast.default_channels_last(dev) if channels_last is None else channels_last
     log = log or (lambda msg: None)
     b = cfg.batch_size
-    spec = {"config": cfg.canonical_json(), "device": str(dev), "threads": threads, "workers": workers,
-            "train_images": max(train_images, b), "mode": step_mode, "channels_last": channels_last}
+    spec = {
+        "config": cfg.canonical_json(),
+        "device": str(dev),
+        "threads": threads,
+        "workers": workers,
+        "train_images": max(train_images, b),
+        "mode": step_mode,
+        "channels_last": channels_last,
+    }
 
     def start(name: str, **kind) -> _Pipeline:
         return _Pipeline(name, {**spec, **kind})
 
-    ours_rates, conv_rates, conv = [], [], None
+    ours_rates: list[float] = []
+    conv_rates: list[float] = []
+    conv: _Pipeline | None = None
     ours = start("this trainer", kind="ours", packs=1)
     try:
         if conventional:
             conv = start("conventional", kind="conventional", packs=1)
-        # First-time costs, reported apart from steady state: compile, graph capture, worker start.
-        # TrainStep warms up `warmup` eager calls, then captures: one more call reaches steady state.
-        ours_warm = ours.run(max(warmup_steps, ours.info["first_steps"]))
-        conv_warm = conv.run(warmup_steps) if conv else None
-        log(f"warm-up: this trainer {ours_warm:.1f} s" + (f", conventional {conv_warm:.1f} s" if conv else ""))
-        # after the other pipeline ran, drop the batches the DataLoader prefetched meanwhile
-        drain = max(2, 2 * workers)
-        for r in range(rounds):
-            if conv:
-                conv.run(drain)
-                conv_rates.append(_rate(steps * b, conv.run(steps)))
-            ours.run(2)
-            ours_rates.append(_rate(steps * b, ours.run(steps)))
-            log(f"round {r + 1}/{rounds}: this trainer {ours_rates[-1]:,.0f} img/s"
-                + (f", conventional {conv_rates[-1]:,.0f} img/s" if conv else ""))
+        ours_warm, conv_warm = _alternate(
+            ours, conv, ours_rates, conv_rates, steps * b, steps, warmup_steps, rounds, max(2, 2 * workers), log
+        )
     finally:
         ours.close()
         if conv:
@@ -316,77 +358,177 @@ def bench(cfg: RunConfig, *, device: str | torch.device = "auto", steps: int | N
 
     packed = None
     if packs > 1:
-        pk = start(f"{packs} packed seeds", kind="ours", packs=packs)
-        try:
-            pk_warm = pk.run(max(warmup_steps, pk.info["first_steps"]))
-            pk_rates = []
-            for _ in range(rounds):
-                pk.run(2)
-                pk_rates.append(_rate(steps * b * packs, pk.run(steps)))
-        finally:
-            pk.close()
-        agg = statistics.median(pk_rates)
-        single = statistics.median(ours_rates)
-        packed = {"packs": packs, "aggregate_images_per_s": agg, "rounds": pk_rates, "warmup_s": pk_warm,
-                  "sequential_images_per_s": single, "speedup_vs_sequential": agg / single,
-                  "paper_runs_h": cfg.iterations * b * packs / agg / 3600}
-        log(f"{packs} seeds packed: {agg:,.0f} img/s aggregate vs {single:,.0f} one at a time "
-            f"({agg / single:.2f}x)")
+        packed = _bench_packed(
+            start(f"{packs} packed seeds", kind="ours", packs=packs),
+            cfg,
+            packs,
+            steps,
+            warmup_steps,
+            rounds,
+            statistics.median(ours_rates),
+            log,
+        )
 
     ours_ips = statistics.median(ours_rates)
     result: dict[str, Any] = {
         "bench": "train-throughput",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "network": cfg.label(), "depth": cfg.depth, "block": cfg.block, "ordering": cfg.ordering,
-        "shortcut": cfg.shortcut, "parameters": n_params, "batch_size": b,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "network": cfg.label(),
+        "depth": cfg.depth,
+        "block": cfg.block,
+        "ordering": cfg.ordering,
+        "shortcut": cfg.shortcut,
+        "parameters": n_params,
+        "batch_size": b,
         "paper_iterations": cfg.iterations,
         **environment(dev, threads),
-        "ours": {
-            "images_per_s": ours_ips, "rounds": ours_rates, "warmup_s": ours_warm, "steps": steps,
-            "mode": step_mode, "channels_last": channels_last, "precision": cfg.precision,
-            "precision_note": fast.precision_note(cfg.precision, dev),
-            "allocator": ours.info["allocator"],
-            "paper_run_h": (cfg.iterations * b / ours_ips + ours_warm) / 3600,
-        },
+        "ours": _ours_result(cfg, dev, ours, ours_rates, ours_warm, steps, step_mode, channels_last),
         "conventional": None,
         "ratio": None,
         "packed": packed,
     }
     if conv:
-        conv_ips = statistics.median(conv_rates)
-        result["conventional"] = {
-            "images_per_s": conv_ips, "rounds": conv_rates, "warmup_s": conv_warm, "steps": steps,
-            "workers": workers, "precision": "fp32", "precision_note": fast.precision_note("fp32", dev),
-            "allocator": conv.info["allocator"],
-            "paper_run_h": cfg.iterations * b / conv_ips / 3600,
-        }
-        result["ratio"] = ours_ips / conv_ips
+        result["conventional"] = _conventional_result(cfg, dev, conv, conv_rates, conv_warm, steps, workers)
+        result["ratio"] = ours_ips / result["conventional"]["images_per_s"]
     return result
+
+
+def _alternate(
+    ours: _Pipeline,
+    conv: _Pipeline | None,
+    ours_rates: list[float],
+    conv_rates: list[float],
+    images: int,
+    steps: int,
+    warmup_steps: int,
+    rounds: int,
+    drain: int,
+    log,
+) -> tuple[float, float | None]:
+    """Warm both pipelines up, then time them in alternating rounds (appending images/s to the
+    rate lists); returns the warm-up times. `drain`: the batches the DataLoader prefetched while
+    the other pipeline ran, dropped before its round."""
+    # First-time costs, reported apart from steady state: compile, graph capture, worker start.
+    # TrainStep warms up `warmup` eager calls, then captures: one more call reaches steady state.
+    ours_warm = ours.run(max(warmup_steps, ours.info["first_steps"]))
+    conv_warm = conv.run(warmup_steps) if conv else None
+    log(f"warm-up: this trainer {ours_warm:.1f} s" + (f", conventional {conv_warm:.1f} s" if conv else ""))
+    for r in range(rounds):
+        if conv:
+            conv.run(drain)
+            conv_rates.append(_rate(images, conv.run(steps)))
+        ours.run(2)
+        ours_rates.append(_rate(images, ours.run(steps)))
+        log(
+            f"round {r + 1}/{rounds}: this trainer {ours_rates[-1]:,.0f} img/s"
+            + (f", conventional {conv_rates[-1]:,.0f} img/s" if conv else "")
+        )
+    return ours_warm, conv_warm
+
+
+def _bench_packed(
+    pk: _Pipeline, cfg: RunConfig, packs: int, steps: int, warmup_steps: int, rounds: int, single: float, log
+) -> dict[str, Any]:
+    """`packs` seeds as one packed network, timed as `bench` times one: aggregate images/s."""
+    b = cfg.batch_size
+    try:
+        pk_warm = pk.run(max(warmup_steps, pk.info["first_steps"]))
+        pk_rates = []
+        for _ in range(rounds):
+            pk.run(2)
+            pk_rates.append(_rate(steps * b * packs, pk.run(steps)))
+    finally:
+        pk.close()
+    agg = statistics.median(pk_rates)
+    log(f"{packs} seeds packed: {agg:,.0f} img/s aggregate vs {single:,.0f} one at a time ({agg / single:.2f}x)")
+    return {
+        "packs": packs,
+        "aggregate_images_per_s": agg,
+        "rounds": pk_rates,
+        "warmup_s": pk_warm,
+        "sequential_images_per_s": single,
+        "speedup_vs_sequential": agg / single,
+        "paper_runs_h": cfg.iterations * b * packs / agg / 3600,
+    }
+
+
+def _ours_result(
+    cfg: RunConfig,
+    dev: torch.device,
+    ours: _Pipeline,
+    rates: list[float],
+    warmup_s: float,
+    steps: int,
+    step_mode: str,
+    channels_last: bool,
+) -> dict[str, Any]:
+    ips = statistics.median(rates)
+    return {
+        "images_per_s": ips,
+        "rounds": rates,
+        "warmup_s": warmup_s,
+        "steps": steps,
+        "mode": step_mode,
+        "channels_last": channels_last,
+        "precision": cfg.precision,
+        "precision_note": fast.precision_note(cfg.precision, dev),
+        "allocator": ours.info["allocator"],
+        "paper_run_h": (cfg.iterations * cfg.batch_size / ips + warmup_s) / 3600,
+    }
+
+
+def _conventional_result(
+    cfg: RunConfig,
+    dev: torch.device,
+    conv: _Pipeline,
+    rates: list[float],
+    warmup_s: float | None,
+    steps: int,
+    workers: int,
+) -> dict[str, Any]:
+    ips = statistics.median(rates)
+    return {
+        "images_per_s": ips,
+        "rounds": rates,
+        "warmup_s": warmup_s,
+        "steps": steps,
+        "workers": workers,
+        "precision": "fp32",
+        "precision_note": fast.precision_note("fp32", dev),
+        "allocator": conv.info["allocator"],
+        "paper_run_h": cfg.iterations * cfg.batch_size / ips / 3600,
+    }
 
 
 def environment(dev: torch.device, threads: int) -> dict[str, Any]:
     import torchvision
 
     env: dict[str, Any] = {
-        "device": str(dev), "torch": torch.__version__, "torchvision": torchvision.__version__,
-        "python": sys.version.split()[0], "threads": threads, "cpu": cpu_model(),
+        "device": str(dev),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "python": sys.version.split()[0],
+        "threads": threads,
+        "cpu": cpu_model(),
         "cpu_cores": os.cpu_count(),
     }
     if dev.type == "cuda":
-        env.update(device_name=torch.cuda.get_device_name(dev), cuda=torch.version.cuda,
-                   cudnn=torch.backends.cudnn.version())
+        env.update(
+            device_name=torch.cuda.get_device_name(dev), cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version()
+        )
     else:
         env.update(device_name=f"CPU ({cpu_model()}, {threads} threads)")
     return env
 
 
 # ----------------------------------------------------------------------------------------------
-# one network's speed, in this process (the Design page's estimate: runs_api.bench_speed)
+# one network's speed, in this process (the Design page's estimate: engine_api.bench_speed)
 # ----------------------------------------------------------------------------------------------
 
 
-def step_speed(cfg: RunConfig, *, device: str | torch.device = "auto", steps: int | None = None,
-               warmup_steps: int | None = None) -> dict[str, Any]:
+def step_speed(
+    cfg: RunConfig, *, device: str | torch.device = "auto", steps: int | None = None, warmup_steps: int | None = None
+) -> dict[str, Any]:
     """Images/s of this trainer's step (`Ours`: the step `train()` runs and `bench` times) for
     `cfg`'s network, measured here in this process on a few batches of synthetic images.
 
@@ -403,9 +545,15 @@ def step_speed(cfg: RunConfig, *, device: str | torch.device = "auto", steps: in
         warm = ours.run(max(warmup_steps, getattr(ours.step, "warmup", 0) + 1))
         seconds = ours.run(steps)
     name = torch.cuda.get_device_name(dev) if gpu else f"cpu ({torch.get_num_threads()} threads)"
-    return {"images_per_s": _rate(steps * cfg.batch_size, seconds), "device": name, "batch": cfg.batch_size,
-            "steps": steps, "warmup_s": warm, "mode": mode,
-            "basis": f"the trainer's own step here: {steps} steps of batch {cfg.batch_size} on {name} ({mode})"}
+    return {
+        "images_per_s": _rate(steps * cfg.batch_size, seconds),
+        "device": name,
+        "batch": cfg.batch_size,
+        "steps": steps,
+        "warmup_s": warm,
+        "mode": mode,
+        "basis": f"the trainer's own step here: {steps} steps of batch {cfg.batch_size} on {name} ({mode})",
+    }
 
 
 def report_text(r: dict[str, Any]) -> str:
@@ -416,17 +564,23 @@ def report_text(r: dict[str, Any]) -> str:
         + (f", CUDA {r['cuda']}, cuDNN {r['cudnn']}" if r.get("cuda") else ""),
     ]
     if c:
-        lines.append(f"  conventional  {c['images_per_s']:>10,.0f} img/s   paper run {c['paper_run_h']:6.2f} h   "
-                     f"(DataLoader {c['workers']} workers, PIL transforms, NCHW, eager, {c['precision_note']})")
-    lines.append(f"  this trainer  {o['images_per_s']:>10,.0f} img/s   paper run {o['paper_run_h']:6.2f} h   "
-                 f"({o['mode']}, {'channels_last' if o['channels_last'] else 'NCHW'}, {o['precision_note']}"
-                 + (f", {o['allocator']}" if o.get("allocator", "default") != "default" else "")
-                 + f"; warm-up {o['warmup_s']:.1f} s)")
+        lines.append(
+            f"  conventional  {c['images_per_s']:>10,.0f} img/s   paper run {c['paper_run_h']:6.2f} h   "
+            f"(DataLoader {c['workers']} workers, PIL transforms, NCHW, eager, {c['precision_note']})"
+        )
+    lines.append(
+        f"  this trainer  {o['images_per_s']:>10,.0f} img/s   paper run {o['paper_run_h']:6.2f} h   "
+        f"({o['mode']}, {'channels_last' if o['channels_last'] else 'NCHW'}, {o['precision_note']}"
+        + (f", {o['allocator']}" if o.get("allocator", "default") != "default" else "")
+        + f"; warm-up {o['warmup_s']:.1f} s)"
+    )
     if r["ratio"] is not None:
         lines.append(f"  ratio         {r['ratio']:.2f}x")
     p = r.get("packed")
     if p:
-        lines.append(f"  {p['packs']} seeds packed {p['aggregate_images_per_s']:,.0f} img/s aggregate, "
-                     f"{p['speedup_vs_sequential']:.2f}x one-at-a-time; {p['packs']} paper runs "
-                     f"{p['paper_runs_h']:.2f} h")
+        lines.append(
+            f"  {p['packs']} seeds packed {p['aggregate_images_per_s']:,.0f} img/s aggregate, "
+            f"{p['speedup_vs_sequential']:.2f}x one-at-a-time; {p['packs']} paper runs "
+            f"{p['paper_runs_h']:.2f} h"
+        )
     return "\n".join(lines)

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import torch
 
@@ -49,17 +50,20 @@ class Variant:
         return f"this trainer, {self.mode}, {layout}, {self.precision}{runs}"
 
 
-VARIANTS: dict[str, Variant] = {v.name: v for v in (
-    Variant("conventional", "conventional", channels_last=False),
-    Variant("fp32-nchw", "ours", channels_last=False),
-    Variant("fp32", "ours"),
-    Variant("bf16-nchw", "ours", precision="bf16", channels_last=False),
-    Variant("bf16", "ours", precision="bf16"),
-    Variant("compile", "ours", mode="compile"),
-    Variant("bf16-compile", "ours", precision="bf16", mode="compile"),
-    Variant("2x1", "ours", processes=2),
-    Variant("bf16-2x1", "ours", precision="bf16", processes=2),
-)}
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant("conventional", "conventional", channels_last=False),
+        Variant("fp32-nchw", "ours", channels_last=False),
+        Variant("fp32", "ours"),
+        Variant("bf16-nchw", "ours", precision="bf16", channels_last=False),
+        Variant("bf16", "ours", precision="bf16"),
+        Variant("compile", "ours", mode="compile"),
+        Variant("bf16-compile", "ours", precision="bf16", mode="compile"),
+        Variant("2x1", "ours", processes=2),
+        Variant("bf16-2x1", "ours", precision="bf16", processes=2),
+    )
+}
 DEFAULT_VARIANTS = tuple(VARIANTS)
 
 
@@ -81,10 +85,18 @@ def bf16_support() -> dict[str, Any]:
     return {"onednn_bf16": onednn, "avx512_bf16": "avx512_bf16" in flags, "amx_bf16": "amx_bf16" in flags}
 
 
-def run_variants(cfg: RunConfig, names: tuple[str, ...] = DEFAULT_VARIANTS, *, threads: int = 2,
-                 steps: int = 10, warmup_steps: int = 2, rounds: int = 2, workers: int = 2,
-                 train_images: int = SYNTHETIC_TRAIN_IMAGES,
-                 log: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run_variants(
+    cfg: RunConfig,
+    names: tuple[str, ...] = DEFAULT_VARIANTS,
+    *,
+    threads: int = 2,
+    steps: int = 10,
+    warmup_steps: int = 2,
+    rounds: int = 2,
+    workers: int = 2,
+    train_images: int = SYNTHETIC_TRAIN_IMAGES,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Measure `names` on the CPU for `cfg`'s network; return the JSON the CLI prints."""
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
@@ -98,9 +110,17 @@ def run_variants(cfg: RunConfig, names: tuple[str, ...] = DEFAULT_VARIANTS, *, t
         for name in names:
             v = VARIANTS[name]
             per = max(1, threads // v.processes)
-            spec = {"config": replace(cfg, precision=v.precision).canonical_json(), "device": "cpu",
-                    "threads": per, "workers": workers, "train_images": max(train_images, b),
-                    "mode": v.mode, "channels_last": v.channels_last, "kind": v.kind, "packs": 1}
+            spec = {
+                "config": replace(cfg, precision=v.precision).canonical_json(),
+                "device": "cpu",
+                "threads": per,
+                "workers": workers,
+                "train_images": max(train_images, b),
+                "mode": v.mode,
+                "channels_last": v.channels_last,
+                "kind": v.kind,
+                "packs": 1,
+            }
             pipes[name] = [_Pipeline(f"{name}#{i}", spec) for i in range(v.processes)]
             t0 = time.perf_counter()
             _together(pipes[name], warmup_steps)  # compile happens here
@@ -121,15 +141,34 @@ def run_variants(cfg: RunConfig, names: tuple[str, ...] = DEFAULT_VARIANTS, *, t
     for name in names:
         ips = statistics.median(rates[name])
         v = VARIANTS[name]
-        rows.append({"variant": name, "description": v.describe(), "precision": v.precision,
-                     "channels_last": v.channels_last, "mode": v.mode, "processes": v.processes,
-                     "threads_per_process": max(1, threads // v.processes),
-                     "images_per_s": ips, "rounds": rates[name], "warmup_s": warm[name],
-                     "vs_conventional": ips / base if base else None,
-                     "paper_run_h": cfg.iterations * b * v.processes / ips / 3600})
-    return {"bench": "cpu-variants", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "network": cfg.label(), "depth": cfg.depth, "batch_size": b, "steps": steps, "rounds": rounds,
-            **environment(torch.device("cpu"), threads), "bf16_support": bf16_support(), "variants": rows}
+        rows.append(
+            {
+                "variant": name,
+                "description": v.describe(),
+                "precision": v.precision,
+                "channels_last": v.channels_last,
+                "mode": v.mode,
+                "processes": v.processes,
+                "threads_per_process": max(1, threads // v.processes),
+                "images_per_s": ips,
+                "rounds": rates[name],
+                "warmup_s": warm[name],
+                "vs_conventional": ips / base if base else None,
+                "paper_run_h": cfg.iterations * b * v.processes / ips / 3600,
+            }
+        )
+    return {
+        "bench": "cpu-variants",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "network": cfg.label(),
+        "depth": cfg.depth,
+        "batch_size": b,
+        "steps": steps,
+        "rounds": rounds,
+        **environment(torch.device("cpu"), threads),
+        "bf16_support": bf16_support(),
+        "variants": rows,
+    }
 
 
 def _together(group: list[_Pipeline], steps: int) -> list[float]:
@@ -140,11 +179,15 @@ def _together(group: list[_Pipeline], steps: int) -> list[float]:
 
 
 def report_text(r: dict[str, Any]) -> str:
-    lines = [f"{r['network']}, batch {r['batch_size']}, on {r['device_name']} ({r['cpu_cores']} cores), "
-             f"torch {r['torch']}; bf16: {r['bf16_support']}",
-             f"  {'variant':<14}{'img/s':>9}{'x conv.':>9}{'warm-up':>10}  how"]
+    lines = [
+        f"{r['network']}, batch {r['batch_size']}, on {r['device_name']} ({r['cpu_cores']} cores), "
+        f"torch {r['torch']}; bf16: {r['bf16_support']}",
+        f"  {'variant':<14}{'img/s':>9}{'x conv.':>9}{'warm-up':>10}  how",
+    ]
     for row in r["variants"]:
         ratio = f"{row['vs_conventional']:.2f}x" if row["vs_conventional"] else "-"
-        lines.append(f"  {row['variant']:<14}{row['images_per_s']:>9,.0f}{ratio:>9}{row['warmup_s']:>9.1f}s  "
-                     f"{row['description']}, {row['threads_per_process']} thread(s) each")
+        lines.append(
+            f"  {row['variant']:<14}{row['images_per_s']:>9,.0f}{ratio:>9}{row['warmup_s']:>9.1f}s  "
+            f"{row['description']}, {row['threads_per_process']} thread(s) each"
+        )
     return "\n".join(lines)

@@ -35,12 +35,14 @@ def load(path: Path, key: str) -> dict[str, Any] | None:
 REQUIRED = ("key", "iteration", "history", "model", "optimizer", "sampler", "rng")
 
 
-def check_fits(state: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-               sampler: Any, total: int) -> None:
+def check_fits(
+    state: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer, sampler: Any, total: int
+) -> None:
     """Raise CheckpointError unless `state` restores into these objects exactly: every field there,
     the same parameter names and shapes, an optimizer state per parameter of its shape, a sampler
     of the same data and batch, an iteration within the run. Checked before anything is loaded,
     so a checkpoint that parses but does not fit leaves the fresh model untouched."""
+
     def bad(why: str) -> CheckpointError:
         return CheckpointError(f"checkpoint does not fit this run: {why}")
 
@@ -66,11 +68,19 @@ def check_fits(state: dict[str, Any], model: torch.nn.Module, optimizer: torch.o
     params = [p for g in optimizer.param_groups for p in g["params"]]
     for i, s in (opt.get("state") or {}).items():
         buf = s.get("momentum_buffer") if isinstance(s, dict) else None
-        if not isinstance(i, int) or not 0 <= i < len(params) or (
-                buf is not None and (not isinstance(buf, torch.Tensor) or buf.shape != params[i].shape)):
+        if (
+            not isinstance(i, int)
+            or not 0 <= i < len(params)
+            or (buf is not None and (not isinstance(buf, torch.Tensor) or buf.shape != params[i].shape))
+        ):
             raise bad(f"optimizer state {i!r} does not match a parameter")
     smp, want = state["sampler"], sampler.state_dict()
-    if not isinstance(smp, dict) or set(smp) != set(want) or smp["n"] != want["n"] or smp["batch_size"] != want["batch_size"]:
+    if (
+        not isinstance(smp, dict)
+        or set(smp) != set(want)
+        or smp["n"] != want["n"]
+        or smp["batch_size"] != want["batch_size"]
+    ):
         raise bad("the data sampler differs (another dataset size or batch)")
     rng = state["rng"]
     if not isinstance(rng, dict) or not isinstance(rng.get("torch"), torch.Tensor) or rng["torch"].dtype != torch.uint8:

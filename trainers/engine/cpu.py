@@ -23,6 +23,7 @@ M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
 KEEP_BELOW = 1 << 30  # blocks under 1 GiB come from the heap and stay there once freed
 TOP_PAD = 64 << 20  # grow the heap in 64 MiB steps rather than page by page
 
+
 @functools.cache  # once per process
 def keep_freed_memory() -> str:
     """Tune glibc's malloc for a training loop (see module doc). Idempotent; returns what it did
@@ -35,8 +36,10 @@ def keep_freed_memory() -> str:
     except (OSError, AttributeError):
         return "allocator unchanged (no glibc mallopt)"
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    ok = all(mallopt(param, value) == 1 for param, value in
-             ((M_MMAP_THRESHOLD, KEEP_BELOW), (M_TRIM_THRESHOLD, KEEP_BELOW), (M_TOP_PAD, TOP_PAD)))
+    ok = all(
+        mallopt(param, value) == 1
+        for param, value in ((M_MMAP_THRESHOLD, KEEP_BELOW), (M_TRIM_THRESHOLD, KEEP_BELOW), (M_TOP_PAD, TOP_PAD))
+    )
     return "glibc malloc keeps freed memory (mallopt)" if ok else "allocator partly unchanged (mallopt refused)"
 
 

@@ -29,7 +29,7 @@ conventional pipeline too); `precision_note()` says which.
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -84,10 +84,19 @@ def make_optimizer(model: nn.Module, cfg, device: torch.device) -> torch.optim.S
     params: list = list(model.parameters())
     if not cfg.gate_bias_decay:
         spared = {id(m.bias) for m in model.modules() if isinstance(m, Gate)}
-        params = [{"params": [p for p in params if id(p) not in spared]},
-                  {"params": [p for p in params if id(p) in spared], "weight_decay": 0.0}]
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                           weight_decay=cfg.weight_decay, foreach=not fused, fused=fused)
+        params = [
+            {"params": [p for p in params if id(p) not in spared]},
+            {"params": [p for p in params if id(p) in spared], "weight_decay": 0.0},
+        ]
+    return torch.optim.SGD(
+        params,
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        nesterov=cfg.nesterov,
+        weight_decay=cfg.weight_decay,
+        foreach=not fused,
+        fused=fused,
+    )
 
 
 def draw_batch(sampler, generator: torch.Generator, augment: bool) -> torch.Tensor:
@@ -107,16 +116,29 @@ class TrainStep:
     """`step(draws)` makes one SGD update of `model` on the batch that `draws` names.
 
     draws: (4, B) for one network, or (K, 4, B) for K seeds packed into one grouped network
-    (`packs=K`, see trainers/engine/packing.py): network k sees its own batch in its own channels, and
+    (`packs=K`, see trainers/engine/pack_state.py): network k sees its own batch in its own channels, and
     the loss is the sum over networks of each network's mean cross-entropy, so each one's gradient
     is exactly its standalone gradient. Training loss and error accumulate on the device (no host
     sync per step); `take_metrics()` reads and resets them."""
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, train_x: torch.Tensor,
-                 train_y: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, *, augment: bool,
-                 precision: str = "fp32", channels_last: bool = False, packs: int = 1,
-                 mode: str = "eager", warmup: int = 3, crop_padding: str = "zero",
-                 cudnn_benchmark: bool = True):
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        train_x: torch.Tensor,
+        train_y: torch.Tensor,
+        mean: torch.Tensor,
+        std: torch.Tensor,
+        *,
+        augment: bool,
+        precision: str = "fp32",
+        channels_last: bool = False,
+        packs: int = 1,
+        mode: str = "eager",
+        warmup: int = 3,
+        crop_padding: str = "zero",
+        cudnn_benchmark: bool = True,
+    ):
         self.device = train_x.device
         if mode not in STEP_MODES:
             raise ValueError(f"unknown step mode {mode!r}")
@@ -218,8 +240,12 @@ class TrainStep:
             x = x.view(k, b, *x.shape[1:]).transpose(0, 1).reshape(b, k * x.shape[1], *x.shape[2:])
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16",
-                            cache_enabled="graph" not in self.mode):
+        with torch.autocast(
+            self.device.type,
+            dtype=torch.bfloat16,
+            enabled=self.precision == "bf16",
+            cache_enabled="graph" not in self.mode,
+        ):
             out = self.forward(x)
         out = out.float()
         if k == 1:

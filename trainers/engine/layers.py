@@ -7,9 +7,13 @@ With packs=1 these are the plain layers of the paper.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+M = TypeVar("M", bound=nn.Module)
 
 
 def conv(cin: int, cout: int, kernel: int, stride: int = 1, packs: int = 1) -> nn.Conv2d:
@@ -35,12 +39,17 @@ class GhostBatchNorm2d(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or x.shape[0] <= self.images:
             return super().forward(x)
-        if self.num_batches_tracked is not None:
-            self.num_batches_tracked.add_(1)
-        momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+        tracked = self.num_batches_tracked
+        if tracked is not None:
+            tracked.add_(1)
+        if self.momentum is not None:
+            momentum = self.momentum
+        else:  # cumulative average, as nn.BatchNorm2d with momentum=None
+            momentum = 1.0 / float(tracked) if tracked is not None else 0.0
         first, *rest = x.split(self.images)
-        out = [F.batch_norm(first, self.running_mean, self.running_var, self.weight, self.bias, True,
-                            momentum, self.eps)]
+        out = [
+            F.batch_norm(first, self.running_mean, self.running_var, self.weight, self.bias, True, momentum, self.eps)
+        ]
         out += [F.batch_norm(g, None, None, self.weight, self.bias, True, 0.0, self.eps) for g in rest]
         return torch.cat(out)
 
@@ -48,7 +57,7 @@ class GhostBatchNorm2d(nn.BatchNorm2d):
         return f"{super().extra_repr()}, images={self.images}"
 
 
-def use_ghost_batches(module: nn.Module, images: int) -> nn.Module:
+def use_ghost_batches(module: M, images: int) -> M:
     """Every nn.BatchNorm2d in `module` (the units', the gates', the projections') as a
     GhostBatchNorm2d over `images` images, holding the same parameters and buffers (the pattern of
     torch.nn.SyncBatchNorm.convert_sync_batchnorm). `images` = 0 leaves the module as it is."""
@@ -56,9 +65,15 @@ def use_ghost_batches(module: nn.Module, images: int) -> nn.Module:
         return module
     for name, child in module.named_children():
         if type(child) is nn.BatchNorm2d:
-            ghost = GhostBatchNorm2d(child.num_features, images, eps=child.eps, momentum=child.momentum,
-                                     affine=child.affine, track_running_stats=child.track_running_stats,
-                                     device="meta")
+            ghost = GhostBatchNorm2d(
+                child.num_features,
+                images,
+                eps=child.eps,
+                momentum=child.momentum,
+                affine=child.affine,
+                track_running_stats=child.track_running_stats,
+                device="meta",
+            )
             for attr in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
                 setattr(ghost, attr, getattr(child, attr))
             ghost.train(child.training)
@@ -100,7 +115,7 @@ class ZeroPadShortcut(nn.Module):
 
 def projection(cin: int, cout: int, stride: int, packs: int, with_bn: bool) -> nn.Module:
     """1x1 conv shortcut (with BN only if asked: an OPEN point of the paper)."""
-    layers = [conv(cin, cout, 1, stride, packs)]
+    layers: list[nn.Module] = [conv(cin, cout, 1, stride, packs)]
     if with_bn:
         layers.append(bn(cout, packs))
     return nn.Sequential(*layers) if with_bn else layers[0]

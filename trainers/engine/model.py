@@ -15,8 +15,9 @@ from ..core.layout import STAGE_WIDTHS, UnitSpec, unit_specs
 from .layers import Head, ZeroPadShortcut, bn, conv, projection, relu, use_ghost_batches
 from .shortcuts import MERGES, Gate
 
+
 def _sequential(ops, packs: int) -> nn.Sequential:
-    layers = []
+    layers: list[nn.Module] = []
     for op in ops:
         if op.kind == "conv":
             layers.append(conv(op.cin, op.channels, op.kernel, op.stride, packs))
@@ -35,10 +36,11 @@ class ResidualUnit(nn.Module):
         self.spec = spec
         self.preact = _sequential(spec.preact, packs)
         self.residual = _sequential(spec.residual, packs)
+        self.downsample: nn.Module
         if spec.downsample == "zeropad":
             self.downsample = ZeroPadShortcut(spec.cin, spec.cout, spec.stride, packs)
         elif spec.downsample == "conv":
-            self.downsample = projection(spec.cin, spec.cout, spec.stride, packs, cfg.shortcut_bn)
+            self.downsample = projection(spec.cin, spec.cout, spec.stride, packs, bool(cfg.shortcut_bn))
         else:
             self.downsample = nn.Identity()
         self.merge = MERGES[spec.shortcut](cfg, spec.cin, spec.cout, spec.stride, packs)

@@ -15,10 +15,21 @@ def code_version() -> str:
     """`git:<sha>[-dirty]` when run from a checkout, else a hash of the engine's source files
     (the GPU machine and Ray workers may run a copy without .git)."""
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=PACKAGE_DIR, capture_output=True,
-                             text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", str(PACKAGE_DIR)], cwd=PACKAGE_DIR,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=PACKAGE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", str(PACKAGE_DIR)],
+            cwd=PACKAGE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
         return f"git:{sha}" + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         h = hashlib.sha256()

@@ -23,10 +23,11 @@ def input_stats(cfg: RunConfig, data, device: torch.device) -> tuple[torch.Tenso
     if cfg.normalization == "pixel_mean":
         x = data.train_x
         mean = x.sum(0, dtype=torch.int64).double() / max(1, len(x)) / 255  # exact, no float copy
-        return (mean.float().unsqueeze(0).to(device),
-                torch.ones(1, x.shape[1], 1, 1, device=device))
-    return (torch.tensor(data.mean, device=device).view(1, 3, 1, 1),
-            torch.tensor(data.std, device=device).view(1, 3, 1, 1))
+        return (mean.float().unsqueeze(0).to(device), torch.ones(1, x.shape[1], 1, 1, device=device))
+    return (
+        torch.tensor(data.mean, device=device).view(1, 3, 1, 1),
+        torch.tensor(data.std, device=device).view(1, 3, 1, 1),
+    )
 
 
 def batch_sampler(cfg: RunConfig, n: int, generator: torch.Generator) -> BatchSampler:

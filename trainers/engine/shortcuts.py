@@ -53,9 +53,11 @@ class Gate(nn.Module):
         self.single = width == "single"
 
     @property
-    def bias(self) -> nn.Parameter:
+    def bias(self) -> torch.Tensor:
         """b_g: BN's shift β with BN, else the conv's bias."""
-        return self.bn.bias if isinstance(self.bn, nn.BatchNorm2d) else self.conv.bias
+        bias = self.bn.bias if isinstance(self.bn, nn.BatchNorm2d) else self.conv.bias
+        assert bias is not None  # the gate's conv has a bias when no BN follows it
+        return bias
 
     def reset_bias(self) -> None:
         nn.init.constant_(self.bias, self.initial_bias)

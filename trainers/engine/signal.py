@@ -116,9 +116,22 @@ def shortcut_product(cfg: RunConfig) -> dict:
     n = len(unit_specs(cfg))
     lam = shortcut_factor(cfg)
     if lam is None:
-        return {"key": cfg.key, "label": cfg.label(), "units": n, "factor": None,
-                "to_output": None, "product": None,
-                "note": "a 1x1 conv shortcut is a learned matrix, not a scalar: no Π λ"}
+        return {
+            "key": cfg.key,
+            "label": cfg.label(),
+            "units": n,
+            "factor": None,
+            "to_output": None,
+            "product": None,
+            "note": "a 1x1 conv shortcut is a learned matrix, not a scalar: no Π λ",
+        }
     to_output = [lam ** (n - i) for i in range(n)] + [1.0]
-    return {"key": cfg.key, "label": cfg.label(), "units": n, "factor": lam,
-            "to_output": to_output, "product": to_output[0], "note": ""}
+    return {
+        "key": cfg.key,
+        "label": cfg.label(),
+        "units": n,
+        "factor": lam,
+        "to_output": to_output,
+        "product": to_output[0],
+        "note": "",
+    }

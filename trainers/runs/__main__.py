@@ -4,7 +4,7 @@ workers this way, so the job system does not depend on the engine CLI's wiring).
 import argparse
 import sys
 
-from .cli import add_commands
+from .verbs import add_commands
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,23 +15,46 @@ import csv
 import io
 import json
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from trainers.core.strict_json import dumps
-
 from trainers.core.results import FINAL
-from trainers.core.runfile import (MAX_BYTES, MAX_POINTS, MAX_RUNS, META_FIELDS, POINT_FIELDS, ImportFileError,
-                                   validate_run)
+from trainers.core.runfile import (
+    MAX_BYTES,
+    MAX_POINTS,
+    MAX_RUNS,
+    META_FIELDS,
+    POINT_FIELDS,
+    ImportFileError,
+    validate_run,
+)
+from trainers.core.strict_json import dumps
 
 from .store import Store
 
 FORMAT = "resnet-v2-explorer/runs"
 VERSION = 1
-CSV_COLUMNS = ["key", "row", "status", "label", "iteration", "epoch", "train_loss", "train_error", "lr",
-               "images_per_s", "elapsed_s", "eta_s", "test_error", "test_loss", "config", "result",
-               "error", "meta"]
+CSV_COLUMNS = [
+    "key",
+    "row",
+    "status",
+    "label",
+    "iteration",
+    "epoch",
+    "train_loss",
+    "train_error",
+    "lr",
+    "images_per_s",
+    "elapsed_s",
+    "eta_s",
+    "test_error",
+    "test_loss",
+    "config",
+    "result",
+    "error",
+    "meta",
+]
 
 
 # --- export --------------------------------------------------------------------------------------
@@ -42,14 +65,24 @@ def export_runs(store: Store, keys: list[str] | None = None) -> dict[str, Any]:
     for rec in recs:
         if rec is None or rec["status"] not in FINAL:
             continue
-        runs.append({
-            "key": rec["key"], "label": rec["label"], "status": rec["status"], "config": rec["config"],
-            "result": rec["result"], "error": rec["error"],
-            "meta": {k: rec.get(k) for k in META_FIELDS},
-            "curve": store.curve_of(rec),
-        })
-    return {"format": FORMAT, "version": VERSION,
-            "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "runs": runs}
+        runs.append(
+            {
+                "key": rec["key"],
+                "label": rec["label"],
+                "status": rec["status"],
+                "config": rec["config"],
+                "result": rec["result"],
+                "error": rec["error"],
+                "meta": {k: rec.get(k) for k in META_FIELDS},
+                "curve": store.curve_of(rec),
+            }
+        )
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "runs": runs,
+    }
 
 
 def _num(x: Any) -> Any:
@@ -58,18 +91,25 @@ def _num(x: Any) -> Any:
     return "" if x is None else (repr(x) if isinstance(x, float) else x)
 
 
-def to_csv(doc: dict[str, Any]) -> str:
+def runs_csv(doc: dict[str, Any]) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS)
     w.writeheader()
     for run in doc["runs"]:
-        w.writerow({"key": run["key"], "row": "run", "status": run["status"], "label": run["label"],
-                    "config": dumps(run["config"], sort_keys=True),
-                    "result": dumps(run["result"]), "error": run["error"] or "",
-                    "meta": dumps(run["meta"])})
+        w.writerow(
+            {
+                "key": run["key"],
+                "row": "run",
+                "status": run["status"],
+                "label": run["label"],
+                "config": dumps(run["config"], sort_keys=True),
+                "result": dumps(run["result"]),
+                "error": run["error"] or "",
+                "meta": dumps(run["meta"]),
+            }
+        )
         for p in run["curve"]:
-            w.writerow({"key": run["key"], "row": p["type"],
-                        **{f: _num(p.get(f)) for f in POINT_FIELDS[p["type"]]}})
+            w.writerow({"key": run["key"], "row": p["type"], **{f: _num(p.get(f)) for f in POINT_FIELDS[p["type"]]}})
     return buf.getvalue()
 
 
@@ -78,7 +118,7 @@ def write_export(path: str | Path, store: Store, keys: list[str] | None = None, 
     path = Path(path)
     fmt = fmt or ("csv" if path.suffix.lower() == ".csv" else "json")
     doc = export_runs(store, keys)
-    text = to_csv(doc) if fmt == "csv" else dumps(doc, indent=1)
+    text = runs_csv(doc) if fmt == "csv" else dumps(doc, indent=1)
     path.write_text(text)
     return len(doc["runs"])
 
@@ -87,6 +127,7 @@ def write_export(path: str | Path, store: Store, keys: list[str] | None = None, 
 def _loads(text: str, what: str) -> Any:
     """json.loads that refuses NaN/Infinity tokens and deep nesting (a clear message, not a
     RecursionError); every value is then checked field by field, so no deep structure is stored."""
+
     def no_constant(token: str) -> Any:
         raise ImportFileError(f"{what}: {token} is not a number JSON allows (write null)")
 
@@ -128,11 +169,16 @@ def parse_csv(text: str) -> dict[str, Any]:
         if kind == "run":
             if key in runs:
                 raise ImportFileError(f"{where}: run {key} appears twice")
-            runs[key] = {"key": key, "status": line.get("status"), "label": line.get("label"),
-                         "config": _json_field(line["config"], "config", where),
-                         "result": _json_field(line.get("result") or "", "result", where),
-                         "error": line.get("error") or None,
-                         "meta": _json_field(line.get("meta") or "", "meta", where) or {}, "curve": []}
+            runs[key] = {
+                "key": key,
+                "status": line.get("status"),
+                "label": line.get("label"),
+                "config": _json_field(line["config"], "config", where),
+                "result": _json_field(line.get("result") or "", "result", where),
+                "error": line.get("error") or None,
+                "meta": _json_field(line.get("meta") or "", "meta", where) or {},
+                "curve": [],
+            }
         elif kind in POINT_FIELDS:
             if key not in runs:
                 raise ImportFileError(f"{where}: a curve point of {key!r} before its run line")
@@ -194,5 +240,5 @@ def import_file(path: str | Path, cache_dir: str | Path = "cache") -> dict[str, 
                 imported.append(rec["key"])
             else:
                 existing = store.get(rec["key"])
-                skipped.append((rec["key"], f"already here ({existing['status']})"))
+                skipped.append((rec["key"], f"already here ({existing['status'] if existing else '?'})"))
     return {"imported": imported, "skipped": skipped}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from trainers.core.config import ConfigError, RunConfig
+from trainers.core.records import RunRecord
 
 from .store import Store
 from .supervisor import ensure_supervisor
@@ -12,8 +13,9 @@ from .supervisor import ensure_supervisor
 BACKENDS = ("local", "ray")
 
 
-def submit(cfg: RunConfig, cache_dir: str | Path = "cache", backend: str = "local", *,
-           start_supervisor: bool = True) -> dict:
+def submit(
+    cfg: RunConfig, cache_dir: str | Path = "cache", backend: str = "local", *, start_supervisor: bool = True
+) -> RunRecord:
     """Queue `cfg` unless its key is known: a finished run is answered from the store at once, a
     queued or running one is joined, one that ended in error or was cancelled is queued again
     (resuming from its checkpoint). Two simultaneous submits of one config make exactly one job.
@@ -28,7 +30,7 @@ def submit(cfg: RunConfig, cache_dir: str | Path = "cache", backend: str = "loca
     return rec
 
 
-def cancel(key: str, cache_dir: str | Path = "cache") -> dict | None:
+def cancel(key: str, cache_dir: str | Path = "cache") -> RunRecord | None:
     """Cancel a run: a queued one at once, a running one within a few seconds (it checkpoints, so
     submitting it again resumes it). Returns the record, or None for an unknown key."""
     with Store(cache_dir) as store:
@@ -38,9 +40,16 @@ def cancel(key: str, cache_dir: str | Path = "cache") -> dict | None:
     return rec
 
 
-def train_here(cfg: RunConfig, cache_dir: str | Path = "cache", device: str = "auto", *,
-               threads: int | None = None, checkpoint_every_s: float | None = None,
-               poll_s: float = 2.0, out=None) -> dict:
+def train_here(
+    cfg: RunConfig,
+    cache_dir: str | Path = "cache",
+    device: str = "auto",
+    *,
+    threads: int | None = None,
+    checkpoint_every_s: float | None = None,
+    poll_s: float = 2.0,
+    out=None,
+) -> RunRecord | None:
     """`python -m trainers train`: the run goes through the store like any submit (so it shows in
     `status` and the app, and two of them at once train it once), then is trained here, in the
     foreground, by a worker process (lease, attempt fence, restart by the supervisor if it dies).
@@ -58,8 +67,8 @@ def train_here(cfg: RunConfig, cache_dir: str | Path = "cache", device: str = "a
 
     out = out or sys.stderr
     with Store(cache_dir) as store:
-        rec, _ = store.create(cfg.to_dict(), cfg.label(), cfg.key, "local")
-        attempt = store.claim(cfg.key, "local", "cli", lease_starts=False) if rec["status"] == "queued" else None
+        created, _ = store.create(cfg.to_dict(), cfg.label(), cfg.key, "local")
+        attempt = store.claim(cfg.key, "local", "cli", lease_starts=False) if created["status"] == "queued" else None
         cache = store.cache_dir
     if attempt is not None:
         env = {}
@@ -69,9 +78,24 @@ def train_here(cfg: RunConfig, cache_dir: str | Path = "cache", device: str = "a
             env["TRAINERS_CHECKPOINT_EVERY_S"] = str(checkpoint_every_s)
         # Its own session: Ctrl-C reaches only us, and we stop it through the store, checkpointed.
         proc = subprocess.Popen(
-            [sys.executable, "-m", "trainers.runs", "worker", cfg.key, "--cache-dir", str(cache),
-             "--attempt", str(attempt), "--device", device, "--progress"],
-            stdin=subprocess.DEVNULL, env=child_env(env), start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "trainers.runs",
+                "worker",
+                cfg.key,
+                "--cache-dir",
+                str(cache),
+                "--attempt",
+                str(attempt),
+                "--device",
+                device,
+                "--progress",
+            ],
+            stdin=subprocess.DEVNULL,
+            env=child_env(env),
+            start_new_session=True,
+        )
         with Store(cache) as store:
             store.set_worker(cfg.key, attempt, pid=proc.pid, host=__import__("socket").gethostname())
         while True:
@@ -93,8 +117,10 @@ def train_here(cfg: RunConfig, cache_dir: str | Path = "cache", device: str = "a
                 rec = store.get(cfg.key)
             if rec is None or rec["status"] in FINAL:
                 return rec
-            line = (f"run {cfg.key} is {rec['status']} elsewhere (pid {rec.get('pid')}): "
-                    f"{100 * (rec.get('progress') or 0):.0f}%; waiting for it")
+            line = (
+                f"run {cfg.key} is {rec['status']} elsewhere (pid {rec.get('pid')}): "
+                f"{100 * (rec.get('progress') or 0):.0f}%; waiting for it"
+            )
             if line != last:
                 print(line, file=out, flush=True)
                 last = line

@@ -22,7 +22,7 @@ class Settings:
     cpu_jobs: int = 1  # concurrent CPU jobs when there is no GPU: one, or they fight for the cores
     cpu_threads: int = 0  # torch threads of a CPU worker; 0 = the cores divided by cpu_jobs
     # Seed packing: queued runs that differ only in their seed trained by one worker as one packed
-    # network (trainers/engine/packing.py). "auto" = where packing is faster (`core.packing.should_pack`:
+    # network (trainers/engine/pack_state.py). "auto" = where packing is faster (`pack_rules.should_pack`:
     # on a GPU, not on the CPU); "never"; "always" = whatever is packable (tests, users who know better).
     pack_seeds: str = "auto"
     max_packs: int = 8  # at most this many runs in one pack
@@ -87,6 +87,5 @@ def load_settings(cache_dir: str | Path = "cache", **overrides: Any) -> Settings
         values["ray_address"] = os.environ["RAY_ADDRESS"]
     values.update({k: v for k, v in overrides.items() if v is not None})
     known = {f.name: f.type for f in fields(Settings)}
-    clean = {k: _coerce(k, known[k], v) for k, v in values.items() if k in known}
+    clean = {k: _coerce(k, str(known[k]), v) for k, v in values.items() if k in known}
     return replace(Settings(), **clean)
-

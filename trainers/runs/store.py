@@ -26,17 +26,17 @@ import socket
 import sqlite3
 import time
 import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, cast
 
 from diskcache import Cache
 from diskcache.core import DBNAME, MODE_BINARY, MODE_RAW, UNKNOWN, Disk
 
-from trainers.core.strict_json import dumps as strict_dumps
-
-from trainers.core.records import RunRecord, new_record
+from trainers.core.records import CurvePoint, RunRecord, new_record
 from trainers.core.results import ACTIVE, FINAL, RESULT_STATUSES, STATUSES  # noqa: F401 - the store's vocabulary
+from trainers.core.strict_json import dumps as strict_dumps
 
 CURVE_CHUNK = 256  # points per curve chunk: an append rewrites one small chunk, not the curve
 _ACTIVE_INDEX = "index:active"
@@ -104,13 +104,15 @@ class StoreUnavailable(OSError):
 def is_disk_full(e: BaseException) -> bool:
     """ENOSPC or SQLite's "database or disk is full", anywhere in the exception's chain."""
     seen = 0
-    while e is not None and seen < 10:
+    cause: BaseException | None = e
+    while cause is not None and seen < 10:
+        e = cause
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
             return True
         text = str(e)
         if any(s in text for s in ("No space left", "disk is full", "disk full", "Disk quota")):
             return True
-        e, seen = (e.__cause__ or e.__context__), seen + 1
+        cause, seen = (e.__cause__ or e.__context__), seen + 1
     return False
 
 
@@ -125,8 +127,7 @@ def disk_state(cache_dir: str | Path) -> dict:
     except OSError:
         return {"full": False, "free_bytes": None, "message": None}
     full = free < LOW_SPACE_BYTES
-    msg = (f"disk full: {free / 2**20:.1f} MB free on {path}; runs wait and resume once space is back"
-           if full else None)
+    msg = f"disk full: {free / 2**20:.1f} MB free on {path}; runs wait and resume once space is back" if full else None
     return {"full": full, "free_bytes": free, "message": msg}
 
 
@@ -143,8 +144,9 @@ class _ReadOnlyCache:
         last: Exception | None = None
         for query in ("mode=ro", "immutable=1"):  # immutable: no -shm needed (a read-only copy)
             try:
-                self._con = sqlite3.connect(f"{db.resolve().as_uri()}?{query}", uri=True, timeout=60,
-                                            check_same_thread=False)
+                self._con = sqlite3.connect(
+                    f"{db.resolve().as_uri()}?{query}", uri=True, timeout=60, check_same_thread=False
+                )
                 self._con.execute("SELECT 1 FROM Cache LIMIT 1").fetchall()
                 return
             except sqlite3.Error as e:
@@ -152,8 +154,7 @@ class _ReadOnlyCache:
         raise StoreUnavailable(f"cannot read the results store at {directory}: {last} ({why})")
 
     def get(self, key: str, default: Any = None) -> Any:
-        row = self._con.execute("SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1",
-                                (key,)).fetchone()
+        row = self._con.execute("SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1", (key,)).fetchone()
         if row is None:
             return default
         mode, filename, value = row
@@ -187,8 +188,7 @@ class Store:
     """Run records, curves and sweeps of one cache directory. Safe to open from many processes and
     threads at once (SQLite WAL, busy timeout 60 s); every method returns plain JSON-able dicts."""
 
-    def __init__(self, cache_dir: str | Path = "cache", *, size_limit: int | None = None,
-                 readonly: bool = False):
+    def __init__(self, cache_dir: str | Path = "cache", *, size_limit: int | None = None, readonly: bool = False):
         """readonly: open for reading only and write nothing (status, results, export); a store
         that cannot be opened for writing (full or read-only disk) is opened so anyway, and
         `self.readonly` says why (every write then raises StoreUnavailable)."""
@@ -249,7 +249,7 @@ class Store:
     def close(self) -> None:
         self._cache.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -259,7 +259,11 @@ class Store:
     def get(self, key: str) -> RunRecord | None:
         return self._cache.get(f"run:{key}")
 
-    def list_runs(self, statuses: tuple[str, ...] | None = None) -> list[dict]:
+    def _record(self, key: str) -> dict[str, Any] | None:
+        """The record as the plain JSON dict it is, for the store's own changes."""
+        return self._cache.get(f"run:{key}")
+
+    def list_runs(self, statuses: tuple[str, ...] | None = None) -> list[RunRecord]:
         """Every run record (oldest first), optionally only those with one of `statuses`."""
         runs = []
         for k in self._cache.iterkeys():
@@ -269,7 +273,7 @@ class Store:
                     runs.append(rec)
         return sorted(runs, key=lambda r: (r["created_at"], r["key"]))
 
-    def active(self) -> list[dict]:
+    def active(self) -> list[RunRecord]:
         """The queued and running runs, oldest first (the supervisor's work list)."""
         keys = self._cache.get(_ACTIVE_INDEX, [])
         recs = [r for r in (self.get(k) for k in keys) if r is not None and r["status"] in ACTIVE]
@@ -285,7 +289,7 @@ class Store:
         """The run's folder: checkpoint, result.json (the engine's `cache_dir/runs/KEY`)."""
         return self.cache_dir / "runs" / key
 
-    def curve(self, key: str) -> list[dict]:
+    def curve(self, key: str) -> list[CurvePoint]:
         """The run's metrics and eval events, in order."""
         rec = self.get(key)
         return [] if rec is None else self.curve_of(rec)
@@ -298,7 +302,7 @@ class Store:
         with self._cache.transact(retry=True):
             yield
 
-    def _put(self, rec: dict) -> None:
+    def _put(self, rec: dict[str, Any]) -> None:
         rec["updated_at"] = now()
         self._cache.set(f"run:{rec['key']}", rec)
         self._index(rec["key"], rec["status"] in ACTIVE)
@@ -310,12 +314,17 @@ class Store:
         elif not active and key in keys:
             self._cache.set(_ACTIVE_INDEX, [k for k in keys if k != key])
 
-    def _update(self, key: str, attempt: int | None, change: Callable[[dict], Any],
-                statuses: tuple[str, ...] = ("running",)) -> Any:
+    def _update(
+        self,
+        key: str,
+        attempt: int | None,
+        change: Callable[[dict[str, Any]], Any],
+        statuses: tuple[str, ...] = ("running",),
+    ) -> Any:
         """Apply `change(rec)` atomically if the record is at `attempt` and in one of `statuses`;
         returns change's value, or None when the write is stale (and dropped)."""
         with self.transaction():
-            rec = self.get(key)
+            rec = self._record(key)
             if rec is None or rec["status"] not in statuses:
                 return None
             if attempt is not None and rec["attempt"] != attempt:
@@ -328,32 +337,40 @@ class Store:
             return True if out is None else out
 
     # --- submitting ----------------------------------------------------------------------------
-    def create(self, config: dict, label: str, key: str, backend: str = "local") -> tuple[dict, bool]:
+    def create(self, config: dict[str, Any], label: str, key: str, backend: str = "local") -> tuple[RunRecord, bool]:
         """Claim `key` atomically: (new queued record, True), or (the existing record, False).
 
         A run that ended in error or was cancelled is queued again (it resumes from its checkpoint);
         a finished one is answered as it is; a queued or running one is joined."""
         with self.transaction():
-            rec = self.get(key)
+            rec = self._record(key)
             if rec is None:
-                rec = new_record(key, config, label, backend, now())
+                new = new_record(key, config, label, backend, now())
                 # Cache.add is atomic on its own; inside the transaction the index moves with it.
-                if not self._cache.add(f"run:{key}", rec):
-                    return self.get(key), False
+                if not self._cache.add(f"run:{key}", new):
+                    return self._cache.get(f"run:{key}"), False
                 self._index(key, True)
-                return rec, True
+                return new, True
             if rec["status"] in ("error", "cancelled"):
-                rec.update(status="queued", backend=backend, error=None, restarts=0, queued_at=now(),
-                           cancel_requested=False, cancel_requested_at=None, finished_at=None)
+                rec.update(
+                    status="queued",
+                    backend=backend,
+                    error=None,
+                    restarts=0,
+                    queued_at=now(),
+                    cancel_requested=False,
+                    cancel_requested_at=None,
+                    finished_at=None,
+                )
                 self._put(rec)
-                return rec, True
-            return rec, False
+                return cast(RunRecord, rec), True
+            return cast(RunRecord, rec), False
 
-    def request_cancel(self, key: str) -> dict | None:
+    def request_cancel(self, key: str) -> RunRecord | None:
         """Queued: cancelled at once. Running: flagged; the worker polls the flag, and the
         supervisor stops its process if it does not stop within the grace period."""
         with self.transaction():
-            rec = self.get(key)
+            rec = self._record(key)
             if rec is None:
                 return None
             if rec["status"] == "queued":
@@ -362,11 +379,11 @@ class Store:
             elif rec["status"] == "running" and not rec["cancel_requested"]:
                 rec.update(cancel_requested=True, cancel_requested_at=now())
                 self._put(rec)
-            return rec
+            return cast(RunRecord, rec)
 
     def delete(self, key: str) -> bool:
         with self.transaction():
-            rec = self.get(key)
+            rec = self._record(key)
             if rec is None:
                 return False
             for i in range((rec.get("curve_len", 0) + CURVE_CHUNK - 1) // CURVE_CHUNK):
@@ -375,26 +392,36 @@ class Store:
             self._index(key, False)
             return True
 
-    def set_tags(self, key: str, tags: Iterable[str]) -> dict | None:
+    def set_tags(self, key: str, tags: Iterable[str]) -> RunRecord | None:
         """The user's labels of a run (any status; the explorer's Compare page). None: no such run."""
         with self.transaction():
-            rec = self.get(key)
+            rec = self._record(key)
             if rec is None:
                 return None
             rec["tags"] = sorted({str(t).strip() for t in tags if str(t).strip()})
             self._put(rec)
-            return rec
+            return cast(RunRecord, rec)
 
     # --- the supervisor's writes ---------------------------------------------------------------
     def claim(self, key: str, backend: str, slot: str | None, lease_starts: bool = True) -> int | None:
         """queued -> running with attempt+1, which fences every write of an older attempt.
         Returns the new attempt, or None if the run is no longer queued."""
 
-        def change(rec: dict) -> int:
+        def change(rec: dict[str, Any]) -> int:
             t = now()
-            rec.update(status="running", attempt=rec["attempt"] + 1, backend=backend, slot=slot,
-                       started_at=t, heartbeat_at=t if lease_starts else None, pid=None, host=None,
-                       device=slot, eta_s=None, images_per_s=None)
+            rec.update(
+                status="running",
+                attempt=rec["attempt"] + 1,
+                backend=backend,
+                slot=slot,
+                started_at=t,
+                heartbeat_at=t if lease_starts else None,
+                pid=None,
+                host=None,
+                device=slot,
+                eta_s=None,
+                images_per_s=None,
+            )
             return rec["attempt"]
 
         return self._update(key, None, change, statuses=("queued",))
@@ -407,17 +434,26 @@ class Store:
         """The worker of `attempt` died: queue the run again (it resumes from its checkpoint), or
         after `max_restarts` restarts end it as error with the reason. Returns the new status."""
 
-        def change(rec: dict) -> str:
+        def change(rec: dict[str, Any]) -> str:
             detail = reason + (f"; the worker said: {rec['worker_error']}" if rec.get("worker_error") else "")
             rec["worker_error"] = None
             if rec["cancel_requested"]:
                 rec.update(status="cancelled", finished_at=now(), error=None)
             elif rec["restarts"] >= max_restarts:
-                rec.update(status="error", finished_at=now(),
-                           error=f"worker died {rec['restarts'] + 1} times; last: {detail}")
+                rec.update(
+                    status="error", finished_at=now(), error=f"worker died {rec['restarts'] + 1} times; last: {detail}"
+                )
             else:
-                rec.update(status="queued", restarts=rec["restarts"] + 1, queued_at=now(),
-                           last_failure=detail, pid=None, slot=None, eta_s=None, images_per_s=None)
+                rec.update(
+                    status="queued",
+                    restarts=rec["restarts"] + 1,
+                    queued_at=now(),
+                    last_failure=detail,
+                    pid=None,
+                    slot=None,
+                    eta_s=None,
+                    images_per_s=None,
+                )
             return rec["status"]
 
         return self._update(key, attempt, change)
@@ -426,12 +462,19 @@ class Store:
         """The worker stopped without finishing and without a fault (SIGTERM at shutdown): queue it
         again without counting a restart."""
 
-        def change(rec: dict) -> None:
+        def change(rec: dict[str, Any]) -> None:
             if rec["cancel_requested"]:  # the stop was the cancel's SIGTERM after all
                 rec.update(status="cancelled", finished_at=now())
             else:
-                rec.update(status="queued", queued_at=now(), last_failure=reason, pid=None, slot=None,
-                           eta_s=None, images_per_s=None)
+                rec.update(
+                    status="queued",
+                    queued_at=now(),
+                    last_failure=reason,
+                    pid=None,
+                    slot=None,
+                    eta_s=None,
+                    images_per_s=None,
+                )
 
         return bool(self._update(key, attempt, change))
 
@@ -442,25 +485,31 @@ class Store:
     def heartbeat(self, key: str, attempt: int) -> dict:
         """Renew the lease. Returns {"ok": this attempt still owns the run, "cancel": requested}."""
 
-        def change(rec: dict) -> dict:
+        def change(rec: dict[str, Any]) -> dict:
             rec["heartbeat_at"] = now()
             return {"cancel": bool(rec["cancel_requested"])}
 
         out = self._update(key, attempt, change)
         return {"ok": out is not None, "cancel": bool(out and out["cancel"])}
 
-    def apply_event(self, key: str, attempt: int, ev: dict) -> bool:
+    def apply_event(self, key: str, attempt: int, ev: Mapping[str, Any]) -> bool:
         """One engine event: update progress, append curve points. False = stale attempt, dropped."""
 
-        def change(rec: dict) -> None:
+        def change(rec: dict[str, Any]) -> None:
             rec["heartbeat_at"] = now()
             kind = ev.get("type")
             if kind == "start":
-                rec.update(iteration=ev["iteration"], total=ev["total"], device=ev.get("device"),
-                           device_name=ev.get("device_name"), parameters=ev.get("parameters"),
-                           dataset=ev.get("dataset"), resumed_at=ev["iteration"] if ev.get("resumed") else None,
-                           # kept across attempts, e.g. "checkpoint ... moved aside": the app shows them
-                           notes=((rec.get("notes") or []) + [str(n)[:1000] for n in (ev.get("notes") or [])])[-10:])
+                rec.update(
+                    iteration=ev["iteration"],
+                    total=ev["total"],
+                    device=ev.get("device"),
+                    device_name=ev.get("device_name"),
+                    parameters=ev.get("parameters"),
+                    dataset=ev.get("dataset"),
+                    resumed_at=ev["iteration"] if ev.get("resumed") else None,
+                    # kept across attempts, e.g. "checkpoint ... moved aside": the app shows them
+                    notes=((rec.get("notes") or []) + [str(n)[:1000] for n in (ev.get("notes") or [])])[-10:],
+                )
                 rec["progress"] = ev["iteration"] / max(1, ev["total"])
                 # Resumed (or restarted from scratch): points past the checkpoint are replayed.
                 self._truncate_curve(rec, ev["iteration"])
@@ -469,8 +518,9 @@ class Store:
                 rec["iteration"] = max(rec.get("iteration") or 0, ev["iteration"])
                 rec["progress"] = rec["iteration"] / max(1, rec.get("total") or 1)
                 if kind == "metrics":
-                    rec.update(eta_s=ev.get("eta_s"), images_per_s=ev.get("images_per_s"),
-                               train_loss=ev.get("train_loss"))
+                    rec.update(
+                        eta_s=ev.get("eta_s"), images_per_s=ev.get("images_per_s"), train_loss=ev.get("train_loss")
+                    )
                 else:
                     rec["test_error"] = ev.get("test_error")
             elif kind == "checkpoint":
@@ -482,16 +532,23 @@ class Store:
         """A retryable fault (CUDA out of memory, ...) the supervisor will report if it gives up."""
         return bool(self._update(key, attempt, lambda rec: rec.update(worker_error=message)))
 
-    def finish(self, key: str, attempt: int, result: dict) -> bool:
+    def finish(self, key: str, attempt: int, result: Mapping[str, Any]) -> bool:
         """The final result, written once and durably; its status becomes the run's."""
         status = result.get("status")
         if status not in RESULT_STATUSES:
             raise ValueError(f"result status {status!r} is not one of {RESULT_STATUSES}")
 
-        def change(rec: dict) -> None:
-            rec.update(status=status, result=result, finished_at=now(), eta_s=0.0, error=None,
-                       test_error=result.get("test_error"), train_loss=result.get("train_loss"),
-                       iteration=result.get("iterations", rec.get("iteration")))
+        def change(rec: dict[str, Any]) -> None:
+            rec.update(
+                status=status,
+                result=result,
+                finished_at=now(),
+                eta_s=0.0,
+                error=None,
+                test_error=result.get("test_error"),
+                train_loss=result.get("train_loss"),
+                iteration=result.get("iterations", rec.get("iteration")),
+            )
             if status in ("done", "fail"):
                 rec["progress"] = 1.0
 
@@ -499,18 +556,19 @@ class Store:
 
     def fail(self, key: str, attempt: int, message: str) -> bool:
         """The run cannot succeed (bad config, missing data, ...): error, with the message."""
-        return bool(self._update(key, attempt, lambda rec: rec.update(
-            status="error", error=message, finished_at=now())))
+        return bool(
+            self._update(key, attempt, lambda rec: rec.update(status="error", error=message, finished_at=now()))
+        )
 
     # --- curves ------------------------------------------------------------------------------
-    def _append_curve(self, rec: dict, point: dict) -> None:
+    def _append_curve(self, rec: dict[str, Any], point: Mapping[str, Any]) -> None:
         n = rec.get("curve_len", 0)
         name = f"curve:{rec['key']}:{n // CURVE_CHUNK}"
         chunk = self._cache.get(name, []) if n % CURVE_CHUNK else []
         self._cache.set(name, chunk + [point])
         rec["curve_len"] = n + 1
 
-    def _truncate_curve(self, rec: dict, iteration: int) -> None:
+    def _truncate_curve(self, rec: dict[str, Any], iteration: int) -> None:
         key = rec["key"]
         n = rec.get("curve_len", 0)
         if n == 0:
@@ -524,19 +582,19 @@ class Store:
         self._write_curve(key, keep)
         rec["curve_len"] = len(keep)
 
-    def curve_of(self, rec: dict) -> list[dict]:
+    def curve_of(self, rec: Mapping[str, Any]) -> list[CurvePoint]:
         n = rec.get("curve_len", 0)
-        points: list[dict] = []
+        points: list[CurvePoint] = []
         for i in range((n + CURVE_CHUNK - 1) // CURVE_CHUNK):
             points += self._cache.get(f"curve:{rec['key']}:{i}", [])
         return points[:n]
 
-    def _write_curve(self, key: str, points: list[dict]) -> None:
+    def _write_curve(self, key: str, points: Sequence[Any]) -> None:
         for i in range(0, len(points), CURVE_CHUNK):
             self._cache.set(f"curve:{key}:{i // CURVE_CHUNK}", points[i : i + CURVE_CHUNK])
 
     # --- import (used by trainers.runs.export) -------------------------------------------------
-    def put_imported(self, rec: dict, curve: list[dict]) -> bool:
+    def put_imported(self, rec: Mapping[str, Any], curve: Sequence[Mapping[str, Any]]) -> bool:
         """Store a validated, finished run from an export file unless the key is already here.
         Call inside `transaction()` to make a whole file all-or-nothing."""
         if self.get(rec["key"]) is not None:

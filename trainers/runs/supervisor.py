@@ -19,14 +19,18 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from trainers.core import packing
+from trainers.core import pack_rules
 from trainers.core.config import RunConfig
+from trainers.core.records import RunRecord
 
 from .backends.local import LocalBackend, spawn_detached
 from .settings import Settings, load_settings
 from .store import Store, disk_state, is_disk_full, now
+
+if TYPE_CHECKING:
+    from .backends.ray_backend import RayBackend
 
 log = logging.getLogger("trainers.supervisor")
 RAY_RETRY_S = 60.0  # after a failed connection, Ray runs fail at once for this long
@@ -103,12 +107,12 @@ class Supervisor:
         self.settings = settings or load_settings(self.cache_dir)
         self.store = Store(self.cache_dir)
         self.local = LocalBackend(self.store, self.settings)
-        self._ray = None  # created on the first Ray run: ray stays an optional install
+        self._ray: RayBackend | None = None  # created on the first Ray run: ray stays an optional install
         self._ray_error: tuple[float, str] | None = None
         self._stopping = False
 
     # --- backends ----------------------------------------------------------------------------
-    def ray(self):
+    def ray(self) -> RayBackend:
         if self._ray is None:
             # a cluster that just refused us is not asked again for a while: connecting takes
             # ~20 s of retries, and local runs must not wait that long for their supervisor
@@ -142,21 +146,23 @@ class Supervisor:
         for rec in active:
             if rec["status"] != "queued" or rec["key"] in taken:
                 continue
-            if (rec.get("last_failure") or "").startswith("disk full") and now() - (rec.get("queued_at") or 0) < DISK_RETRY_S:
+            if (rec.get("last_failure") or "").startswith("disk full") and now() - (
+                rec.get("queued_at") or 0
+            ) < DISK_RETRY_S:
                 continue  # its checkpoint did not fit on the disk a moment ago: not again at once
             if rec["backend"] == "ray":
-                self._ray_step(lambda b: b.start_queued(rec), [rec])
+                self._ray_step(lambda b, rec=rec: b.start_queued(rec), [rec])
             elif free:
                 slot = free.pop(0)
                 group = self.pack_group(rec, [r for r in queued_local if r["key"] not in taken], slot)
                 taken.update(r["key"] for r in group)
                 self._start_local(group, slot)
 
-    def pack_group(self, rec: dict, queued: list[dict], slot) -> list[dict]:
+    def pack_group(self, rec: RunRecord, queued: list[RunRecord], slot) -> list[RunRecord]:
         """`rec` and the queued local runs one worker trains with it as one packed network: same
         family (everything but the seed), checkpoints at the same iteration, at most `max_packs`,
-        and only where `pack_seeds` allows it ("auto": where `packing.should_pack` says faster).
-        Plain rules (trainers/core/packing.py): the supervisor never imports the engine."""
+        and only where `pack_seeds` allows it ("auto": where `pack_rules.should_pack` says faster).
+        Plain rules (trainers/core/pack_rules.py): the supervisor never imports the engine."""
         mode = self.settings.pack_seeds.strip().lower()
         if mode not in ("auto", "always") or self.settings.max_packs < 2:
             return [rec]
@@ -164,7 +170,7 @@ class Supervisor:
             return [rec]  # packing measured slower on the CPU
         try:
             cfg = RunConfig.from_dict(rec["config"])
-            family = packing.family(cfg)
+            family = pack_rules.family(cfg)
             group, cfgs = [rec], [cfg]
             for other in queued:
                 if len(group) >= self.settings.max_packs:
@@ -175,19 +181,19 @@ class Supervisor:
                     c = RunConfig.from_dict(other["config"])
                 except Exception:
                     continue
-                if packing.family(c) == family and packing.why_not_packable(cfgs + [c]) is None:
+                if pack_rules.family(c) == family and pack_rules.why_not_packable(cfgs + [c]) is None:
                     group.append(other)
                     cfgs.append(c)
-            if len(group) < 2 or packing.why_not_packable(cfgs) is not None:
+            if len(group) < 2 or pack_rules.why_not_packable(cfgs) is not None:
                 return [rec]
-            if mode == "auto" and not packing.should_pack(slot.device, cfgs):
+            if mode == "auto" and not pack_rules.should_pack(slot.device, cfgs):
                 return [rec]
             return group
         except Exception:  # a config that no longer validates: the worker reports it, run by run
             log.exception("could not plan a pack for %s", rec["key"])
             return [rec]
 
-    def _start_local(self, recs: list[dict], slot) -> None:
+    def _start_local(self, recs: list[RunRecord], slot) -> None:
         claimed = []
         for rec in recs:
             attempt = self.store.claim(rec["key"], "local", slot.name, lease_starts=False)
@@ -196,16 +202,14 @@ class Supervisor:
         if not claimed:
             return
         try:
-            if len(claimed) == 1:
-                self.local.start(claimed[0][0], claimed[0][1], slot)
-            else:
-                self.local.start_pack([r for r, _ in claimed], [a for _, a in claimed], slot)
+            self.local.start([r for r, _ in claimed], [a for _, a in claimed], slot)
         except OSError as e:
             for rec, attempt in claimed:
-                self.store.worker_lost(rec["key"], attempt, f"could not start the worker: {e}",
-                                       self.settings.max_restarts)
+                self.store.worker_lost(
+                    rec["key"], attempt, f"could not start the worker: {e}", self.settings.max_restarts
+                )
 
-    def _ray_step(self, action, recs: list[dict]) -> None:
+    def _ray_step(self, action, recs: list[RunRecord]) -> None:
         """Run a Ray action; if Ray is missing or the cluster unreachable, fail those runs with a
         message instead of taking the supervisor (and every local run) down."""
         try:

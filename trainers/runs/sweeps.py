@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from trainers.core.config import ConfigError, RunConfig
-from trainers.core.presets import PRESETS, paper_reference, preset_configs
+from trainers.core.presets import PRESETS, paper_row, preset_configs
+from trainers.core.records import RunRecord
 from trainers.core.results import number_text, result_rows, shown_status
 
-from .store import Store
 from .jobs import submit
+from .store import Store
 
 
 def parse_value(text: str) -> Any:
@@ -49,9 +51,14 @@ def grid_configs(base: RunConfig, axes: dict[str, list[Any]], seeds: int | Itera
     return [base.replace(**dict(zip(names, combo)), seed=seed) for seed in seed_list for combo in combos]
 
 
-def sweep_configs(name: str, seeds: int | Iterable[int] = 5, schedule: str = "paper",
-                  overrides: dict[str, Any] | None = None, grid: dict[str, list[Any]] | None = None,
-                  base: RunConfig | None = None) -> list[RunConfig]:
+def sweep_configs(
+    name: str,
+    seeds: int | Iterable[int] = 5,
+    schedule: str = "paper",
+    overrides: dict[str, Any] | None = None,
+    grid: dict[str, list[Any]] | None = None,
+    base: RunConfig | None = None,
+) -> list[RunConfig]:
     """A preset (name in PRESETS) with overrides, or a user grid (any other name) over `base`."""
     overrides = overrides or {}
     if name in PRESETS:
@@ -62,8 +69,10 @@ def sweep_configs(name: str, seeds: int | Iterable[int] = 5, schedule: str = "pa
         except KeyError as e:
             raise ConfigError(str(e.args[0])) from None
     if not grid:
-        raise ConfigError(f"unknown preset {name!r} (presets: {', '.join(PRESETS)}); "
-                          "a sweep of your own needs at least one --grid field=v1,v2")
+        raise ConfigError(
+            f"unknown preset {name!r} (presets: {', '.join(PRESETS)}); "
+            "a sweep of your own needs at least one --grid field=v1,v2"
+        )
     from trainers.core.presets import SCHEDULES
 
     if schedule not in SCHEDULES:
@@ -72,8 +81,13 @@ def sweep_configs(name: str, seeds: int | Iterable[int] = 5, schedule: str = "pa
     return grid_configs(base, grid, seeds)
 
 
-def submit_sweep(name: str, configs: list[RunConfig], cache_dir: str | Path = "cache",
-                 backend: str = "local", meta: dict | None = None) -> list[dict]:
+def submit_sweep(
+    name: str,
+    configs: list[RunConfig],
+    cache_dir: str | Path = "cache",
+    backend: str = "local",
+    meta: dict | None = None,
+) -> list[RunRecord]:
     """Submit every config (deduped by key) and remember them under `name`."""
     records = [submit(cfg, cache_dir, backend, start_supervisor=False) for cfg in configs]
     with Store(cache_dir) as store:
@@ -85,7 +99,7 @@ def submit_sweep(name: str, configs: list[RunConfig], cache_dir: str | Path = "c
     return records
 
 
-def sweep_runs(store: Store, name: str) -> list[dict]:
+def sweep_runs(store: Store, name: str) -> list[RunRecord]:
     """The runs of a sweep: those it submitted, or for a preset never submitted here, every stored
     run that matches one of the preset's rows (e.g. runs submitted one by one from the UI)."""
     sweep = store.get_sweep(name)
@@ -93,12 +107,11 @@ def sweep_runs(store: Store, name: str) -> list[dict]:
         return [r for r in (store.get(k) for k in sweep["keys"]) if r is not None]
     if name in PRESETS:
         rows = PRESETS[name].rows
-        return [rec for rec in store.list_runs()
-                if paper_reference(RunConfig.from_dict(rec["config"]), rows) is not None]
+        return [rec for rec in store.list_runs() if paper_row(RunConfig.from_dict(rec["config"]), rows) is not None]
     raise KeyError(f"no sweep named {name!r} in this cache (presets: {', '.join(PRESETS)})")
 
 
-def progress_counts(records: list[dict]) -> dict[str, int]:
+def progress_counts(records: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     """How many runs are in each status, as shown (`shown_status`: "fail" only where the paper's
     word applies, old records read through the same rule)."""
     counts: dict[str, int] = {}
@@ -109,7 +122,7 @@ def progress_counts(records: list[dict]) -> dict[str, int]:
 
 
 # --- the results table: the rows come from trainers.core.results (the UI shows the same) ---------
-def results_table(records: list[dict], preset: str | None = None) -> list[dict[str, Any]]:
+def results_table(records: Sequence[Mapping[str, Any]], preset: str | None = None) -> list[dict[str, Any]]:
     """One row per config without its seed: n finished, median, min, max, the paper's number and
     the difference (`trainers.core.results.result_rows`). `preset` names the rows to label with
     first (Table 2's "original" rather than Table 1's, same number)."""

@@ -23,9 +23,24 @@ from .cifar import CIFAR, CifarFormat, load_cifar
 from .folder import folder_label, folder_path, folder_slug, load_folder
 from .synthetic import SYNTHETIC_LABEL, SYNTHETIC_SIZES, synthetic_dataset
 
-__all__ = ["CIFAR", "CACHE_FORMAT", "IMAGE_SIZE", "PROJECT_ROOT", "SUBSET_SEED", "SYNTHETIC_LABEL",
-           "SYNTHETIC_SIZES", "CifarFormat", "DataError", "Dataset", "Progress", "channel_stats",
-           "dataset_info", "folder_path", "load_dataset", "synthetic_dataset"]
+__all__ = [
+    "CIFAR",
+    "CACHE_FORMAT",
+    "IMAGE_SIZE",
+    "PROJECT_ROOT",
+    "SUBSET_SEED",
+    "SYNTHETIC_LABEL",
+    "SYNTHETIC_SIZES",
+    "CifarFormat",
+    "DataError",
+    "Dataset",
+    "Progress",
+    "channel_stats",
+    "dataset_info",
+    "folder_path",
+    "load_dataset",
+    "synthetic_dataset",
+]
 
 
 def load_dataset(
@@ -58,14 +73,24 @@ def dataset_info(spec: str, cache_dir: str | Path) -> dict[str, Any]:
     data_dir = Path(cache_dir) / "data"
     if spec == "synthetic":
         n_train, n_test = SYNTHETIC_SIZES
-        return {"spec": spec, "label": SYNTHETIC_LABEL, "present": True, "downloadable": False,
-                "decoded": True, "path": None, "size_bytes": 0, "num_train": n_train, "num_test": n_test}
+        return {
+            "spec": spec,
+            "label": SYNTHETIC_LABEL,
+            "present": True,
+            "downloadable": False,
+            "decoded": True,
+            "path": None,
+            "size_bytes": 0,
+            "num_train": n_train,
+            "num_test": n_test,
+        }
     if spec in CIFAR:
         fmt = CIFAR[spec]
         folder, archive = data_dir / fmt.folder, data_dir / fmt.archive
         source_present = all((folder / f).is_file() for f in fmt.files) or archive.is_file()
         path = folder if folder.is_dir() or not archive.is_file() else archive
-        label, downloadable, known = fmt.label, True, (fmt.num_train, fmt.num_test)
+        label, downloadable = fmt.label, True
+        known: tuple[int | None, int | None] = (fmt.num_train, fmt.num_test)
         slug = spec
     elif spec.startswith("folder:"):
         path = folder_path(spec)
@@ -85,8 +110,13 @@ def dataset_info(spec: str, cache_dir: str | Path) -> dict[str, Any]:
     else:
         size = None  # a folder of 60k files: too slow to add up for a UI
     return {
-        "spec": spec, "label": label, "present": decoded or source_present,
-        "downloadable": downloadable, "decoded": decoded, "path": str(path), "size_bytes": size,
-        "num_train": meta["num_train"] if decoded else known[0],
-        "num_test": meta["num_test"] if decoded else known[1],
+        "spec": spec,
+        "label": label,
+        "present": decoded or source_present,
+        "downloadable": downloadable,
+        "decoded": decoded,
+        "path": str(path),
+        "size_bytes": size,
+        "num_train": meta["num_train"] if meta is not None and decoded else known[0],
+        "num_test": meta["num_test"] if meta is not None and decoded else known[1],
     }

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
 import torch
 
@@ -27,14 +27,14 @@ class Dataset:
     train_y: torch.Tensor = field(repr=False)  # int64 (N,)
     test_x: torch.Tensor = field(repr=False)
     test_y: torch.Tensor = field(repr=False)
-    mean: tuple[float, float, float]  # per channel, 0-1 scale, from the training images
-    std: tuple[float, float, float]
+    mean: tuple[float, ...]  # per channel (3), 0-1 scale, from the training images
+    std: tuple[float, ...]
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
 
-    def subset(self, train_size: int = 0, test_size: int = 0) -> "Dataset":
+    def subset(self, train_size: int = 0, test_size: int = 0) -> Dataset:
         """A fixed sample of `train_size` / `test_size` images of each split (0 = all of it).
 
         The sample is a permutation drawn from a fixed seed, the same for every run and every seed:
@@ -47,16 +47,17 @@ class Dataset:
         train_x, train_y = _first(self.train_x, self.train_y, train_size, "train", self.name)
         test_x, test_y = _first(self.test_x, self.test_y, test_size, "test", self.name)
         mean, std = channel_stats(train_x) if train_size else (self.mean, self.std)
-        return replace(self, train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y,
-                       mean=mean, std=std)
+        return replace(self, train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y, mean=mean, std=std)
 
 
 def _first(x: torch.Tensor, y: torch.Tensor, n: int, split: str, name: str):
     if n < 0:
         raise DataError(f"{split}_size must be >= 0, got {n}")
     if n > len(y):
-        raise DataError(f"{split}_size {n} is more than the {len(y)} {split} images of {name}; "
-                        f"use 0 for all of them or a smaller number")
+        raise DataError(
+            f"{split}_size {n} is more than the {len(y)} {split} images of {name}; "
+            f"use 0 for all of them or a smaller number"
+        )
     if n == 0 or n == len(y):
         return x, y
     # a fixed seed, independent of the run's: every run of a quick preset sees the same images

@@ -19,34 +19,55 @@ CACHE_FORMAT = 1  # bump when the decoded-cache layout changes: old caches are t
 
 def check_labels(y: torch.Tensor, num_classes: int, where: str) -> None:
     if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
-        raise DataError(f"{where}: labels must be in 0..{num_classes - 1} ({num_classes} classes), found "
-                        f"{int(y.min())}..{int(y.max())}. The data does not match its class list.")
+        raise DataError(
+            f"{where}: labels must be in 0..{num_classes - 1} ({num_classes} classes), found "
+            f"{int(y.min())}..{int(y.max())}. The data does not match its class list."
+        )
 
 
 def _check_split(x: Any, y: Any, num_classes: int, where: str) -> None:
-    if not isinstance(x, torch.Tensor) or x.dtype != torch.uint8 or x.dim() != 4 \
-            or tuple(x.shape[1:]) != (3, IMAGE_SIZE, IMAGE_SIZE):
-        raise DataError(f"{where}: images must be uint8 (N, 3, 32, 32), got "
-                        f"{getattr(x, 'dtype', type(x).__name__)} {tuple(getattr(x, 'shape', ()))}")
+    if (
+        not isinstance(x, torch.Tensor)
+        or x.dtype != torch.uint8
+        or x.dim() != 4
+        or tuple(x.shape[1:]) != (3, IMAGE_SIZE, IMAGE_SIZE)
+    ):
+        raise DataError(
+            f"{where}: images must be uint8 (N, 3, 32, 32), got "
+            f"{getattr(x, 'dtype', type(x).__name__)} {tuple(getattr(x, 'shape', ()))}"
+        )
     if not isinstance(y, torch.Tensor) or y.dtype != torch.int64 or y.shape != (len(x),):
-        raise DataError(f"{where}: labels must be int64 ({len(x)},), got "
-                        f"{getattr(y, 'dtype', type(y).__name__)} {tuple(getattr(y, 'shape', ()))}")
+        raise DataError(
+            f"{where}: labels must be int64 ({len(x)},), got "
+            f"{getattr(y, 'dtype', type(y).__name__)} {tuple(getattr(y, 'shape', ()))}"
+        )
     if len(x) == 0:
         raise DataError(f"{where}: no images")
     check_labels(y, num_classes, where)
 
 
-def finish(data_dir: Path, slug: str, spec: str, source_key: str, label: str, classes: list[str],
-            train_x, train_y, test_x, test_y) -> Dataset:
+def finish(
+    data_dir: Path,
+    slug: str,
+    spec: str,
+    source_key: str,
+    label: str,
+    classes: list[str],
+    train_x,
+    train_y,
+    test_x,
+    test_y,
+) -> Dataset:
     """Validate, compute the statistics, write the cache."""
     _check_split(train_x, train_y, len(classes), f"{spec} training set")
     _check_split(test_x, test_y, len(classes), f"{spec} test set")
     mean, std = channel_stats(train_x)
     if min(std) == 0:
-        raise DataError(f"{spec}: every training image has the same value in one colour channel "
-                        f"(std {std}); normalising by it would divide by zero. Check the data.")
-    ds = Dataset(spec, label, list(classes), train_x.contiguous(), train_y, test_x.contiguous(),
-                 test_y, mean, std)
+        raise DataError(
+            f"{spec}: every training image has the same value in one colour channel "
+            f"(std {std}); normalising by it would divide by zero. Check the data."
+        )
+    ds = Dataset(spec, label, list(classes), train_x.contiguous(), train_y, test_x.contiguous(), test_y, mean, std)
     _write_cache(data_dir, slug, source_key, ds)
     return ds
 
@@ -66,12 +87,29 @@ def read_sidecar(data_dir: Path, slug: str) -> dict | None:
 def _write_cache(data_dir: Path, slug: str, source_key: str, ds: Dataset) -> None:
     pt = cache_path(data_dir, slug)
     pt.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": CACHE_FORMAT, "source_key": source_key, "name": ds.name, "label": ds.label,
-               "classes": ds.classes, "train_x": ds.train_x, "train_y": ds.train_y,
-               "test_x": ds.test_x, "test_y": ds.test_y, "mean": list(ds.mean), "std": list(ds.std)}
+    payload = {
+        "format": CACHE_FORMAT,
+        "source_key": source_key,
+        "name": ds.name,
+        "label": ds.label,
+        "classes": ds.classes,
+        "train_x": ds.train_x,
+        "train_y": ds.train_y,
+        "test_x": ds.test_x,
+        "test_y": ds.test_y,
+        "mean": list(ds.mean),
+        "std": list(ds.std),
+    }
     atomic_write(pt, lambda f: torch.save(payload, f))
-    sidecar = {"format": CACHE_FORMAT, "source_key": source_key, "spec": ds.name, "label": ds.label,
-               "num_classes": ds.num_classes, "num_train": len(ds.train_y), "num_test": len(ds.test_y)}
+    sidecar = {
+        "format": CACHE_FORMAT,
+        "source_key": source_key,
+        "spec": ds.name,
+        "label": ds.label,
+        "num_classes": ds.num_classes,
+        "num_train": len(ds.train_y),
+        "num_test": len(ds.test_y),
+    }
     atomic_write(pt.with_suffix(".json"), lambda f: f.write(json.dumps(sidecar, indent=1).encode()))
 
 
@@ -88,8 +126,19 @@ def read_cache(data_dir: Path, slug: str, source_key: str) -> Dataset | None:
         classes = [str(c) for c in d["classes"]]
         _check_split(d["train_x"], d["train_y"], len(classes), str(pt))
         _check_split(d["test_x"], d["test_y"], len(classes), str(pt))
-        return Dataset(d["name"], d["label"], classes, d["train_x"].contiguous(), d["train_y"],
-                       d["test_x"].contiguous(), d["test_y"], tuple(d["mean"]), tuple(d["std"]))
+        return Dataset(
+            d["name"],
+            d["label"],
+            classes,
+            d["train_x"].contiguous(),
+            d["train_y"],
+            d["test_x"].contiguous(),
+            d["test_y"],
+            tuple(d["mean"]),
+            tuple(d["std"]),
+        )
     except Exception as e:  # a truncated or damaged cache file: rebuild rather than crash
-        warnings.warn(f"decoded dataset cache {pt} is unreadable ({type(e).__name__}: {e}); decoding again")
+        warnings.warn(
+            f"decoded dataset cache {pt} is unreadable ({type(e).__name__}: {e}); decoding again", stacklevel=2
+        )
         return None

@@ -9,9 +9,9 @@ import hashlib
 import io
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -60,7 +60,7 @@ def load_folder(spec: str, data_dir: Path, report: Progress) -> Dataset:
         if cached is not None:
             return replace(cached, name=spec)
         tree, blobs = read_tarball(path, report)
-        read = blobs.pop  # each image's bytes are dropped as soon as it is decoded
+        read: Callable[[str], bytes] = blobs.pop  # each image's bytes are dropped as soon as it is decoded
     elif path.is_dir():
         root = _find_split_root(path)
         tree = _folder_tree(root)
@@ -69,13 +69,14 @@ def load_folder(spec: str, data_dir: Path, report: Progress) -> Dataset:
         if cached is not None:
             return replace(cached, name=spec)
 
-        def read(rel: str) -> bytes:
+        def read_file(rel: str) -> bytes:
             with open(root / rel, "rb") as f:
                 data = f.read(MAX_IMAGE_BYTES + 1)
             if len(data) > MAX_IMAGE_BYTES:
                 raise DataError(f"{root / rel} is larger than {MAX_IMAGE_BYTES // 2**20} MB: not an image we can use")
             return data
 
+        read = read_file
     else:
         raise _not_a_dataset(path)
     classes, train_files, test_files = _layout(tree, path)
@@ -90,8 +91,10 @@ def load_folder(spec: str, data_dir: Path, report: Progress) -> Dataset:
 def _not_a_dataset(path: Path) -> DataError:
     if path.exists():
         return DataError(f"{path} is neither a folder nor a .tar.gz/.tgz/.tar archive")
-    return DataError(f"{path} does not exist. folder:PATH wants PATH/train/<class>/*.png|jpg and "
-                     f"PATH/test/<class>/* (or a .tar.gz of that layout)")
+    return DataError(
+        f"{path} does not exist. folder:PATH wants PATH/train/<class>/*.png|jpg and "
+        f"PATH/test/<class>/* (or a .tar.gz of that layout)"
+    )
 
 
 def check_folder(spec: str) -> dict:
@@ -114,14 +117,18 @@ def _layout(tree: Tree, where: Path) -> tuple[list[str], ImageList, ImageList]:
     train and test images, each class's files sorted by name."""
     for split in ("train", "test"):
         if split not in tree:
-            raise DataError(f"{where} needs train/ and test/ subfolders, each with one folder of images "
-                            f"per class (train/<class>/*.png|jpg); found: {sorted(tree) or 'neither'}")
+            raise DataError(
+                f"{where} needs train/ and test/ subfolders, each with one folder of images "
+                f"per class (train/<class>/*.png|jpg); found: {sorted(tree) or 'neither'}"
+            )
     classes = sorted(tree["train"])
     if sorted(tree["test"]) != classes:
         only_train = sorted(set(classes) - set(tree["test"]))
         only_test = sorted(set(tree["test"]) - set(classes))
-        raise DataError(f"{where}: train/ and test/ must have the same class folders; only in train: "
-                        f"{only_train or '-'}, only in test: {only_test or '-'}")
+        raise DataError(
+            f"{where}: train/ and test/ must have the same class folders; only in train: "
+            f"{only_train or '-'}, only in test: {only_test or '-'}"
+        )
     if len(classes) < 2:
         raise DataError(f"{where}/train has {len(classes)} class folder(s); a classifier needs at least 2")
     lists = []
@@ -149,8 +156,7 @@ def _find_split_root(path: Path) -> Path:
 def _inside(root: Path, p: Path) -> Path:
     """`p`, unless it is a link that leads out of the dataset folder: a dataset reads only itself."""
     if p.is_symlink() and not p.resolve().is_relative_to(root.resolve()):
-        raise DataError(f"{p} is a link to {p.resolve()}, outside the dataset folder {root}; "
-                        f"copy the files in instead")
+        raise DataError(f"{p} is a link to {p.resolve()}, outside the dataset folder {root}; copy the files in instead")
     return p
 
 
@@ -162,9 +168,11 @@ def _folder_tree(root: Path) -> Tree:
         tree[split] = {}
         for class_dir in (root / split).iterdir():
             if _inside(root, class_dir).is_dir() and not class_dir.name.startswith("."):
-                tree[split][class_dir.name] = [f"{split}/{class_dir.name}/{f.name}"
-                                               for f in class_dir.iterdir()
-                                               if is_image_name(f.name) and _inside(root, f)]
+                tree[split][class_dir.name] = [
+                    f"{split}/{class_dir.name}/{f.name}"
+                    for f in class_dir.iterdir()
+                    if is_image_name(f.name) and _inside(root, f)
+                ]
     return tree
 
 
@@ -181,8 +189,9 @@ def _listing_key(root: Path, tree: Tree) -> str:
     return h.hexdigest()[:16]
 
 
-def _decode_images(files: ImageList, read: Callable[[str], bytes], where: Path, report: Progress,
-                   offset: int, total: int) -> torch.Tensor:
+def _decode_images(
+    files: ImageList, read: Callable[[str], bytes], where: Path, report: Progress, offset: int, total: int
+) -> torch.Tensor:
     out = torch.empty((len(files), 3, IMAGE_SIZE, IMAGE_SIZE), dtype=torch.uint8)
     with warnings.catch_warnings():
         # torchvision 0.29 deprecates its image codecs (in favour of torchcodec) and warns on
@@ -203,8 +212,10 @@ def _decode_image(data: bytes, where: str) -> torch.Tensor:
     except (RuntimeError, ValueError, OSError) as e:
         raise DataError(f"cannot decode image {where}: {e}. Remove or replace the file.") from None
     if tuple(img.shape) != (3, IMAGE_SIZE, IMAGE_SIZE):
-        raise DataError(f"image {where} is {img.shape[-1]}x{img.shape[-2]} pixels; every image must "
-                        f"be {IMAGE_SIZE}x{IMAGE_SIZE} (CIFAR). Resize the folder's images first.")
+        raise DataError(
+            f"image {where} is {img.shape[-1]}x{img.shape[-2]} pixels; every image must "
+            f"be {IMAGE_SIZE}x{IMAGE_SIZE} (CIFAR). Resize the folder's images first."
+        )
     return img
 
 

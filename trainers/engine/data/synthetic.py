@@ -26,9 +26,21 @@ def _synthetic_split(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     y = torch.arange(n) % 10
     y = y[torch.randperm(n, generator=g)]
-    palette = torch.tensor([[230, 60, 60], [60, 200, 60], [60, 60, 230], [220, 220, 60], [220, 60, 220],
-                            [60, 220, 220], [240, 150, 40], [130, 70, 200], [150, 150, 150], [90, 50, 30]],
-                           dtype=torch.float32)
+    palette = torch.tensor(
+        [
+            [230, 60, 60],
+            [60, 200, 60],
+            [60, 60, 230],
+            [220, 220, 60],
+            [220, 60, 220],
+            [60, 220, 220],
+            [240, 150, 40],
+            [130, 70, 200],
+            [150, 150, 150],
+            [90, 50, 30],
+        ],
+        dtype=torch.float32,
+    )
     angle = y.float() * (torch.pi / 10)  # stripe orientation, 18° apart
     phase = torch.rand(n, generator=g) * 2 * torch.pi
     r = torch.arange(IMAGE_SIZE, dtype=torch.float32)

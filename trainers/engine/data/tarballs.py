@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 import tarfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from .base import DataError, Progress, is_image_name
 
@@ -40,21 +40,24 @@ def read_tarball(archive: Path, report: Progress, names_only: bool = False) -> t
                     dirs.append(name)
                 elif is_image_name(name):
                     if member.size > MAX_IMAGE_BYTES:
-                        raise DataError(f"{archive}: member {name!r} is {member.size / 2**20:.0f} MB, more than "
-                                        f"{MAX_IMAGE_BYTES // 2**20} MB per image; refusing to read it")
+                        raise DataError(
+                            f"{archive}: member {name!r} is {member.size / 2**20:.0f} MB, more than "
+                            f"{MAX_IMAGE_BYTES // 2**20} MB per image; refusing to read it"
+                        )
                     total += member.size
                     if total > MAX_IMAGES_BYTES:
-                        raise DataError(f"{archive}: more than {MAX_IMAGES_BYTES // 2**30} GB of images; "
-                                        f"too large for an in-memory dataset")
-                    blobs[name] = b"" if names_only else tar.extractfile(member).read(MAX_IMAGE_BYTES + 1)
+                        raise DataError(
+                            f"{archive}: more than {MAX_IMAGES_BYTES // 2**30} GB of images; "
+                            f"too large for an in-memory dataset"
+                        )
+                    blobs[name] = b"" if names_only else _member_bytes(tar, member)
             report(f"reading {archive.name}", 1.0)
     except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
-        raise DataError(f"cannot read {archive}: {e}. The archive is damaged or not a tar file; "
-                        f"replace it.") from None
+        raise DataError(f"cannot read {archive}: {e}. The archive is damaged or not a tar file; replace it.") from None
     prefix = _wrapper_prefix([*dirs, *blobs])
     if prefix:
-        dirs = [d[len(prefix):] for d in dirs if d.startswith(prefix)]
-        blobs = {name[len(prefix):]: data for name, data in blobs.items()}
+        dirs = [d[len(prefix) :] for d in dirs if d.startswith(prefix)]
+        blobs = {name[len(prefix) :]: data for name, data in blobs.items()}
     tree: Tree = {}
     for d in dirs:
         parts = d.split("/")
@@ -70,7 +73,7 @@ def read_tarball(archive: Path, report: Progress, names_only: bool = False) -> t
 
 
 def _wrapper_prefix(names: list[str]) -> str:
-    """"set/" when every member is under one folder `set/` (as `tar czf set.tar.gz set/` makes)
+    """ "set/" when every member is under one folder `set/` (as `tar czf set.tar.gz set/` makes)
     and there is no top-level train/: the dataset then lives in that folder."""
     names = [n for n in names if n]
     tops = {n.split("/", 1)[0] for n in names}
@@ -82,11 +85,15 @@ def _wrapper_prefix(names: list[str]) -> str:
 def checked_member_name(archive: Path, member: tarfile.TarInfo) -> str:
     name = member.name
     if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or ".." in re.split(r"[/\\]", name):
-        raise DataError(f"{archive} contains an unsafe member {name!r} (absolute path or '..'); "
-                        f"refusing to read it. Do not use this archive.")
+        raise DataError(
+            f"{archive} contains an unsafe member {name!r} (absolute path or '..'); "
+            f"refusing to read it. Do not use this archive."
+        )
     if not (member.isfile() or member.isdir()):
-        raise DataError(f"{archive} contains {name!r}, which is a link or special file; an image "
-                        f"dataset archive must hold only folders and plain files.")
+        raise DataError(
+            f"{archive} contains {name!r}, which is a link or special file; an image "
+            f"dataset archive must hold only folders and plain files."
+        )
     try:
         tarfile.data_filter(member, "/dataset-root")  # the stdlib's own rules, as a second opinion
     except tarfile.FilterError as e:
@@ -110,5 +117,12 @@ def safe_extract(archive: Path, dest: Path, report: Progress) -> None:
             tar.extractall(dest, members=checked(), filter="data")
             report(f"extracting {archive.name}", 1.0)
     except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
-        raise DataError(f"cannot extract {archive}: {e}. The archive is damaged or not a tar file; "
-                        f"delete it and load the dataset again.") from None
+        raise DataError(
+            f"cannot extract {archive}: {e}. The archive is damaged or not a tar file; "
+            f"delete it and load the dataset again."
+        ) from None
+
+
+def _member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    f = tar.extractfile(member)  # None only for what is not a regular file (those are skipped before)
+    return b"" if f is None else f.read(MAX_IMAGE_BYTES + 1)

@@ -1,4 +1,4 @@
-"""Local backend: one detached worker process per run (or per pack of seeds), GPU slots from CUDA_VISIBLE_DEVICES.
+"""Local backend: one detached worker process per pack of runs (one run, or seeds of one config), GPU slots from CUDA_VISIBLE_DEVICES.
 
 Workers run in their own session (start_new_session=True), so they outlive the app and the
 supervisor; a later supervisor adopts them from the store (pid, host, heartbeat). Death is decided
@@ -15,6 +15,8 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from trainers.core.records import RunRecord
 
 from ..settings import Settings
 from ..store import Store, disk_state, hostname, now, private_dir
@@ -46,7 +48,7 @@ def detect_gpus(spec: str) -> list[str]:
         return []
     if out.returncode != 0:
         return []
-    return [str(i) for i, line in enumerate(l for l in out.stdout.splitlines() if l.startswith("GPU "))]
+    return [str(i) for i, _ in enumerate(ln for ln in out.stdout.splitlines() if ln.startswith("GPU "))]
 
 
 def make_slots(settings: Settings) -> list[Slot]:
@@ -76,14 +78,20 @@ def spawn_detached(args: list[str], log_path: Path, extra_env: dict[str, str] | 
     with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "trainers.runs", *args],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # own session and process group: survives the app, killpg-able
-            env=child_env(extra_env), cwd=str(repo_root()), close_fds=True,
+            env=child_env(extra_env),
+            cwd=str(repo_root()),
+            close_fds=True,
         )
 
 
-def is_our_worker(pid: int, key: str) -> bool:
+def is_our_worker(pid: int | None, key: str) -> bool:
     """True if `pid` is alive and is a worker of `key` (guards kill against pid reuse)."""
+    if not pid:  # none recorded: nothing to check (and 0 would be our own process group)
+        return False
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
@@ -97,14 +105,14 @@ def is_our_worker(pid: int, key: str) -> bool:
     return b"worker" in cmdline and key.encode() in cmdline
 
 
-def kill_worker(pid: int, key: str, sig: int) -> bool:
+def kill_worker(pid: int | None, key: str, sig: int) -> bool:
     """Signal the worker `pid` of `key`, and its process group if it leads one (what it started).
 
     The pid itself is always signalled: a worker started by hand, or by something that did not give
     it its own session, is not its group's leader, and a group kill alone silently misses it. The
     group is signalled only when the worker leads it, never a shell's group it merely belongs to.
     Nothing is sent unless `pid` is verifiably our worker (pid reuse). True if a signal was sent."""
-    if not is_our_worker(pid, key):
+    if not pid or not is_our_worker(pid, key):
         return False
     try:
         leads = os.getpgid(pid) == pid
@@ -135,34 +143,32 @@ class LocalBackend:
         self._signalled: dict[tuple[str, int], int] = {}  # (key, attempt) -> last signal sent
         log.info("local slots: %s", ", ".join(f"{s.name}({s.device})" for s in self.slots))
 
-    def free_slots(self, running: list[dict]) -> list[Slot]:
+    def free_slots(self, running: list[RunRecord]) -> list[Slot]:
         taken = {r["slot"] for r in running if r["backend"] == self.name}
         return [s for s in self.slots if s.name not in taken]
 
-    def start(self, rec: dict, attempt: int, slot: Slot) -> None:
-        key = rec["key"]
-        log_path = self.store.cache_dir / "logs" / f"{key}.{attempt}.log"
-        proc = spawn_detached(
-            ["worker", key, "--cache-dir", str(self.store.cache_dir), "--attempt", str(attempt),
-             "--device", slot.device],
-            log_path, {"CUDA_VISIBLE_DEVICES": slot.visible},
-        )
-        self.procs[key] = (attempt, proc)
-        self.store.set_worker(key, attempt, pid=proc.pid, host=hostname(), log=str(log_path), packed_with=None)
-        log.info("started %s attempt %d on %s (pid %d)", key, attempt, slot.name, proc.pid)
-
-    def start_pack(self, recs: list[dict], attempts: list[int], slot: Slot) -> None:
-        """One worker for several claimed runs, trained as one packed network. Every key keeps its
-        own record and attempt; the process is shared (`procs` maps each key to it), so its death
-        is seen by every key of the pack."""
+    def start(self, recs: list[RunRecord], attempts: list[int], slot: Slot) -> None:
+        """One worker for these claimed runs: one run, or several trained as one packed network.
+        Every key keeps its own record and attempt; a shared process (`procs` maps each key to it)
+        is seen dying by every key of its pack. The log is the first run's; the others link to it."""
         keys = [r["key"] for r in recs]
         logs = private_dir(self.store.cache_dir / "logs")
         log_path = logs / f"{keys[0]}.{attempts[0]}.log"
         proc = spawn_detached(
-            ["worker", *keys, "--cache-dir", str(self.store.cache_dir),
-             "--attempts", *map(str, attempts), "--device", slot.device],
-            log_path, {"CUDA_VISIBLE_DEVICES": slot.visible},
+            [
+                "worker",
+                *keys,
+                "--cache-dir",
+                str(self.store.cache_dir),
+                "--attempts",
+                *map(str, attempts),
+                "--device",
+                slot.device,
+            ],
+            log_path,
+            {"CUDA_VISIBLE_DEVICES": slot.visible},
         )
+        packed_with = keys if len(keys) > 1 else None
         for key, attempt in zip(keys, attempts):
             if key != keys[0]:  # every run's log under its own name too
                 link = logs / f"{key}.{attempt}.log"
@@ -172,14 +178,17 @@ class LocalBackend:
                 except OSError:
                     pass
             self.procs[key] = (attempt, proc)
-            self.store.set_worker(key, attempt, pid=proc.pid, host=hostname(), log=str(log_path), packed_with=keys)
-        log.info("started %s (attempts %s) packed on %s (pid %d)", " ".join(keys),
-                 " ".join(map(str, attempts)), slot.name, proc.pid)
+            self.store.set_worker(
+                key, attempt, pid=proc.pid, host=hostname(), log=str(log_path), packed_with=packed_with
+            )
+        log.info(
+            "started %s (attempts %s) on %s (pid %d)", " ".join(keys), " ".join(map(str, attempts)), slot.name, proc.pid
+        )
 
     def busy(self) -> bool:
         return any(p.poll() is None for _, p in self.procs.values())
 
-    def poll(self, running: list[dict]) -> None:
+    def poll(self, running: list[RunRecord]) -> None:
         """Detect dead workers and carry out cancel requests, for every local running run."""
         s = self.settings
         for rec in running:
@@ -209,11 +218,11 @@ class LocalBackend:
             elif rec.get("cancel_requested") and alive:
                 self._enforce_cancel(rec)
         # reap finished children and forget them
-        for key, (attempt, proc) in list(self.procs.items()):
+        for key, (_attempt, proc) in list(self.procs.items()):
             if proc.poll() is not None:
                 del self.procs[key]
 
-    def _lost(self, rec: dict, reason: str) -> None:
+    def _lost(self, rec: RunRecord, reason: str) -> None:
         disk = disk_state(self.store.cache_dir)
         if disk["full"]:  # it died of the full disk, not of itself: queue it, no restart counted
             if self.store.release(rec["key"], rec["attempt"], f"{disk['message']} ({reason})"):
@@ -223,10 +232,10 @@ class LocalBackend:
         if status:
             log.warning("run %s attempt %d: %s -> %s", rec["key"], rec["attempt"], reason, status)
 
-    def _enforce_cancel(self, rec: dict) -> None:
+    def _enforce_cancel(self, rec: RunRecord) -> None:
         """The worker polls the cancel flag; if it has not stopped after the grace period it gets
         SIGTERM (it checkpoints and stops), then SIGKILL."""
-        waited = now() - rec["cancel_requested_at"]
+        waited = now() - (rec["cancel_requested_at"] or now())
         grace = self.settings.cancel_grace_s
         ident = (rec["key"], rec["attempt"])
         if waited > 2 * grace and self._signalled.get(ident) != signal.SIGKILL:

@@ -19,9 +19,11 @@ import logging
 import os
 from pathlib import Path
 
+from trainers.core.records import RunRecord
+
+from ..attempt import PERMANENT, is_retryable
 from ..settings import Settings
 from ..store import Store, now
-from ..worker import PERMANENT, is_retryable
 
 log = logging.getLogger("trainers.supervisor")
 
@@ -34,7 +36,8 @@ def _token_auth_from_file() -> None:
     itself. Do it when a token is there, before ray is imported (it reads the mode at import);
     an explicit RAY_AUTH_MODE wins."""
     if "RAY_AUTH_MODE" not in os.environ and (
-            os.environ.get("RAY_AUTH_TOKEN") or (Path.home() / ".ray" / "auth_token").exists()):
+        os.environ.get("RAY_AUTH_TOKEN") or (Path.home() / ".ray" / "auth_token").exists()
+    ):
         os.environ["RAY_AUTH_MODE"] = "token"
 
 
@@ -55,16 +58,23 @@ class RayBackend:
 
             runtime_env["py_modules"] = [str(Path(trainers.__file__).parent)]
         if not ray.is_initialized():
-            ray.init(address=address, namespace=NAMESPACE, runtime_env=runtime_env or None,
-                     log_to_driver=False, logging_level=logging.WARNING)
+            ray.init(
+                address=address,
+                namespace=NAMESPACE,
+                runtime_env=runtime_env or None,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+            )
         # one relay per cache directory, named so a restarted supervisor finds the same one
         tag = hashlib.sha256(str(store.cache_dir).encode()).hexdigest()[:12]
-        self.relay = Relay.options(name=f"relay-{tag}", lifetime="detached", get_if_exists=True).remote()
+        relay = Relay.options(name=f"relay-{tag}", lifetime="detached", get_if_exists=True).remote()  # type: ignore[attr-defined]  # @ray.remote adds it
+        self.relay = relay
         gpus = settings.ray_gpus_per_run
         if gpus < 0:
             gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
         self.task = ray.remote(train_remote).options(
-            num_gpus=gpus, num_cpus=settings.ray_cpus_per_run, max_retries=0)  # we restart, not Ray
+            num_gpus=gpus, num_cpus=settings.ray_cpus_per_run, max_retries=0
+        )  # we restart, not Ray
         self.refs: dict = {}  # ObjectRef -> (key, attempt)
         self._killed: set[tuple[str, int]] = set()
         log.info("ray backend: cluster %s, %s GPU per run", address, gpus)
@@ -72,15 +82,16 @@ class RayBackend:
     def busy(self) -> bool:
         return bool(self.refs)
 
-    def start_queued(self, rec: dict) -> None:
+    def start_queued(self, rec: RunRecord) -> None:
         # The lease starts with the first relayed heartbeat: a task waiting for a free GPU in
         # Ray's queue is not dead.
         attempt = self.store.claim(rec["key"], self.name, "ray", lease_starts=False)
         if attempt is None:
             return
         s = self.settings
-        ref = self.task.remote(rec["config"], rec["key"], attempt, self.relay, s.ray_cache_dir,
-                               s.heartbeat_s, s.checkpoint_every_s)
+        ref = self.task.remote(
+            rec["config"], rec["key"], attempt, self.relay, s.ray_cache_dir, s.heartbeat_s, s.checkpoint_every_s
+        )
         self.refs[ref] = (rec["key"], attempt)
         self.store.set_worker(rec["key"], attempt, device="ray (waiting for resources)")
         log.info("submitted %s attempt %d to ray", rec["key"], attempt)
@@ -92,7 +103,7 @@ class RayBackend:
             elif ev.get("type") != "end":  # the result comes with the task's return value
                 self.store.apply_event(key, attempt, ev)
 
-    def poll(self, running: list[dict]) -> None:
+    def poll(self, running: list[RunRecord]) -> None:
         ray = self.ray
         self.drain()
         if self.refs:
@@ -109,8 +120,9 @@ class RayBackend:
                 # out (or never started) and the run is restarted.
                 hb = rec.get("heartbeat_at") or rec.get("started_at") or now()
                 if now() - hb > self.settings.lease_s:
-                    self.store.worker_lost(*ident, "the Ray task was lost with its supervisor",
-                                           self.settings.max_restarts)
+                    self.store.worker_lost(
+                        *ident, "the Ray task was lost with its supervisor", self.settings.max_restarts
+                    )
             elif rec.get("cancel_requested"):
                 self._enforce_cancel(rec)
 
@@ -127,8 +139,7 @@ class RayBackend:
             message = str(cause) if isinstance(cause, PERMANENT) else f"{name}: {cause}"
             if not isinstance(cause, PERMANENT) and is_retryable(cause):
                 self.store.note_failure(key, attempt, message)
-                self.store.worker_lost(key, attempt, "a retryable fault on the Ray worker",
-                                       self.settings.max_restarts)
+                self.store.worker_lost(key, attempt, "a retryable fault on the Ray worker", self.settings.max_restarts)
             elif (key, attempt) in self._killed:
                 self.store.mark_cancelled(key, attempt)
             else:
@@ -138,8 +149,7 @@ class RayBackend:
             if (key, attempt) in self._killed:
                 self.store.mark_cancelled(key, attempt)
             else:
-                self.store.worker_lost(key, attempt, f"Ray: {type(e).__name__}: {e}",
-                                       self.settings.max_restarts)
+                self.store.worker_lost(key, attempt, f"Ray: {type(e).__name__}: {e}", self.settings.max_restarts)
             return
         finally:
             self.relay.forget.remote(key, attempt)
@@ -149,10 +159,10 @@ class RayBackend:
         else:
             self.store.finish(key, attempt, result)
 
-    def _enforce_cancel(self, rec: dict) -> None:
+    def _enforce_cancel(self, rec: RunRecord) -> None:
         ident = (rec["key"], rec["attempt"])
         self.relay.cancel.remote(*ident)
-        waited = now() - rec["cancel_requested_at"]
+        waited = now() - (rec["cancel_requested_at"] or now())
         if waited > self.settings.cancel_grace_s and ident not in self._killed:
             for ref, who in self.refs.items():
                 if who == ident:

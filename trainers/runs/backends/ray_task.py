@@ -1,18 +1,21 @@
-"""What runs on a Ray worker: the engine's `train()` plus a relay of its events to the app host.
+"""What runs on a Ray worker: one attempt at a run, wired as the local worker wires it
+(trainers/runs/attempt.py: lease, events, stop flag, the engine's `train`), with a relay instead of
+the store.
 
 A remote task cannot write to the app host's disk, so every event goes to a small Relay actor
-that the supervisor drains into the store. Imports only the engine and ray (no diskcache), so a
-cluster node needs nothing beyond torch, torchvision and ray.
+that the supervisor drains into the store. Imports only the core, the engine and ray (no
+diskcache), so a cluster node needs nothing beyond torch, torchvision and ray.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 import time
 from typing import Any
 
 import ray
+
+from trainers.core.records import Event, HeartbeatEvent, Result
 
 
 @ray.remote(num_cpus=0)
@@ -40,40 +43,47 @@ class Relay:
         self.cancelled.discard((key, attempt))
 
 
-def train_remote(config: dict[str, Any], key: str, attempt: int, relay, cache_dir: str,
-                 heartbeat_s: float, checkpoint_every_s: float) -> dict[str, Any]:
+def train_remote(
+    config: dict[str, Any],
+    key: str,
+    attempt: int,
+    relay: Any,
+    cache_dir: str,
+    heartbeat_s: float,
+    checkpoint_every_s: float,
+) -> Result:
     """Train one run on this node; datasets and checkpoints live in the node's own `cache_dir`."""
     from trainers.core.config import RunConfig
+    from trainers.runs.attempt import Claimed, Lease, train_claimed
 
-    cfg = RunConfig.from_dict(config)
-    cache_dir = os.path.expanduser(cache_dir)
-    stop = threading.Event()
-    done = threading.Event()
+    last: list[Any] = [None]  # the last call to the relay
 
-    def beat() -> None:  # the lease, relayed; and the cancel flag, learned
-        while not done.wait(heartbeat_s):
-            relay.put.remote(key, attempt, [{"type": "heartbeat", "time": time.time()}])
-            try:
-                if ray.get(relay.should_stop.remote(key, attempt), timeout=max(heartbeat_s, 5.0)):
-                    stop.set()
-            except Exception:  # a slow actor: ask again next beat
-                pass
-
-    last = [relay.put.remote(key, attempt, [{"type": "heartbeat", "time": time.time()}])]
-    thread = threading.Thread(target=beat, daemon=True)
-    thread.start()
-
-    def on_event(ev: dict) -> None:
+    def write(ev: Event | HeartbeatEvent) -> bool:
         last[0] = relay.put.remote(key, attempt, [ev])
+        return True  # the store fences stale attempts when the supervisor drains the relay
 
+    def renew() -> tuple[bool, bool]:  # the lease, relayed; and the cancel flag, learned
+        write(HeartbeatEvent(type="heartbeat", time=time.time()))
+        try:
+            return True, bool(ray.get(relay.should_stop.remote(key, attempt), timeout=max(heartbeat_s, 5.0)))
+        except Exception:  # a slow actor: ask again next beat
+            return True, False
+
+    lease = Lease(renew, heartbeat_s)
+    lease.beat()  # before the engine's import: importing torch takes a while
+    run = Claimed(key, attempt, RunConfig.from_dict(config), write, lease.start())
+    results: list[Result] = []
     try:
-        from trainers.engine.train import train  # after the first heartbeat: importing torch takes a while
-
-        result = train(cfg, device="auto", cache_dir=cache_dir, on_event=on_event, resume=True,
-                       checkpoint_every_s=checkpoint_every_s, should_stop=stop.is_set)
+        train_claimed(
+            [run],
+            lambda _, result: results.append(result),
+            device="auto",
+            cache_dir=os.path.expanduser(cache_dir),
+            checkpoint_every_s=checkpoint_every_s,
+        )
     finally:
-        done.set()
+        lease.stop()
         # Calls from one caller to an actor run in order: once the last one is done, the relay
         # holds every event, so the supervisor drains the whole curve before it stores the result.
         ray.get(last[0])
-    return result
+    return results[0]

@@ -1,5 +1,5 @@
 """`python -m trainers reference OUT.json`: train the teaching runs, most valuable first, and write
-a reference pack (trainers/core/reference.py) from the engine's own result files.
+a reference pack (trainers/core/reference_packs.py) from the engine's own result files.
 
 Runs train one after another in this process (the engine's `train`, checkpointed and resumable):
 the pack is rewritten after every run, so a session that runs out of time keeps what finished.
@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
-from ..core import reference as ref
+from ..core import reference_packs as ref
 from ..core.atomic import atomic_write
 from ..core.config import ConfigError, RunConfig
 
@@ -35,9 +36,17 @@ def _parse_set(items: list[str] | None) -> dict[str, Any]:
             raise ConfigError(f"--set wants FIELD=VALUE with a RunConfig field, got {item!r}")
         kind = types[name]
         try:
-            out[name] = (value if kind == "str" else value.lower() in ("1", "true", "yes") if kind == "bool"
-                         else [float(x) for x in value.split(",")] if kind.startswith("tuple")
-                         else int(value) if kind == "int" else float(value))
+            out[name] = (
+                value
+                if kind == "str"
+                else value.lower() in ("1", "true", "yes")
+                if kind == "bool"
+                else [float(x) for x in value.split(",")]
+                if kind.startswith("tuple")
+                else int(value)
+                if kind == "int"
+                else float(value)
+            )
         except ValueError:
             raise ConfigError(f"--set {name}: {value!r} is not a {kind}") from None
     return out
@@ -79,16 +88,25 @@ def _restore_checkpoint(resume_dir: Path | None, run_dir: Path, key: str) -> Non
         atomic_write(dst, lambda f: f.write(data))
 
 
-def _record_segment(resume_dir: Path, run_dir: Path, result: dict[str, Any], threads: int | None) -> None:
+def _record_segment(resume_dir: Path, run_dir: Path, result: Mapping[str, Any], threads: int | None) -> None:
     """Append the stretch of training that just ended to the run's segments in `resume_dir`, and
     keep its checkpoint there while the run is partial (a finished run needs none)."""
     key, prov = result["key"], result["provenance"]
     segs = _segments(resume_dir, key)
-    segs.append({"from": int(segs[-1]["to"]) if segs else 0, "to": int(result["iterations"]),
-                 "wall_time_s": float(result["wall_time_s"]), "started_at": prov["started_at"],
-                 "finished_at": prov["finished_at"], "device_name": prov["device_name"],
-                 "code_version": prov["code_version"], "threads": threads, "step_mode": prov.get("step_mode"),
-                 "precision": prov.get("precision")})
+    segs.append(
+        {
+            "from": int(segs[-1]["to"]) if segs else 0,
+            "to": int(result["iterations"]),
+            "wall_time_s": float(result["wall_time_s"]),
+            "started_at": prov["started_at"],
+            "finished_at": prov["finished_at"],
+            "device_name": prov["device_name"],
+            "code_version": prov["code_version"],
+            "threads": threads,
+            "step_mode": prov.get("step_mode"),
+            "precision": prov.get("precision"),
+        }
+    )
     if result["status"] == "cancelled":
         _keep_checkpoint(resume_dir, run_dir, key, segs)
         return
@@ -122,10 +140,20 @@ def _extra_provenance(device: torch.device, threads: int, precision: str) -> dic
     }
 
 
-def generate(configs: list[RunConfig], out: Path, *, device: str = "auto", cache_dir: str | Path = "cache",
-             budget_s: float | None = None, merge: list[Path] | None = None, threads: int | None = None,
-             note: str = "", train_missing: bool = True, until: int | None = None,
-             resume_dir: Path | None = None) -> dict[str, Any]:
+def generate(
+    configs: list[RunConfig],
+    out: Path,
+    *,
+    device: str = "auto",
+    cache_dir: str | Path = "cache",
+    budget_s: float | None = None,
+    merge: list[Path] | None = None,
+    threads: int | None = None,
+    note: str = "",
+    train_missing: bool = True,
+    until: int | None = None,
+    resume_dir: Path | None = None,
+) -> dict[str, Any]:
     from .provenance import code_version
     from .train import resolve_device, train
 
@@ -151,17 +179,24 @@ def generate(configs: list[RunConfig], out: Path, *, device: str = "auto", cache
         run_dir = Path(cache_dir) / "runs" / cfg.key
         done = _read_result(run_dir, cfg.key, until)
         if done is None and not train_missing:
-            print(f"reference: [{i + 1}/{len(configs)}] {cfg.label()} ({cfg.key}) not trained; skipped",
-                  file=sys.stderr, flush=True)
+            print(
+                f"reference: [{i + 1}/{len(configs)}] {cfg.label()} ({cfg.key}) not trained; skipped",
+                file=sys.stderr,
+                flush=True,
+            )
             continue
         if done is None:
             left = None if budget_s is None else budget_s - (time.time() - started)
             if left is not None and left < last_wall:
-                print(f"reference: stopping before {cfg.label()}: {left:.0f} s left, the last run took "
-                      f"{last_wall:.0f} s", file=sys.stderr, flush=True)
+                print(
+                    f"reference: stopping before {cfg.label()}: {left:.0f} s left, the last run took {last_wall:.0f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 break
-            print(f"reference: [{i + 1}/{len(configs)}] training {cfg.label()} ({cfg.key})", file=sys.stderr,
-                  flush=True)
+            print(
+                f"reference: [{i + 1}/{len(configs)}] training {cfg.label()} ({cfg.key})", file=sys.stderr, flush=True
+            )
             _restore_checkpoint(resume_dir, run_dir, cfg.key)
             result = train(cfg, device=dev, cache_dir=cache_dir, progress=True, until=until)
             done = _read_result(run_dir, cfg.key, until)
@@ -174,10 +209,17 @@ def generate(configs: list[RunConfig], out: Path, *, device: str = "auto", cache
                 _record_segment(resume_dir, run_dir, result, extra["threads"])
             # kept beside the engine's result: a later repack (--pack-only, --merge) keeps it too
             sidecar = json.dumps(extra).encode()
-            atomic_write(run_dir / "reference-provenance.json", lambda f, b=sidecar: f.write(b))
+
+            def write_sidecar(f: IO[bytes], b: bytes = sidecar) -> None:
+                f.write(b)
+
+            atomic_write(run_dir / "reference-provenance.json", write_sidecar)
         else:
-            print(f"reference: [{i + 1}/{len(configs)}] {cfg.label()} ({cfg.key}) already trained; packing it",
-                  file=sys.stderr, flush=True)
+            print(
+                f"reference: [{i + 1}/{len(configs)}] {cfg.label()} ({cfg.key}) already trained; packing it",
+                file=sys.stderr,
+                flush=True,
+            )
             try:
                 extra = json.loads((run_dir / "reference-provenance.json").read_text())
             except (OSError, ValueError):
@@ -205,11 +247,19 @@ def report(pack: dict[str, Any], until: int | None = None) -> dict[str, Any] | N
 
     series = group["series"]
     base = group["baseline"]
-    result = compare([cut(r["curve"]) for r in series[base]],
-                     {n: [cut(r["curve"]) for r in rs] for n, rs in series.items() if n != base})
-    return {**result, "baseline_seeds": result["baseline"], "baseline": base, "depth": group["depth"],
-            "dataset": group["dataset"], "trained": {r["key"]: r["result"]["iterations"] for r in group["runs"]},
-            "text": verdict_text(result, base)}
+    result = compare(
+        [cut(r["curve"]) for r in series[base]],
+        {n: [cut(r["curve"]) for r in rs] for n, rs in series.items() if n != base},
+    )
+    return {
+        **result,
+        "baseline_seeds": result["baseline"],
+        "baseline": base,
+        "depth": group["depth"],
+        "dataset": group["dataset"],
+        "trained": {r["key"]: r["result"]["iterations"] for r in group["runs"]},
+        "text": verdict_text(result, base),
+    }
 
 
 def cmd_reference(args) -> int:
@@ -220,8 +270,11 @@ def cmd_reference(args) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
         if out is None:
-            print(f"error: {args.out} holds no campaign group (the identity shortcut with two seeds on the "
-                  "paper's schedule)", file=sys.stderr)
+            print(
+                f"error: {args.out} holds no campaign group (the identity shortcut with two seeds on the "
+                "paper's schedule)",
+                file=sys.stderr,
+            )
             return 2
         print(json.dumps(out, indent=1))
         return 0
@@ -231,18 +284,27 @@ def cmd_reference(args) -> int:
         try:
             configs = [configs[int(i) - 1] for i in args.pick.split(",")]
         except (ValueError, IndexError):
-            raise ConfigError(f"--pick wants 1-based positions in the plan (1..{len(configs)}), "
-                             f"got {args.pick!r}") from None
+            raise ConfigError(
+                f"--pick wants 1-based positions in the plan (1..{len(configs)}), got {args.pick!r}"
+            ) from None
     if args.dry_run:
         for cfg in configs:
             print(json.dumps({"key": cfg.key, "label": cfg.label(), "iterations": cfg.iterations}))
         return 0
     try:
-        pack = generate(configs, Path(args.out), device=args.device, cache_dir=args.cache_dir,
-                        budget_s=args.budget_s, merge=[Path(p) for p in args.merge], threads=args.threads,
-                        note=args.note, train_missing=not args.pack_only, until=args.until,
-                        resume_dir=(Path(args.resume_dir) if args.resume_dir
-                                    else ref.PACK_DIR / "resume" if args.until else None))
+        pack = generate(
+            configs,
+            Path(args.out),
+            device=args.device,
+            cache_dir=args.cache_dir,
+            budget_s=args.budget_s,
+            merge=[Path(p) for p in args.merge],
+            threads=args.threads,
+            note=args.note,
+            train_missing=not args.pack_only,
+            until=args.until,
+            resume_dir=(Path(args.resume_dir) if args.resume_dir else ref.PACK_DIR / "resume" if args.until else None),
+        )
     except ref.PackError as e:  # a pack to merge with is unreadable: say which, change nothing
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,4 +1,4 @@
-"""Which runs may train as one packed network (trainers/engine/packing.py), as plain rules.
+"""Which runs may train as one packed network (trainers/engine/pack_state.py), as plain rules.
 
 The supervisor plans packs with these without importing the engine (torch): a pack is runs of one
 family (everything but the seed), distinct seeds, and a shortcut that draws nothing from the
@@ -9,7 +9,7 @@ grouped convolution does the arithmetic of K plain ones with no idle cores to fi
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from .config import RunConfig
 from .registry import SHORTCUTS
@@ -31,8 +31,10 @@ def why_not_packable(configs: Sequence[RunConfig]) -> str | None:
         return f"seeds repeat ({seeds}): those would be the same run twice"
     shortcut = SHORTCUTS[configs[0].shortcut]
     if shortcut.stochastic:
-        return (f"the {shortcut.title} draws from the global RNG while training: packed, a seed "
-                "would not repeat its standalone run exactly")
+        return (
+            f"the {shortcut.title} draws from the global RNG while training: packed, a seed "
+            "would not repeat its standalone run exactly"
+        )
     return None
 
 

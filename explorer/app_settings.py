@@ -24,13 +24,3 @@ def jpeg_copy_spec() -> str | None:
     if not JPEG_COPY.exists():
         return None
     return "folder:" + os.path.relpath(JPEG_COPY, ROOT)
-
-
-def local_spec(spec: str) -> str:
-    """A dataset spec with its folder path made absolute as the engine reads it (relative paths
-    are relative to the project root: `trainers.core.paths.folder_path`)."""
-    from .runs_api import folder_path  # here: runs_api itself reads cache_dir() from this module
-
-    if spec.startswith("folder:") and spec != "folder:":
-        return "folder:" + str(folder_path(spec))
-    return spec

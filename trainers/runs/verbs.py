@@ -15,16 +15,21 @@ import argparse
 import os
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from trainers.core.strict_json import dumps
 
 Handler = Callable[[argparse.Namespace], int]
+T = TypeVar("T")
 
 
 def _cache_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--cache-dir", default=os.environ.get("RESNET_EXPLORER_CACHE", "cache"),
-                   help="results store, datasets, checkpoints (default: ./cache or $RESNET_EXPLORER_CACHE)")
+    p.add_argument(
+        "--cache-dir",
+        default=os.environ.get("RESNET_EXPLORER_CACHE", "cache"),
+        help="results store, datasets, checkpoints (default: ./cache or $RESNET_EXPLORER_CACHE)",
+    )
 
 
 def _fmt_eta(s: float | None) -> str:
@@ -34,7 +39,7 @@ def _fmt_eta(s: float | None) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
-def _status_line(rec: dict) -> str:
+def _status_line(rec: Mapping[str, Any]) -> str:
     from trainers.core.results import shown_status
 
     prog = f"{100 * (rec.get('progress') or 0):5.1f}%"
@@ -47,8 +52,10 @@ def _status_line(rec: dict) -> str:
             extra += " (cancelling)"
     elif rec["status"] == "queued" and rec.get("last_failure"):
         extra = f"restart {rec['restarts']}: {rec['last_failure']}"
-    return (f"{rec['key']}  {shown_status(rec):<9} {prog}  {rec.get('iteration') or 0:>6}/{rec.get('total') or 0:<6} "
-            f"{err:>8}  seed {rec['config']['seed']}  {rec['label']}  {extra}").rstrip()
+    return (
+        f"{rec['key']}  {shown_status(rec):<9} {prog}  {rec.get('iteration') or 0:>6}/{rec.get('total') or 0:<6} "
+        f"{err:>8}  seed {rec['config']['seed']}  {rec['label']}  {extra}"
+    ).rstrip()
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -78,11 +85,13 @@ def _watch(cache_dir: str, keys: list[str], name: str) -> int:
                 running = [r for r in recs if r["status"] == "running"]
                 done = sum(v for k, v in counts.items() if k not in ACTIVE)
                 line = f"{name}: {done}/{len(recs)} finished · " + ", ".join(
-                    f"{v} {k}" for k, v in sorted(counts.items()))
+                    f"{v} {k}" for k, v in sorted(counts.items())
+                )
                 if running:
                     line += " · " + "; ".join(
                         f"{r['label']} s{r['config']['seed']} {100 * (r.get('progress') or 0):.0f}%"
-                        for r in running[:2])
+                        for r in running[:2]
+                    )
                 if line != last:
                     print(("\r\033[K" if tty else "") + line, end="" if tty else "\n", flush=True)
                     last = line
@@ -133,9 +142,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     meta = {"schedule": args.schedule, "seeds": args.seeds, "overrides": overrides, "grid": grid}
     records = submit_sweep(args.name, configs, args.cache_dir, args.backend, meta)
     fresh = sum(1 for r in records if r["status"] == "queued")
-    print(f"{args.name}: {len(configs)} runs ({len(configs) // max(1, args.seeds)} configs × {args.seeds} seeds, "
-          f"schedule {args.schedule}, backend {args.backend}); {fresh} queued, "
-          f"{len(records) - fresh} already known")
+    print(
+        f"{args.name}: {len(configs)} runs ({len(configs) // max(1, args.seeds)} configs × {args.seeds} seeds, "
+        f"schedule {args.schedule}, backend {args.backend}); {fresh} queued, "
+        f"{len(records) - fresh} already known"
+    )
     if args.no_wait:
         return 0
     return _watch(args.cache_dir, [c.key for c in configs], args.name)
@@ -159,8 +170,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     alive = supervisor_alive(args.cache_dir) or restarted
     active = [r for r in recs if r["status"] in ACTIVE]
-    print(f"{len(recs)} runs, {len(active)} queued or running; supervisor "
-          f"{'restarted' if restarted else 'running' if alive else 'not running'}")
+    print(
+        f"{len(recs)} runs, {len(active)} queued or running; supervisor "
+        f"{'restarted' if restarted else 'running' if alive else 'not running'}"
+    )
     disk = disk_state(args.cache_dir)
     if disk["full"]:
         print(disk["message"])
@@ -193,9 +206,11 @@ def cmd_results(args: argparse.Namespace) -> int:
     if not rows and not args.json:
         with Store(args.cache_dir) as store:
             names = sorted(sw["name"] for sw in store.list_sweeps() if sw)
-        print(f"no run matches {args.name!r} in this cache yet. `python -m trainers status` shows what is queued "
-              f"or running; sweeps in this cache: {', '.join(names) or 'none'} (grids launched from the "
-              "explorer are remembered under the name shown beside its Launch button)")
+        print(
+            f"no run matches {args.name!r} in this cache yet. `python -m trainers status` shows what is queued "
+            f"or running; sweeps in this cache: {', '.join(names) or 'none'} (grids launched from the "
+            "explorer are remembered under the name shown beside its Launch button)"
+        )
         return 0
     if getattr(args, "csv", None):
         from trainers.core.results import to_csv
@@ -206,14 +221,16 @@ def cmd_results(args: argparse.Namespace) -> int:
         print(dumps(rows))
     elif not getattr(args, "csv", None):
         print(format_table(rows))
-        print("test error %, our median of n finished runs; 'fail' = above 20% after the paper's full "
-              "schedule (its convention); shorter runs show their number beside their schedule")
+        print(
+            "test error %, our median of n finished runs; 'fail' = above 20% after the paper's full "
+            "schedule (its convention); shorter runs show their number beside their schedule"
+        )
     return 0
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from .store import ACTIVE, Store
     from .jobs import cancel
+    from .store import ACTIVE, Store
     from .sweeps import sweep_runs
 
     keys = list(args.keys)
@@ -270,11 +287,15 @@ def add_commands(sub) -> dict[str, Handler]:
     p = sub.add_parser("worker", help="(internal) train one claimed run, or several packed; started by the supervisor")
     p.add_argument("key", nargs="+", help="one run; several (same config but the seed) train as one packed network")
     _cache_arg(p)
-    p.add_argument("--attempt", type=int, default=None,
-                   help="the attempt the supervisor claimed; without it a queued run is claimed and "
-                        "trained here in the foreground")
-    p.add_argument("--attempts", type=int, nargs="+", default=None,
-                   help="the attempts the supervisor claimed, one per key (for several keys)")
+    p.add_argument(
+        "--attempts",
+        "--attempt",
+        type=int,
+        nargs="+",
+        default=None,
+        help="the attempts the supervisor claimed, one per key; without them the queued runs "
+        "are claimed and trained here in the foreground",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--progress", action="store_true", help="print progress to stderr (the train verb)")
 
@@ -282,8 +303,11 @@ def add_commands(sub) -> dict[str, Handler]:
     _cache_arg(p)
     p.add_argument("--idle-exit-s", type=float, default=None, help="exit after this long idle (default: settings)")
 
-    p = sub.add_parser("sweep", help="submit a paper table (or a grid) × seeds and show progress",
-                       description=f"presets: {', '.join(PRESETS)}; any other NAME with --grid is a grid of your own")
+    p = sub.add_parser(
+        "sweep",
+        help="submit a paper table (or a grid) × seeds and show progress",
+        description=f"presets: {', '.join(PRESETS)}; any other NAME with --grid is a grid of your own",
+    )
     p.add_argument("name", metavar="NAME")
     p.add_argument("--seeds", type=int, default=5, help="runs per config (default 5: the paper's median of 5)")
     p.add_argument("--schedule", default="paper", choices=list(SCHEDULES))
@@ -321,14 +345,23 @@ def add_commands(sub) -> dict[str, Handler]:
     p.add_argument("file")
     _cache_arg(p)
 
-    handlers = {"worker": cmd_worker, "supervise": cmd_supervise, "sweep": cmd_sweep, "status": cmd_status,
-                "results": cmd_results, "cancel": cmd_cancel, "export": cmd_export, "import": cmd_import}
+    handlers = {
+        "worker": cmd_worker,
+        "supervise": cmd_supervise,
+        "sweep": cmd_sweep,
+        "status": cmd_status,
+        "results": cmd_results,
+        "cancel": cmd_cancel,
+        "export": cmd_export,
+        "import": cmd_import,
+    }
     return {verb: _disk_errors(h) for verb, h in handlers.items()}
 
 
-def _disk_errors(handler: Handler) -> Handler:
+def _disk_errors(handler: Callable[[argparse.Namespace], T]) -> Callable[[argparse.Namespace], T | int]:
     """A full or read-only disk is a message and exit code 1, not a traceback; nothing stored is lost."""
-    def run(args: argparse.Namespace) -> int:
+
+    def run(args: argparse.Namespace) -> T | int:
         import sqlite3
 
         from .store import StoreUnavailable, is_disk_full
@@ -339,8 +372,11 @@ def _disk_errors(handler: Handler) -> Handler:
             if not (isinstance(e, StoreUnavailable) or is_disk_full(e)):
                 raise
             what = "disk full" if is_disk_full(e) else "cannot write"
-            print(f"error: {what}: {e}\nnothing stored was lost; free some space (or use a writable "
-                  f"--cache-dir) and run it again", file=sys.stderr)
+            print(
+                f"error: {what}: {e}\nnothing stored was lost; free some space (or use a writable "
+                f"--cache-dir) and run it again",
+                file=sys.stderr,
+            )
             return 1
 
     return run

@@ -1,5 +1,5 @@
 """Reference runs in the UI: curves trained by this engine and shipped with the explorer
-(explorer/reference/, trainers/core/reference.py), so Compare has something real to show before
+(explorer/reference/, trainers/core/reference_packs.py), so Compare has something real to show before
 the user trains anything.
 
 A reference run is never one of the user's runs: it is read from the pack, not the store; its
@@ -18,10 +18,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from explorer import runs_api
-from explorer.runs_api import reference_rules as ref
-from explorer.figures import curve_figure, curve_frame, dataset_short, group_curves
+from explorer.figures import curve_figure, curve_frame, group_curves
 from explorer.guard import md_escape
 from explorer.pages_common import lr_drops
+from trainers.core import presets, separation
+from trainers.core import reference_packs as ref
+from trainers.core.results import dataset_short
 
 PREFIX = "reference · "
 # Muted, distinct from figures.PALETTE: a reference curve never looks like one of the user's.
@@ -89,16 +91,23 @@ def table(runs: list[dict[str, Any]]) -> pd.DataFrame:
         p = r["provenance"]
         paper, _ = paper_text(r)
         res = r["result"]
-        rows.append({
-            "run": series_name(r), "test error %": res.get("test_error"), "paper %": paper,
-            "iterations": iterations_text(r), "schedule": r["schedule"],
-            "dataset": dataset_short(r["config"]["dataset"]) + (
-                f" ({r['config']['test_size']:,} test images)" if r["config"].get("test_size") else ""),
-            "device": p.get("device_name"), "wall time": f"{p['wall_time_s'] / 60:.1f} min",
-            "images/s": round(p["images_per_s"]) if p.get("images_per_s") else None,
-            "torch": p.get("torch") + (f", CUDA {p['cuda']}" if p.get("cuda") else ""),
-            "commit": p.get("code_version"), "key": r["key"],
-        })
+        rows.append(
+            {
+                "run": series_name(r),
+                "test error %": res.get("test_error"),
+                "paper %": paper,
+                "iterations": iterations_text(r),
+                "schedule": r["schedule"],
+                "dataset": dataset_short(r["config"]["dataset"])
+                + (f" ({r['config']['test_size']:,} test images)" if r["config"].get("test_size") else ""),
+                "device": p.get("device_name"),
+                "wall time": f"{p['wall_time_s'] / 60:.1f} min",
+                "images/s": round(p["images_per_s"]) if p.get("images_per_s") else None,
+                "torch": p.get("torch") + (f", CUDA {p['cuda']}" if p.get("cuda") else ""),
+                "commit": p.get("code_version"),
+                "key": r["key"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -106,7 +115,7 @@ def chart(runs: list[dict[str, Any]], key: str) -> None:
     curves = group_curves(frames(runs))
     refs = {series_name(r): paper_text(r)[1] for r in runs if paper_text(r)[1] is not None}
     drops = {tuple(lr_drops(r["config"])) for r in runs}
-    fig = curve_figure(curves, lr_drops=next(iter(drops)) if len(drops) == 1 else (), references=refs)
+    fig = curve_figure(curves, lr_drops=next(iter(drops)) if len(drops) == 1 else (), paper_errors=refs)
     st.plotly_chart(restyle(fig), key=key)
 
 
@@ -125,6 +134,8 @@ def _marker(run: dict[str, Any], x: float) -> tuple[float, float, str] | None:
     total = run["config"]["iterations"]
     if row.fails:
         return (x, 20.0, f"paper at {total // 1000}k: fail (> 20 %)")
+    if row.reported is None:
+        return None
     return (x, float(row.reported), f"paper at {total // 1000}k: {row.reported:.2f} %")
 
 
@@ -154,31 +165,51 @@ def campaign(doc: dict[str, Any], only: set[str] | None = None) -> bool:
     st.subheader(f"Table 1 on ResNet-{g['depth']}: the first {trained:,} iterations (of the paper's {total:,})")
     c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
     with c1:
-        x_name = st.segmented_control("x axis", ["iterations", f"fraction of the paper's {total // 1000}k schedule"],
-                                      default="iterations", key="ref_x") or "iterations"
+        x_name = (
+            st.segmented_control(
+                "x axis",
+                ["iterations", f"fraction of the paper's {total // 1000}k schedule"],
+                default="iterations",
+                key="ref_x",
+            )
+            or "iterations"
+        )
     with c2:
         log_x = st.toggle("log x: the trained part and the paper's end on one axis", value=True, key="ref_log_x")
     x = "iteration" if x_name == "iterations" else "fraction"
     names = {name: f"{PREFIX}{name}" for name in series}
     curves = group_curves({names[n]: [curve_frame(r["curve"]) for r in runs] for n, runs in series.items()})
     curves["fraction"] = curves["iteration"] / total
-    markers = {names[n]: m for n, runs in series.items()
-               if (m := _marker(runs[0], total if x == "iteration" else 1.0)) is not None}
-    fig = curve_figure(curves, lr_drops=lr_drops(series[g["baseline"]][0]["config"]) if x == "iteration" else (),
-                       markers=markers, x=x, log_x=log_x)
+    markers = {
+        names[n]: m
+        for n, runs in series.items()
+        if (m := _marker(runs[0], total if x == "iteration" else 1.0)) is not None
+    }
+    fig = curve_figure(
+        curves,
+        lr_drops=lr_drops(series[g["baseline"]][0]["config"]) if x == "iteration" else (),
+        markers=markers,
+        x=x,
+        log_x=log_x,
+    )
     st.plotly_chart(restyle(fig), key="reference_campaign_chart")
-    sep = runs_api.separation.compare([r["curve"] for r in series[g["baseline"]]],
-                                      {n: [r["curve"] for r in rs] for n, rs in series.items() if n != g["baseline"]})
+    sep = separation.compare(
+        [r["curve"] for r in series[g["baseline"]]],
+        {n: [r["curve"] for r in rs] for n, rs in series.items() if n != g["baseline"]},
+    )
     n_text = ", ".join(f"{n}: n = {len(rs)}" for n, rs in series.items())
-    st.caption(md_escape(
-        f"Reference runs of this engine, shipped with the explorer (not yours). Each on the paper's schedule "
-        f"(64k iterations, lr 0.01 for the first 400, then 0.1, /10 at 32k and 48k), stopped part-way: every run "
-        f"has trained at least {trained:,} of its {total:,} iterations (the table says how many each). "
-        f"{dataset_short(g['dataset'])}; trained on {_devices(g['runs'])}. {n_text}. "
-        f"Markers at {total:,}: the paper's final test error (median of 5, the original CIFAR-10), where these "
-        f"runs have not been. Band: the min-max of the {g['baseline']} seeds. "
-        + runs_api.separation.verdict_text(sep, f"{g['baseline']}")
-        + " Two seeds give a rough yardstick of the noise, not a significance test."))
+    st.caption(
+        md_escape(
+            f"Reference runs of this engine, shipped with the explorer (not yours). Each on the paper's schedule "
+            f"(64k iterations, lr 0.01 for the first 400, then 0.1, /10 at 32k and 48k), stopped part-way: every run "
+            f"has trained at least {trained:,} of its {total:,} iterations (the table says how many each). "
+            f"{dataset_short(g['dataset'])}; trained on {_devices(g['runs'])}. {n_text}. "
+            f"Markers at {total:,}: the paper's final test error (median of 5, the original CIFAR-10), where these "
+            f"runs have not been. Band: the min-max of the {g['baseline']} seeds. "
+            + separation.verdict_text(sep, f"{g['baseline']}")
+            + " Two seeds give a rough yardstick of the noise, not a significance test."
+        )
+    )
     frame = table(g["runs"])
     st.dataframe(frame, hide_index=True, width="stretch", key="reference_campaign_table")
     return True
@@ -192,28 +223,39 @@ def fallback_notes(runs: list[dict[str, Any]]) -> list[str]:
     for r in runs:
         seeds[r["label"]] = seeds.get(r["label"], 0) + 1
     if all(n == 1 for n in seeds.values()):
-        notes.append(f"n = 1 per variant (one seed each, {len(runs)} run{'s' if len(runs) != 1 else ''}): with no seed "
-                     "spread to judge by, a gap between two single runs is not a difference between the variants.")
+        notes.append(
+            f"n = 1 per variant (one seed each, {len(runs)} run{'s' if len(runs) != 1 else ''}): with no seed "
+            "spread to judge by, a gap between two single runs is not a difference between the variants."
+        )
     else:
         notes.append("n per variant: " + ", ".join(f"{k}: {v}" for k, v in seeds.items()) + ".")
-    errors = {r["config"]["ordering"]: r["result"].get("test_error") for r in runs if r["config"]["shortcut"] == "identity"}
+    errors = {
+        r["config"]["ordering"]: r["result"].get("test_error") for r in runs if r["config"]["shortcut"] == "identity"
+    }
     depths = {r["config"]["depth"] for r in runs}
     if {"original", "full_preact"} <= set(errors) and None not in errors.values() and max(depths) < 110:
         gap = abs(errors["original"] - errors["full_preact"])
-        t3 = {row.label: row.reported for row in runs_api.presets().PRESETS["table3"].rows}
+        t3 = {row.label: row.reported for row in presets.PRESETS["table3"].rows}
         gains = [(d, t3.get(f"ResNet-{d}, original"), t3.get(f"ResNet-{d}, pre-activation")) for d in (110, 1001)]
         gain_text = " and ".join(f"{o - p:.2f} points at ResNet-{d}" for d, o, p in gains if o and p)
-        notes.append(f"At ResNet-{max(depths)} the two orderings end {gap:.2f} points apart: no difference at this "
-                     f"depth. The paper finds the same trend: pre-activation gains {gain_text} (Table 3), "
-                     "less the shallower the net.")
+        notes.append(
+            f"At ResNet-{max(depths)} the two orderings end {gap:.2f} points apart: no difference at this "
+            f"depth. The paper finds the same trend: pre-activation gains {gain_text} (Table 3), "
+            "less the shallower the net."
+        )
     if any(paper_text(r)[0] for r in runs):
-        notes.append("paper %: He et al. 2016, median of 5 runs of the full 64k-iteration schedule on the original "
-                     "CIFAR-10" + (" (ResNet-110 where a depth is in brackets: another net than these runs)"
-                                   if any(not ref.paper_number(r)[1] for r in runs) else "")
-                     + "; beside runs on the JPEG copy or a shorter schedule it is a landmark, not a target.")
+        notes.append(
+            "paper %: He et al. 2016, median of 5 runs of the full 64k-iteration schedule on the original "
+            "CIFAR-10"
+            + (
+                " (ResNet-110 where a depth is in brackets: another net than these runs)"
+                if any(not ref.paper_number(r)[1] for r in runs)
+                else ""
+            )
+            + "; beside runs on the JPEG copy or a shorter schedule it is a landmark, not a target."
+        )
     schedules = {r["schedule"] for r in runs}
-    notes += [f"{s}: {runs_api.presets().SCHEDULE_NOTES[s]}." for s in sorted(schedules)
-              if s in runs_api.presets().SCHEDULE_NOTES]
+    notes += [f"{s}: {presets.SCHEDULE_NOTES[s]}." for s in sorted(schedules) if s in presets.SCHEDULE_NOTES]
     return notes
 
 
@@ -227,9 +269,11 @@ def first_start() -> bool:
         return False
     if not st.toggle("Show the reference runs", value=True, key="ref_show"):
         return True
-    st.markdown("**Reference runs**: trained by this engine and shipped with the explorer, so there is "
-                "something real to compare before you train. They are not yours and never mix with your "
-                "runs; your own run of the same config is listed as yours.")
+    st.markdown(
+        "**Reference runs**: trained by this engine and shipped with the explorer, so there is "
+        "something real to compare before you train. They are not yours and never mix with your "
+        "runs; your own run of the same config is listed as yours."
+    )
     if campaign(doc, only={r["key"] for r in runs} or None):
         return True
     runs = runs or ref.teaching_comparison(doc)
@@ -245,10 +289,14 @@ def overlay(series: dict[str, list], references: dict[str, float]) -> None:
     by_key = ref.best_runs(doc)
     if not by_key:
         return
-    chosen = st.multiselect("Reference runs (shipped with the explorer, not yours)", list(by_key),
-                            default=[k for k in dict.fromkeys(st.query_params.get_all("ref")) if k in by_key],
-                            format_func=lambda k: series_name(by_key[k]), key="ref_overlay",
-                            placeholder="none")
+    chosen = st.multiselect(
+        "Reference runs (shipped with the explorer, not yours)",
+        list(by_key),
+        default=[k for k in dict.fromkeys(st.query_params.get_all("ref")) if k in by_key],
+        format_func=lambda k: series_name(by_key[k]),
+        key="ref_overlay",
+        placeholder="none",
+    )
     for k in chosen:
         r = by_key[k]
         series[series_name(r)] = [curve_frame(r["curve"])]
@@ -259,7 +307,7 @@ def overlay(series: dict[str, list], references: dict[str, float]) -> None:
 
 def concept_link(concept: str) -> None:
     """On Learn: a link to the reference curves that show `concept`, only if the pack has runs that
-    show it (a difference beyond the baseline's seed spread, trainers/core/reference.concept_runs)."""
+    show it (a difference beyond the baseline's seed spread, trainers.core.reference_packs.concept_runs)."""
     runs = ref.concept_runs(pack(), concept)
     if not runs:
         return
@@ -267,7 +315,13 @@ def concept_link(concept: str) -> None:
     others = list(dict.fromkeys(r["label"] for r in runs if r["label"] != base["label"]))
     seeds = sum(1 for r in runs if r["label"] == base["label"])
     trained = min(int(r["result"]["iterations"]) for r in runs)
-    label = (f"See {concept} trained: {', '.join(others)} vs {base['label']} ({seeds} seeds), the first "
-             f"{trained:,} iterations of the paper's schedule ({device_short(base)})")
-    st.page_link(COMPARE_PAGE, label=md_escape(label), icon=":material/show_chart:",
-                 query_params={"ref": [r["key"] for r in runs]})
+    label = (
+        f"See {concept} trained: {', '.join(others)} vs {base['label']} ({seeds} seeds), the first "
+        f"{trained:,} iterations of the paper's schedule ({device_short(base)})"
+    )
+    st.page_link(
+        COMPARE_PAGE,
+        label=md_escape(label),
+        icon=":material/show_chart:",
+        query_params={"ref": [r["key"] for r in runs]},
+    )

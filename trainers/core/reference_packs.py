@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import RunConfig
-from .presets import PRESETS, SCHEDULES, PaperRow, paper_reference, schedule_name
+from .presets import PRESETS, SCHEDULES, PaperRow, paper_row, schedule_name
 
 FORMAT = "resnet-v2-explorer/reference"
 VERSION = 1
@@ -38,23 +38,46 @@ MAX_BYTES = 8 * 2**20  # a pack ships in the repository: a few MB at most
 MAX_RUNS = 500
 MAX_CURVE_POINTS = 5_000  # per run: ~200 metrics + ~32 evals by default, paper runs at 2k evals
 MAX_TEXT = 500  # characters of any provenance string
-RUN_FIELDS = frozenset({"key", "label", "status", "config", "result", "error", "meta", "curve",
-                        "schedule", "provenance"})
+RUN_FIELDS = frozenset(
+    {"key", "label", "status", "config", "result", "error", "meta", "curve", "schedule", "provenance"}
+)
 TOP_FIELDS = frozenset({"format", "version", "created_at", "note", "runs"})
 # provenance field -> allowed JSON types (None = may be null)
 PROVENANCE_FIELDS: dict[str, tuple[type, ...]] = {
-    "device": (str,), "device_name": (str,), "torch": (str,), "cuda": (str, type(None)),
-    "cudnn": (int, type(None)), "python": (str,), "code_version": (str,), "dataset": (str,),
-    "precision": (str,), "tf32": (bool, type(None)), "precision_note": (str,),
-    "channels_last": (bool,), "step_mode": (str,), "hostname": (str,),
-    "started_at": (str,), "finished_at": (str,), "resumed": (bool,),
-    "wall_time_s": (int, float), "images_per_s": (int, float, type(None)), "threads": (int, type(None)),
+    "device": (str,),
+    "device_name": (str,),
+    "torch": (str,),
+    "cuda": (str, type(None)),
+    "cudnn": (int, type(None)),
+    "python": (str,),
+    "code_version": (str,),
+    "dataset": (str,),
+    "precision": (str,),
+    "tf32": (bool, type(None)),
+    "precision_note": (str,),
+    "channels_last": (bool,),
+    "step_mode": (str,),
+    "hostname": (str,),
+    "started_at": (str,),
+    "finished_at": (str,),
+    "resumed": (bool,),
+    "wall_time_s": (int, float),
+    "images_per_s": (int, float, type(None)),
+    "threads": (int, type(None)),
     "generator": (str,),
     "recipe": (dict,),  # the choices the paper is silent on (trainers/engine/recipe.py)
     "segments": (list,),  # a run grown across sessions: one entry per stretch of training
 }
-REQUIRED_PROVENANCE = ("device", "device_name", "torch", "code_version", "dataset", "precision",
-                       "wall_time_s", "finished_at")
+REQUIRED_PROVENANCE = (
+    "device",
+    "device_name",
+    "torch",
+    "code_version",
+    "dataset",
+    "precision",
+    "wall_time_s",
+    "finished_at",
+)
 
 # The shipped pack (explorer/reference/), found relative to the repository.
 PACK_DIR = Path(__file__).resolve().parents[2] / "explorer" / "reference"
@@ -94,9 +117,11 @@ TEACHING_ROWS: tuple[tuple[str, str], ...] = (
 # (trainers/core/separation.py); otherwise there is no link.
 CONCEPTS: dict[str, tuple[dict[str, Any], ...]] = {
     "pre-activation": ({"ordering": "full_preact", "shortcut": "identity"},),
-    "identity shortcut": ({"ordering": "original", "shortcut": "constant"},
-                          {"ordering": "original", "shortcut": "exclusive_gate"},
-                          {"ordering": "original", "shortcut": "shortcut_gate"}),
+    "identity shortcut": (
+        {"ordering": "original", "shortcut": "constant"},
+        {"ordering": "original", "shortcut": "exclusive_gate"},
+        {"ordering": "original", "shortcut": "shortcut_gate"},
+    ),
 }
 
 
@@ -120,8 +145,9 @@ PLANS: dict[str, tuple[tuple[str, str, int], ...]] = {
 }
 
 
-def plan_configs(n: int | None = None, schedule: str = "short", plan: str = "teaching",
-                 **overrides: Any) -> list[RunConfig]:
+def plan_configs(
+    n: int | None = None, schedule: str = "short", plan: str = "teaching", **overrides: Any
+) -> list[RunConfig]:
     """The first `n` runs of `plan` (default: all) on `schedule`, with `overrides` (e.g. depth=20,
     dataset=folder:...). A depth override keeps each row's unit, ordering and shortcut."""
     if schedule not in SCHEDULES:
@@ -133,19 +159,30 @@ def plan_configs(n: int | None = None, schedule: str = "short", plan: str = "tea
 
 
 # --- building entries from the engine's result -------------------------------------------------
-def entry_from_result(result: dict[str, Any], curve: list[dict[str, Any]],
-                      extra_provenance: dict[str, Any] | None = None) -> dict[str, Any]:
+def entry_from_result(
+    result: dict[str, Any], curve: list[dict[str, Any]], extra_provenance: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """A pack run from `train()`'s result and its curve (the engine's result.json, as written)."""
     cfg = RunConfig.from_dict(result["config"])
     prov_in = dict(result.get("provenance") or {})
     speeds = [p["images_per_s"] for p in curve if p.get("type") == "metrics" and p.get("images_per_s")]
     wall = float(result["wall_time_s"])
     prov = {k: prov_in[k] for k in PROVENANCE_FIELDS if k in prov_in}
-    prov.update(wall_time_s=wall,
-                images_per_s=(sorted(speeds)[len(speeds) // 2] if speeds else None))
+    prov.update(wall_time_s=wall, images_per_s=(sorted(speeds)[len(speeds) // 2] if speeds else None))
     prov.update(extra_provenance or {})
-    res = {k: result.get(k) for k in ("status", "test_error", "test_loss", "train_loss", "iterations",
-                                      "epochs", "parameters", "wall_time_s")}
+    res = {
+        k: result.get(k)
+        for k in (
+            "status",
+            "test_error",
+            "test_loss",
+            "train_loss",
+            "iterations",
+            "epochs",
+            "parameters",
+            "wall_time_s",
+        )
+    }
     for k, v in res.items():
         if isinstance(v, float) and not math.isfinite(v):
             res[k] = None  # a diverged run's loss; JSON has no NaN
@@ -156,11 +193,20 @@ def entry_from_result(result: dict[str, Any], curve: list[dict[str, Any]],
         q = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in p.items()}
         points.append(q)
     return {
-        "key": cfg.key, "label": cfg.label(), "status": result["status"], "config": cfg.to_dict(),
-        "result": res, "error": None,
-        "meta": {"device": prov.get("device"), "device_name": prov.get("device_name"),
-                 "parameters": result.get("parameters")},
-        "curve": points, "schedule": schedule_name(cfg), "provenance": prov,
+        "key": cfg.key,
+        "label": cfg.label(),
+        "status": result["status"],
+        "config": cfg.to_dict(),
+        "result": res,
+        "error": None,
+        "meta": {
+            "device": prov.get("device"),
+            "device_name": prov.get("device_name"),
+            "parameters": result.get("parameters"),
+        },
+        "curve": points,
+        "schedule": schedule_name(cfg),
+        "provenance": prov,
     }
 
 
@@ -169,13 +215,16 @@ def is_partial(run: dict[str, Any]) -> bool:
     ships as "N of TOTAL iterations", never as a finished run."""
     res, cfg = run.get("result") or {}, run.get("config") or {}
     its, total = res.get("iterations"), cfg.get("iterations")
-    return (run.get("status") == "cancelled" and isinstance(its, int) and isinstance(total, int)
-            and 0 < its < total)
+    return run.get("status") == "cancelled" and isinstance(its, int) and isinstance(total, int) and 0 < its < total
 
 
 def new_pack(runs: Iterable[dict[str, Any]], note: str = "") -> dict[str, Any]:
-    doc = {"format": FORMAT, "version": VERSION,
-           "created_at": datetime.now(UTC).isoformat(timespec="seconds"), "runs": list(runs)}
+    doc = {
+        "format": FORMAT,
+        "version": VERSION,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "runs": list(runs),
+    }
     if note:
         doc["note"] = note
     return doc
@@ -192,8 +241,10 @@ def _grown_later(run: dict[str, Any], others: Iterable[dict[str, Any]]) -> bool:
     if not is_partial(run):
         return False
     n = len(run["curve"])
-    return any(o is not run and o["key"] == run["key"] and _trained(o) > _trained(run)
-               and o["curve"][:n] == run["curve"] for o in others)
+    return any(
+        o is not run and o["key"] == run["key"] and _trained(o) > _trained(run) and o["curve"][:n] == run["curve"]
+        for o in others
+    )
 
 
 def merge_packs(*packs: dict[str, Any]) -> dict[str, Any]:
@@ -205,8 +256,8 @@ def merge_packs(*packs: dict[str, Any]) -> dict[str, Any]:
         if pack.get("note") and pack["note"] not in notes:
             notes.append(pack["note"])
         for run in pack["runs"]:
-            kept = seen.setdefault(_identity(run), run)
-            if len(run["provenance"]) > len(kept["provenance"]):  # the same run, better described
+            first = seen.setdefault(_identity(run), run)
+            if len(run["provenance"]) > len(first["provenance"]):  # the same run, better described
                 seen[_identity(run)] = run
     kept = list(seen.values())
     kept = [r for r in kept if not _grown_later(r, kept)]
@@ -309,15 +360,21 @@ def validate_pack(doc: Any, where: str = "pack") -> dict[str, Any]:
             raise PackError(f"{at}: missing field(s) {', '.join(missing)}")
         if not isinstance(run["curve"], list) or len(run["curve"]) > MAX_CURVE_POINTS:
             n = len(run["curve"]) if isinstance(run["curve"], list) else None
-            raise PackError(f"{at}.curve must be a list of at most {MAX_CURVE_POINTS} points"
-                            + (f", got {n}" if n is not None else ""))
+            raise PackError(
+                f"{at}.curve must be a list of at most {MAX_CURVE_POINTS} points"
+                + (f", got {n}" if n is not None else "")
+            )
         _finite_numbers(run, at)
         if run["status"] not in ("done", "fail", "diverged", "cancelled"):
-            raise PackError(f"{at}.status must be done, fail, diverged or cancelled (a partial run), "
-                            f"got {str(run['status'])[:40]!r}")
+            raise PackError(
+                f"{at}.status must be done, fail, diverged or cancelled (a partial run), "
+                f"got {str(run['status'])[:40]!r}"
+            )
         if run["status"] == "cancelled" and not is_partial(run):
-            raise PackError(f"{at}: a cancelled run ships only as a partial run: a result with 1 to "
-                            "config.iterations - 1 iterations")
+            raise PackError(
+                f"{at}: a cancelled run ships only as a partial run: a result with 1 to "
+                "config.iterations - 1 iterations"
+            )
         try:
             # the pack's own fields (schedule, provenance) are checked below, the rest as an export's run
             rec, curve = validate_run({k: v for k, v in run.items() if k not in ("schedule", "provenance")}, at)
@@ -327,8 +384,9 @@ def validate_pack(doc: Any, where: str = "pack") -> dict[str, Any]:
         run["label"], run["curve"] = rec["label"], curve
         cfg = RunConfig.from_dict(run["config"])
         if run["schedule"] != schedule_name(cfg):
-            raise PackError(f"{at}.schedule {str(run['schedule'])[:40]!r} is not its config's "
-                            f"schedule {schedule_name(cfg)!r}")
+            raise PackError(
+                f"{at}.schedule {str(run['schedule'])[:40]!r} is not its config's schedule {schedule_name(cfg)!r}"
+            )
         prov = run["provenance"]
         if not isinstance(prov, dict):
             raise PackError(f"{at}.provenance must be an object")
@@ -423,10 +481,19 @@ def campaign_group(pack: dict[str, Any], *, baseline: dict[str, Any] | None = No
         by_sig: dict[str, list[dict[str, Any]]] = {}
         for r in sorted(runs, key=lambda r: (not _matches(r["config"], baseline), r["config"]["seed"])):
             by_sig.setdefault(_signature(r), []).append(r)
-        series = {RunConfig.from_dict(rs[0]["config"]).label(): sorted(rs, key=lambda r: r["config"]["seed"])
-                  for rs in by_sig.values()}
-        best = {"depth": depth, "dataset": dataset, "total": total, "trained": min(_trained(r) for r in runs),
-                "series": series, "baseline": next(iter(series)), "runs": runs}
+        series = {
+            RunConfig.from_dict(rs[0]["config"]).label(): sorted(rs, key=lambda r: r["config"]["seed"])
+            for rs in by_sig.values()
+        }
+        best = {
+            "depth": depth,
+            "dataset": dataset,
+            "total": total,
+            "trained": min(_trained(r) for r in runs),
+            "series": series,
+            "baseline": next(iter(series)),
+            "runs": runs,
+        }
         break
     return best
 
@@ -477,8 +544,11 @@ def concept_runs(pack: dict[str, Any], concept: str) -> list[dict[str, Any]]:
     if group is None:
         return []
     series, base = group["series"], group["baseline"]
-    wanted = {name: runs for name, runs in series.items() if name != base
-              and any(_matches(runs[0]["config"], f) for f in CONCEPTS[concept])}
+    wanted = {
+        name: runs
+        for name, runs in series.items()
+        if name != base and any(_matches(runs[0]["config"], f) for f in CONCEPTS[concept])
+    }
     if not wanted:
         return []
     result = compare([r["curve"] for r in series[base]], {n: [r["curve"] for r in rs] for n, rs in wanted.items()})
@@ -492,9 +562,9 @@ def paper_number(run: dict[str, Any]) -> tuple[PaperRow | None, bool]:
     shown beside the same variant's ResNet-110 number, marked as such. On the JPEG copy the row
     has comparable=False: indicative, never a reproduction."""
     cfg = RunConfig.from_dict(run["config"])
-    row = paper_reference(cfg)
+    row = paper_row(cfg)
     if row is not None:
         return row, True
     if cfg.block == "basic" and cfg.depth != 110:
-        return paper_reference(cfg.replace(depth=110)), False
+        return paper_row(cfg.replace(depth=110)), False
     return None, False
