@@ -71,6 +71,16 @@ def test_the_campaign_plan_is_issue_17s():
         ref.plan_configs(plan="nope")
 
 
+def test_a_seed_override_moves_every_row_to_that_seed():
+    """`--set seed=1` used to be dropped silently (each row's own seed won): a run asked for at seed 1
+    was trained, and labelled, at seed 0."""
+    one = ref.plan_configs(1, "short", depth=20, seed=1)
+    assert [c.seed for c in one] == [1] and one[0].key != ref.plan_configs(1, "short", depth=20)[0].key
+    cfgs = ref.plan_configs(schedule="paper", plan="campaign110", seed=3)
+    assert all(c.seed == 3 for c in cfgs)
+    assert len(cfgs) == len({c.key for c in cfgs}) == 7  # the identity seed pair became one run
+
+
 def test_generator_grows_runs_across_sessions_and_packs_them_as_partial(tmp_path):
     from trainers.engine.reference_generator import generate
 

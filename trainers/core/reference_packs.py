@@ -149,13 +149,16 @@ def plan_configs(
     n: int | None = None, schedule: str = "short", plan: str = "teaching", **overrides: Any
 ) -> list[RunConfig]:
     """The first `n` runs of `plan` (default: all) on `schedule`, with `overrides` (e.g. depth=20,
-    dataset=folder:...). A depth override keeps each row's unit, ordering and shortcut."""
+    dataset=folder:...). A depth override keeps each row's unit, ordering and shortcut. A seed
+    override puts every row on that seed (rows that then coincide, such as a plan's seed pair,
+    become one run); without it each row keeps its own seed."""
     if schedule not in SCHEDULES:
         raise KeyError(f"unknown schedule {schedule!r}; choose one of: {', '.join(SCHEDULES)}")
     if plan not in PLANS:
         raise KeyError(f"unknown plan {plan!r}; choose one of: {', '.join(PLANS)}")
     rows = PLANS[plan][:n]
-    return [_row(t, label).config(**{**SCHEDULES[schedule], **overrides, "seed": seed}) for t, label, seed in rows]
+    configs = [_row(t, label).config(**{**SCHEDULES[schedule], "seed": seed, **overrides}) for t, label, seed in rows]
+    return list({c.key: c for c in configs}.values())  # insertion order: the plan's
 
 
 # --- building entries from the engine's result -------------------------------------------------
