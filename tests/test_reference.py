@@ -45,6 +45,26 @@ def test_generator_repacks_without_retraining(reference_pack_file, tmp_path):
     assert {p: p.stat().st_mtime_ns for p in cache.glob("runs/*/result.json")} == before
 
 
+def test_generator_skips_a_run_another_process_is_training(tmp_path, capsys):
+    """Two generators given the same run (an overlapping --pick) must not write one checkpoint from
+    two processes: the second finds the run's lock held and skips it, saying so."""
+    import fcntl
+
+    from trainers.engine.reference_generator import generate
+
+    cfgs = ref.plan_configs(2, "smoke", depth=8, dataset="synthetic", iterations=4, log_every=1, eval_every=2)
+    busy = tmp_path / "cache" / "runs" / cfgs[0].key
+    busy.mkdir(parents=True)
+    with open(busy / "generator.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # "another process" holds the first run
+        pack = generate(cfgs, tmp_path / "p.json", device="cpu", cache_dir=tmp_path / "cache")
+    assert [r["key"] for r in pack["runs"]] == [cfgs[1].key]  # the free run trained and packed
+    assert not (busy / "result.json").exists() and not (busy / "checkpoint.pt").exists()
+    assert "is being trained by another process; skipped" in capsys.readouterr().err
+    again = generate(cfgs, tmp_path / "p.json", device="cpu", cache_dir=tmp_path / "cache")  # lock released
+    assert {r["key"] for r in again["runs"]} == {c.key for c in cfgs}
+
+
 def test_merge_dedupes_by_key_and_provenance(pack):
     other = copy.deepcopy(pack)
     other["runs"][0]["provenance"]["device_name"] = "NVIDIA H200"

@@ -10,10 +10,12 @@ command after a format change, or with `--merge` of another session's pack, cost
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -22,6 +24,25 @@ import torch
 from ..core import reference_packs as ref
 from ..core.atomic import atomic_write
 from ..core.config import ConfigError, RunConfig
+
+
+@contextlib.contextmanager
+def _sole_trainer(run_dir: Path) -> Iterator[bool]:
+    """Whether this process may train the run in `run_dir`: an exclusive, non-blocking flock on
+    `run_dir/generator.lock`, held while it trains. Two generators given the same run (an
+    overlapping --pick, a seed override that the plan's rows already hold) would otherwise write one
+    checkpoint and result from two processes. The kernel drops the lock when a process dies."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "generator.lock", "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _parse_set(items: list[str] | None) -> dict[str, Any]:
@@ -197,8 +218,16 @@ def generate(
             print(
                 f"reference: [{i + 1}/{len(configs)}] training {cfg.label()} ({cfg.key})", file=sys.stderr, flush=True
             )
-            _restore_checkpoint(resume_dir, run_dir, cfg.key)
-            result = train(cfg, device=dev, cache_dir=cache_dir, progress=True, until=until)
+            with _sole_trainer(run_dir) as mine:
+                if not mine:
+                    print(
+                        f"reference: {cfg.label()} ({cfg.key}) is being trained by another process; skipped",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    continue
+                _restore_checkpoint(resume_dir, run_dir, cfg.key)
+                result = train(cfg, device=dev, cache_dir=cache_dir, progress=True, until=until)
             done = _read_result(run_dir, cfg.key, until)
             if done is None:
                 print(f"reference: {cfg.key} ended without a result (cancelled?); not packed", file=sys.stderr)
