@@ -102,7 +102,14 @@ def test_generator_grows_runs_across_sessions_and_packs_them_as_partial(tmp_path
     original = engine_train.train
 
     def spy(cfg, **kw):
-        return original(cfg, **kw, on_event=events.append)
+        inner = kw.pop("on_event", None)
+
+        def both(ev):
+            events.append(ev)
+            if inner is not None:
+                inner(ev)
+
+        return original(cfg, **kw, on_event=both)
 
     engine_train.train = spy
     try:
@@ -126,6 +133,15 @@ def test_generator_grows_runs_across_sessions_and_packs_them_as_partial(tmp_path
         assert n == torch.get_num_threads()
         assert run["provenance"]["device_name"] == f"CPU ({cpu_model()}, {n} thread{'s' if n != 1 else ''})"
         assert [p["iteration"] for p in run["curve"] if p["type"] == "metrics"] == [1, 2, 3, 4]
+
+    # a process cut mid-stretch (a session's end) leaves a cache checkpoint at 5 and no segment; the
+    # next one goes on from 5: its segment says so, and its wall time covers 5..6 only
+    original(cfgs[0], device="cpu", cache_dir=tmp_path / "session2", until=5)
+    generate(cfgs, out, device="cpu", cache_dir=tmp_path / "session2", until=6, resume_dir=resume)
+    by_key = {r["key"]: r for r in ref.read_pack(out)["runs"]}
+    spans = [(s["from"], s["process_from"], s["to"]) for s in by_key[cfgs[0].key]["provenance"]["segments"]]
+    assert spans == [(0, 0, 2), (2, 2, 4), (4, 5, 6)]
+    assert [(s["from"], s["process_from"]) for s in by_key[cfgs[1].key]["provenance"]["segments"]][-1] == (4, 4)
 
 
 def test_a_cancelled_run_ships_only_as_a_partial_one(tmp_path):

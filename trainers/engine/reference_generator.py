@@ -109,14 +109,22 @@ def _restore_checkpoint(resume_dir: Path | None, run_dir: Path, key: str) -> Non
         atomic_write(dst, lambda f: f.write(data))
 
 
-def _record_segment(resume_dir: Path, run_dir: Path, result: Mapping[str, Any], threads: int | None) -> None:
+def _record_segment(
+    resume_dir: Path, run_dir: Path, result: Mapping[str, Any], threads: int | None, process_from: int | None = None
+) -> None:
     """Append the stretch of training that just ended to the run's segments in `resume_dir`, and
-    keep its checkpoint there while the run is partial (a finished run needs none)."""
+    keep its checkpoint there while the run is partial (a finished run needs none).
+
+    `process_from`: the iteration this process started at. It is later than `from` when an earlier
+    process was stopped mid-stretch (a session's end) and this one went on from the cache's periodic
+    checkpoint: `wall_time_s` then covers process_from..to only, the rest is in the raw log."""
     key, prov = result["key"], result["provenance"]
     segs = _segments(resume_dir, key)
+    start = int(segs[-1]["to"]) if segs else 0
     segs.append(
         {
-            "from": int(segs[-1]["to"]) if segs else 0,
+            "from": start,
+            "process_from": start if process_from is None else process_from,
             "to": int(result["iterations"]),
             "wall_time_s": float(result["wall_time_s"]),
             "started_at": prov["started_at"],
@@ -227,7 +235,13 @@ def generate(
                     )
                     continue
                 _restore_checkpoint(resume_dir, run_dir, cfg.key)
-                result = train(cfg, device=dev, cache_dir=cache_dir, progress=True, until=until)
+                starts: list[int] = []  # the iteration this process starts at (a checkpoint's)
+
+                def on_event(ev: Mapping[str, Any], starts: list[int] = starts) -> None:
+                    if ev["type"] == "start":
+                        starts.append(int(ev["iteration"]))
+
+                result = train(cfg, device=dev, cache_dir=cache_dir, progress=True, until=until, on_event=on_event)
             done = _read_result(run_dir, cfg.key, until)
             if done is None:
                 print(f"reference: {cfg.key} ended without a result (cancelled?); not packed", file=sys.stderr)
@@ -235,7 +249,7 @@ def generate(
             last_wall = float(done["wall_time_s"])
             extra = _extra_provenance(dev, torch.get_num_threads(), cfg.precision)
             if resume_dir is not None:
-                _record_segment(resume_dir, run_dir, result, extra["threads"])
+                _record_segment(resume_dir, run_dir, result, extra["threads"], starts[0] if starts else None)
             # kept beside the engine's result: a later repack (--pack-only, --merge) keeps it too
             sidecar = json.dumps(extra).encode()
 
