@@ -210,6 +210,20 @@ def group_curves(groups: Mapping[str, Sequence[pd.DataFrame]], smoothing: float 
     return pd.concat(out, ignore_index=True)[cols]
 
 
+def loss_axis_cap(losses: Iterable[float], starts: Iterable[float] = ()) -> float | None:
+    """The top of a linear training-loss axis when a few points would squash every curve (a loss
+    spike, e.g. ResNet-110 with exclusive gating at 284 for one log interval early in the warm-up).
+    The axis keeps every run's start (`starts`: each series' first logged loss, about ln(classes)
+    for a run that starts normally) and most of the points: max(1.2x the highest start, 1.5x the
+    95th percentile). None, the data decides, when no point lies above that."""
+    vals = np.asarray([v for v in losses if math.isfinite(v)], dtype=float)
+    if len(vals) < 20:
+        return None
+    first = [v for v in starts if math.isfinite(v)]
+    cap = max(1.5 * float(np.percentile(vals, 95)), 1.2 * max(first, default=0.0))
+    return cap if cap > 0 and float(vals.max()) > cap else None
+
+
 def _band(fig: go.Figure, d: pd.DataFrame, col: str, c: str, yaxis: str, name: str, x: str) -> None:
     d = d.dropna(subset=[f"{col}_lo", f"{col}_hi", x])
     if d.empty:
@@ -380,6 +394,35 @@ def curve_figure(
             annotation_position="top",
             annotation_font={"size": 10, "color": "#666"},
         )
+    starts = [
+        d.dropna(subset=["train_loss"]).sort_values("iteration")["train_loss"].head(1)
+        for _, d in curves.groupby("series")
+    ]
+    cap = (
+        None
+        if log_loss or not names
+        else loss_axis_cap(curves["train_loss"].dropna(), [float(v) for s_ in starts for v in s_])
+    )
+    if cap is not None:  # say what is off the axis, never drop it silently
+        over = curves[curves["train_loss"] > cap].dropna(subset=[x])
+        notes = []
+        for name, d in over.groupby("series", sort=False):
+            top = d.loc[d["train_loss"].idxmax()]
+            notes.append(f"{name}: up to {top['train_loss']:.3g} at iteration {int(top['iteration']):,}")
+        fig.add_annotation(
+            text="training loss above "
+            + f"{cap:.2g} is off the axis (switch to a log loss axis to see it): "
+            + "; ".join(notes),
+            showarrow=False,
+            xref="paper",
+            yref="paper",
+            x=0,
+            y=1.0,
+            xanchor="left",
+            yanchor="bottom",
+            align="left",
+            font={"size": 10, "color": "#a33"},
+        )
     # the legend sits below the plot, inside the figure's height: grow the figure with it, so
     # that many runs do not squeeze the curves themselves
     entries = sum(1 for t in fig.data if t.showlegend is not False)
@@ -400,6 +443,7 @@ def curve_figure(
             "title": {"text": "training loss (dashed)"},
             "type": "log" if log_loss else "linear",
             "rangemode": "tozero" if not log_loss else "normal",
+            **({"range": [0, cap]} if cap is not None else {}),
         },
         yaxis2={
             "title": {"text": "test error % (solid)"},

@@ -91,6 +91,25 @@ def test_curve_figure_in_the_papers_style():
     assert fig.layout.xaxis.title.text == "iterations"
 
 
+def test_a_loss_spike_does_not_squash_the_other_curves():
+    """One run's loss reaching 284 for a log interval (exclusive gating, ResNet-110, warm-up) set the
+    linear loss axis to 0-284 and flattened every curve: the axis now stops at 1.5x the 95th
+    percentile, and the figure says which run goes above it, where, and how far."""
+    calm = fg.curve_frame(events(loss0=2.5, n=60))
+    spiky_ev = events(loss0=2.5, n=60)
+    for e in spiky_ev:
+        if e.get("type") == "metrics" and e["iteration"] == 20:
+            e["train_loss"] = 284.0
+    curves = fg.group_curves({"identity": [calm], "exclusive gate": [fg.curve_frame(spiky_ev)]})
+    fig = fg.curve_figure(curves)
+    top = fig.layout.yaxis.range[1]
+    assert 2.5 <= top < 10
+    note = " ".join(a.text for a in fig.layout.annotations)
+    assert "exclusive gate: up to 284 at iteration 20" in note and "identity" not in note
+    assert fg.curve_figure(curves, log_loss=True).layout.yaxis.range is None  # a log axis shows it all
+    assert fg.curve_figure(fg.group_curves({"identity": [calm]})).layout.yaxis.range is None  # no spike
+
+
 def test_curve_figure_empty_says_so():
     fig = fg.curve_figure(fg.group_curves({}))
     assert len(fig.data) == 0 and "no curve" in fig.layout.annotations[0].text
