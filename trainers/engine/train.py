@@ -537,11 +537,9 @@ class _Pack:
             if not math.isfinite(loss):
                 r.leaving = "diverged"  # stop cleanly: no eval, no checkpoint, the curve so far is kept
 
-    def _evaluate(self, it: int) -> None:
-        staying = [j for j, r in enumerate(self.live) if not r.leaving]
-        if not staying:
-            return
-        evals = evaluate(
+    def _test_all(self) -> list[tuple[float, float]]:
+        """(test error %, test loss) of every network still in the pack, on the whole test set."""
+        return evaluate(
             self.nets.model,
             self.test_x,
             self.test_y,
@@ -552,6 +550,12 @@ class _Pack:
             self.channels_last,
             self.nets.packs,
         )
+
+    def _evaluate(self, it: int) -> None:
+        staying = [j for j, r in enumerate(self.live) if not r.leaving]
+        if not staying:
+            return
+        evals = self._test_all()
         for j in staying:
             r = self.live[j]
             r.last_eval = evals[j]
@@ -610,17 +614,7 @@ class _Pack:
         if not self.live:
             return
         if any(r.last_eval is None for r in self.live):  # resumed from the final (or the `until`) checkpoint
-            evals = evaluate(
-                self.nets.model,
-                self.test_x,
-                self.test_y,
-                self.mean,
-                self.std,
-                self.dev,
-                self.cfg.precision,
-                self.channels_last,
-                self.nets.packs,
-            )
+            evals = self._test_all()
             for r, e in zip(self.live, evals):
                 r.last_eval = r.last_eval or e
         self.save_checkpoints(it, list(self.live))  # the final weights, for later analysis
