@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import torch
 
@@ -169,6 +169,43 @@ def _extra_provenance(device: torch.device, threads: int, precision: str) -> dic
     }
 
 
+def _train_one(
+    cfg: RunConfig, run_dir: Path, dev: torch.device, cache_dir: Path, until: int | None, resume_dir: Path | None
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Train (or grow) one run, unless another process holds it; record its segment and its
+    reference provenance beside the engine's result. Returns (result, extra provenance), or None
+    when nothing is to be packed."""
+    from .train import train
+
+    with _sole_trainer(run_dir) as mine:
+        if not mine:
+            print(
+                f"reference: {cfg.label()} ({cfg.key}) is being trained by another process; skipped",
+                file=sys.stderr,
+                flush=True,
+            )
+            return None
+        _restore_checkpoint(resume_dir, run_dir, cfg.key)
+        starts: list[int] = []  # the iteration this process starts at (a checkpoint's)
+
+        def on_event(ev: Mapping[str, Any]) -> None:
+            if ev["type"] == "start":
+                starts.append(int(ev["iteration"]))
+
+        result = train(cfg, device=dev, cache_dir=cache_dir, progress=True, until=until, on_event=on_event)
+    done = _read_result(run_dir, cfg.key, until)
+    if done is None:
+        print(f"reference: {cfg.key} ended without a result (cancelled?); not packed", file=sys.stderr)
+        return None
+    extra = _extra_provenance(dev, torch.get_num_threads(), cfg.precision)
+    if resume_dir is not None:
+        _record_segment(resume_dir, run_dir, result, extra["threads"], starts[0] if starts else None)
+    # kept beside the engine's result: a later repack (--pack-only, --merge) keeps it too
+    sidecar = json.dumps(extra).encode()
+    atomic_write(run_dir / "reference-provenance.json", lambda f: f.write(sidecar))
+    return done, extra
+
+
 def generate(
     configs: list[RunConfig],
     out: Path,
@@ -184,7 +221,7 @@ def generate(
     resume_dir: Path | None = None,
 ) -> dict[str, Any]:
     from .provenance import code_version
-    from .train import resolve_device, train
+    from .train import resolve_device
 
     code_version()  # cached from now on: the commit that starts the runs, not the one at their end
     dev = resolve_device(device)
@@ -226,37 +263,11 @@ def generate(
             print(
                 f"reference: [{i + 1}/{len(configs)}] training {cfg.label()} ({cfg.key})", file=sys.stderr, flush=True
             )
-            with _sole_trainer(run_dir) as mine:
-                if not mine:
-                    print(
-                        f"reference: {cfg.label()} ({cfg.key}) is being trained by another process; skipped",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                    continue
-                _restore_checkpoint(resume_dir, run_dir, cfg.key)
-                starts: list[int] = []  # the iteration this process starts at (a checkpoint's)
-
-                def on_event(ev: Mapping[str, Any], starts: list[int] = starts) -> None:
-                    if ev["type"] == "start":
-                        starts.append(int(ev["iteration"]))
-
-                result = train(cfg, device=dev, cache_dir=cache_dir, progress=True, until=until, on_event=on_event)
-            done = _read_result(run_dir, cfg.key, until)
-            if done is None:
-                print(f"reference: {cfg.key} ended without a result (cancelled?); not packed", file=sys.stderr)
+            trained = _train_one(cfg, run_dir, dev, Path(cache_dir), until, resume_dir)
+            if trained is None:
                 continue
+            done, extra = trained
             last_wall = float(done["wall_time_s"])
-            extra = _extra_provenance(dev, torch.get_num_threads(), cfg.precision)
-            if resume_dir is not None:
-                _record_segment(resume_dir, run_dir, result, extra["threads"], starts[0] if starts else None)
-            # kept beside the engine's result: a later repack (--pack-only, --merge) keeps it too
-            sidecar = json.dumps(extra).encode()
-
-            def write_sidecar(f: IO[bytes], b: bytes = sidecar) -> None:
-                f.write(b)
-
-            atomic_write(run_dir / "reference-provenance.json", write_sidecar)
         else:
             print(
                 f"reference: [{i + 1}/{len(configs)}] {cfg.label()} ({cfg.key}) already trained; packing it",
