@@ -191,7 +191,8 @@ def test_design_launch_watch_compare(app_url, browser, tmp_path):
     assert group is not None and group["depth"] == 110
     title = f"Table 1 on ResNet-110: the first {group['trained']:,} iterations"
     wait_until(lambda: title in page_text(d), 60, "the campaign's title")
-    assert "beyond that spread" in page_text(d) or "no variant differs" in page_text(d)
+    verdict = ("beyond that spread", "no variant differs")  # the caption renders after the title
+    wait_until(lambda: any(v in page_text(d) for v in verdict), 60, "the caption's verdict on the seed spread")
     refs = wait_until(
         lambda: [c for c in grid_cells(d) if c.startswith("reference · ")], 60, "the reference runs' rows"
     )
