@@ -69,7 +69,8 @@ def _parse_set(items: list[str] | None) -> dict[str, Any]:
                 else float(value)
             )
         except ValueError:
-            raise ConfigError(f"--set {name}: {value!r} is not a {kind}") from None
+            article = "an" if kind[0] in "aeiou" else "a"
+            raise ConfigError(f"--set {name}: {value!r} is not {article} {kind}") from None
     return out
 
 
