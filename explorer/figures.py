@@ -210,18 +210,19 @@ def group_curves(groups: Mapping[str, Sequence[pd.DataFrame]], smoothing: float 
     return pd.concat(out, ignore_index=True)[cols]
 
 
-def loss_axis_cap(losses: Iterable[float], starts: Iterable[float] = ()) -> float | None:
+def loss_axis_cap(curves: pd.DataFrame) -> float | None:
     """The top of a linear training-loss axis when a few points would squash every curve (a loss
     spike, e.g. ResNet-110 with exclusive gating at 284 for one log interval early in the warm-up).
-    The axis keeps every run's start (`starts`: each series' first logged loss, about ln(classes)
-    for a run that starts normally) and most of the points: max(1.2x the highest start, 1.5x the
-    95th percentile). None, the data decides, when no point lies above that."""
-    vals = np.asarray([v for v in losses if math.isfinite(v)], dtype=float)
-    if len(vals) < 20:
+    The axis keeps every series' start (its first logged loss, about ln(classes) for a run that
+    starts normally) and most of the points: max(1.2x the highest start, 1.5x the 95th percentile).
+    None, the data decides, when no point lies above that."""
+    d = curves.dropna(subset=["train_loss"])
+    d = d[np.isfinite(d["train_loss"].astype(float))]
+    if len(d) < 20:
         return None
-    first = [v for v in starts if math.isfinite(v)]
-    cap = max(1.5 * float(np.percentile(vals, 95)), 1.2 * max(first, default=0.0))
-    return cap if cap > 0 and float(vals.max()) > cap else None
+    starts = d.sort_values("iteration").groupby("series", sort=False)["train_loss"].first()
+    cap = max(1.5 * float(np.percentile(d["train_loss"], 95)), 1.2 * float(starts.max()))
+    return cap if cap > 0 and float(d["train_loss"].max()) > cap else None
 
 
 def _band(fig: go.Figure, d: pd.DataFrame, col: str, c: str, yaxis: str, name: str, x: str) -> None:
@@ -394,15 +395,7 @@ def curve_figure(
             annotation_position="top",
             annotation_font={"size": 10, "color": "#666"},
         )
-    starts = [
-        d.dropna(subset=["train_loss"]).sort_values("iteration")["train_loss"].head(1)
-        for _, d in curves.groupby("series")
-    ]
-    cap = (
-        None
-        if log_loss or not names
-        else loss_axis_cap(curves["train_loss"].dropna(), [float(v) for s_ in starts for v in s_])
-    )
+    cap = None if log_loss or not names else loss_axis_cap(curves)
     if cap is not None:  # say what is off the axis, never drop it silently
         over = curves[curves["train_loss"] > cap].dropna(subset=[x])
         notes = []

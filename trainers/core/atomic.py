@@ -65,6 +65,24 @@ def folder_lock(folder: str | Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+@contextmanager
+def nonblocking_lock(path: str | Path) -> Iterator[bool]:
+    """An exclusive, non-blocking flock on `path` (created 0600, its folder 0700): yields True while
+    this process holds it, False (at once) when another process does. It dies with its process."""
+    path = Path(path)
+    mkdir_private(path.parent)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def atomic_write(path: str | Path, write: Callable[[Any], None], mode: int = 0o600) -> None:
     """Write through a temp file in the same folder, fsync it, rename over `path`, fsync the folder:
     readers and a crash at any moment see the old file or the new one, never a torn one.

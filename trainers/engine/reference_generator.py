@@ -10,39 +10,18 @@ command after a format change, or with `--merge` of another session's pack, cost
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..core import reference_packs as ref
-from ..core.atomic import atomic_write
+from ..core.atomic import atomic_write, nonblocking_lock
 from ..core.config import ConfigError, RunConfig
-
-
-@contextlib.contextmanager
-def _sole_trainer(run_dir: Path) -> Iterator[bool]:
-    """Whether this process may train the run in `run_dir`: an exclusive, non-blocking flock on
-    `run_dir/generator.lock`, held while it trains. Two generators given the same run (an
-    overlapping --pick, a seed override that the plan's rows already hold) would otherwise write one
-    checkpoint and result from two processes. The kernel drops the lock when a process dies."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / "generator.lock", "a") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _parse_set(items: list[str] | None) -> dict[str, Any]:
@@ -178,7 +157,9 @@ def _train_one(
     when nothing is to be packed."""
     from .train import train
 
-    with _sole_trainer(run_dir) as mine:
+    # one process trains a run at a time: two generators given the same run (an overlapping --pick)
+    # would otherwise write one checkpoint and result from two processes
+    with nonblocking_lock(run_dir / "generator.lock") as mine:
         if not mine:
             print(
                 f"reference: {cfg.label()} ({cfg.key}) is being trained by another process; skipped",
